@@ -1,0 +1,24 @@
+//! distill-guard data layer: the sessions format of
+//! `shared/spec/data-format.md` (streaming reader and atomic writer), the
+//! raw-log sessionizer, behavioural session features, and the campaign
+//! simulator that builds the labeled default dataset.
+#![warn(missing_docs)]
+
+pub mod asn;
+pub mod build;
+pub mod card;
+pub mod error;
+pub mod features;
+pub mod reader;
+pub mod schema;
+pub mod sessionize;
+pub mod simulator;
+pub mod text_similarity;
+pub mod user_agent;
+pub mod writer;
+
+pub use error::{DataError, LineError};
+pub use features::{session_features, FeatureVector, FEATURE_NAMES, NUM_FEATURES};
+pub use reader::{read_sessions, BadLinePolicy, JsonlReader, ReadStats, SessionReader};
+pub use schema::{Account, Event, Label, Session};
+pub use writer::JsonlWriter;

@@ -1,0 +1,226 @@
+//! `datasets`: build the simulated default dataset, turn raw request logs
+//! into sessions, and check data files against the contract.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use datasets::{
+    build::build_dataset,
+    reader::{BadLinePolicy, JsonlReader},
+    sessionize::{sessionize, RawLogReader, SessionizeConfig},
+    simulator::config::{SimConfig, SplitMode},
+    JsonlWriter,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::info;
+
+/// distill-guard datasets: simulate, sessionize and validate session data.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate the labeled dataset (train / validation / test + card).
+    Build {
+        /// Simulator config (TOML).
+        #[arg(long, default_value = "datasets/config/default.toml")]
+        config: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "data/default")]
+        out: PathBuf,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the config's split mode.
+        #[arg(long, value_enum)]
+        split_mode: Option<SplitMode>,
+        /// Write `.jsonl.gz` instead of `.jsonl`.
+        #[arg(long)]
+        gzip: bool,
+    },
+    /// Turn a raw request log into sessions.
+    Sessionize {
+        /// Raw request log (JSONL, optionally gzip).
+        input: PathBuf,
+        /// Sessions file to write (`.gz` for gzip).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Inactivity gap that starts a new session, in minutes.
+        #[arg(long, default_value_t = 30)]
+        gap_minutes: i64,
+        /// Longest session, in minutes from its first request.
+        #[arg(long, default_value_t = 720)]
+        max_session_minutes: i64,
+        /// Most requests in one session.
+        #[arg(long, default_value_t = 1000)]
+        max_session_events: usize,
+        /// What to do with a bad line.
+        #[arg(long, value_enum, default_value_t = BadLinePolicy::Strict)]
+        policy: BadLinePolicy,
+    },
+    /// Check sessions files against the data contract and print counts.
+    Validate {
+        /// Sessions files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Stop at the first bad line, or skip and count bad lines.
+        #[arg(long, value_enum, default_value_t = BadLinePolicy::Skip)]
+        policy: BadLinePolicy,
+    },
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .expect("valid progress template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.set_message(message.to_string());
+    bar
+}
+
+fn run_build(
+    config: &Path,
+    out: &Path,
+    seed: Option<u64>,
+    split_mode: Option<SplitMode>,
+    gzip: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut cfg = SimConfig::load(config)?;
+    if let Some(seed) = seed {
+        cfg.seed = seed;
+    }
+    if let Some(mode) = split_mode {
+        cfg.split.mode = mode;
+    }
+    let bar = spinner("loading corpora");
+    let built = build_dataset(&cfg, out, gzip, |stage| {
+        info!(stage, "dataset build");
+        bar.set_message(stage.to_string());
+    })?;
+    bar.finish_and_clear();
+    for (name, split) in &built.card.splits {
+        println!(
+            "{name:>10}: {:>6} sessions, {:>6} accounts, {:>7} events",
+            split.sessions, split.accounts, split.events
+        );
+    }
+    for f in &built.split_files {
+        println!("wrote {}", f.display());
+    }
+    println!("wrote {}", built.card_json.display());
+    println!("wrote {}", built.card_markdown.display());
+    println!("done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn run_sessionize(
+    input: &Path,
+    output: &Path,
+    config: SessionizeConfig,
+    policy: BadLinePolicy,
+) -> Result<()> {
+    let file = datasets::reader::open_input(input)?;
+    let mut reader: RawLogReader<_> = JsonlReader::new(file, input.display().to_string(), policy);
+    let mut requests = Vec::new();
+    for r in reader.by_ref() {
+        requests.push(r?);
+    }
+    report_skipped(reader.stats());
+    let sessions = sessionize(requests, &config);
+    let mut writer = JsonlWriter::create(output)?;
+    for s in &sessions {
+        writer.write(s)?;
+    }
+    let n = writer.records();
+    writer.finish()?;
+    println!(
+        "{} requests -> {n} sessions in {}",
+        reader.stats().records,
+        output.display()
+    );
+    Ok(())
+}
+
+fn report_skipped(stats: &datasets::ReadStats) {
+    if stats.skipped > 0 {
+        eprintln!("skipped {} bad lines; first errors:", stats.skipped);
+        for e in &stats.first_errors {
+            eprintln!("  {e}");
+        }
+    }
+}
+
+fn run_validate(files: &[PathBuf], policy: BadLinePolicy) -> Result<()> {
+    let mut bad = 0;
+    for path in files {
+        let mut reader = datasets::read_sessions(path, policy)?;
+        let mut events = 0usize;
+        for s in reader.by_ref() {
+            events += s
+                .with_context(|| format!("validating {}", path.display()))?
+                .events
+                .len();
+        }
+        let stats = reader.stats();
+        println!(
+            "{}: {} sessions, {events} events, {} bad lines",
+            path.display(),
+            stats.records,
+            stats.skipped
+        );
+        report_skipped(stats);
+        bad += stats.skipped;
+    }
+    if bad > 0 {
+        bail!("{bad} bad lines in total");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Build {
+            config,
+            out,
+            seed,
+            split_mode,
+            gzip,
+        } => run_build(&config, &out, seed, split_mode, gzip),
+        Command::Sessionize {
+            input,
+            output,
+            gap_minutes,
+            max_session_minutes,
+            max_session_events,
+            policy,
+        } => {
+            if gap_minutes <= 0 || max_session_minutes <= 0 || max_session_events == 0 {
+                bail!("--gap-minutes, --max-session-minutes and --max-session-events must be positive");
+            }
+            let config = SessionizeConfig {
+                inactivity_gap: chrono::Duration::minutes(gap_minutes),
+                max_duration: chrono::Duration::minutes(max_session_minutes),
+                max_events: max_session_events,
+            };
+            run_sessionize(&input, &output, config, policy)
+        }
+        Command::Validate { files, policy } => run_validate(&files, policy),
+    }
+}

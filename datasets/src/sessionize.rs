@@ -1,0 +1,151 @@
+//! Raw request log -> sessions: group by `account_id`, order by time, and
+//! cut a new session after an inactivity gap or when a session reaches its
+//! maximum duration or event count.
+//!
+//! Grouping needs every request of an account before its sessions can be
+//! cut, so the requests (not the raw lines) of the whole log are held in
+//! memory, grouped by account.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::{
+    reader::{JsonlReader, Record},
+    schema::{timestamp, Account, Event, Session},
+};
+
+/// One line of a gateway's raw request log: the `events[]` fields plus
+/// `account_id` and optionally the `account` object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RawRequest {
+    /// The API account that sent the request.
+    pub account_id: String,
+    /// Account metadata, if the gateway logs it.
+    #[serde(default)]
+    pub account: Option<Account>,
+    /// Request time.
+    #[serde(with = "timestamp")]
+    pub ts: DateTime<Utc>,
+    /// The user's prompt.
+    pub prompt: String,
+    /// Client address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Autonomous system number of `ip`.
+    #[serde(default)]
+    pub asn: Option<u32>,
+    /// Client user agent.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Model queried.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Tokens in the answer.
+    #[serde(default)]
+    pub response_tokens: Option<u32>,
+}
+
+impl Record for RawRequest {
+    fn validate(&mut self) -> Result<(), (String, String)> {
+        if self.account_id.is_empty() {
+            return Err(("account_id".into(), "must not be empty".into()));
+        }
+        if self.prompt.is_empty() {
+            return Err(("prompt".into(), "must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Reader of raw request logs.
+pub type RawLogReader<R> = JsonlReader<RawRequest, R>;
+
+/// Where sessions are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionizeConfig {
+    /// A gap longer than this between two requests starts a new session.
+    pub inactivity_gap: Duration,
+    /// A session never spans more than this from its first request.
+    pub max_duration: Duration,
+    /// A session never holds more than this many requests.
+    pub max_events: usize,
+}
+
+impl Default for SessionizeConfig {
+    fn default() -> Self {
+        SessionizeConfig {
+            inactivity_gap: Duration::minutes(30),
+            max_duration: Duration::hours(12),
+            max_events: 1000,
+        }
+    }
+}
+
+/// Groups raw requests into sessions.
+///
+/// Sessions of an account are numbered in time order: `"{account_id}#{n}"`.
+/// Output is ordered by (start time, account_id), so the same requests in
+/// any order give the same sessions. The account object of a session is the
+/// last one logged for the account.
+pub fn sessionize(
+    requests: impl IntoIterator<Item = RawRequest>,
+    config: &SessionizeConfig,
+) -> Vec<Session> {
+    let mut by_account: BTreeMap<String, (Option<Account>, Vec<Event>)> = BTreeMap::new();
+    for r in requests {
+        let entry = by_account.entry(r.account_id).or_default();
+        if r.account.is_some() {
+            entry.0 = r.account;
+        }
+        entry.1.push(Event {
+            ts: r.ts,
+            prompt: r.prompt,
+            ip: r.ip,
+            asn: r.asn,
+            user_agent: r.user_agent,
+            model: r.model,
+            response_tokens: r.response_tokens,
+        });
+    }
+    let mut sessions = Vec::new();
+    for (account_id, (account, mut events)) in by_account {
+        events.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.prompt.cmp(&b.prompt)));
+        let mut current: Vec<Event> = Vec::new();
+        let mut index = 0usize;
+        let mut flush = |current: &mut Vec<Event>, index: &mut usize| {
+            if !current.is_empty() {
+                sessions.push(Session {
+                    session_id: format!("{account_id}#{index}"),
+                    account_id: account_id.clone(),
+                    label: None,
+                    campaign_id: None,
+                    archetype: None,
+                    account: account.clone(),
+                    events: std::mem::take(current),
+                });
+                *index += 1;
+            }
+        };
+        for event in events {
+            if let (Some(first), Some(last)) = (current.first(), current.last()) {
+                let cut = event.ts - last.ts > config.inactivity_gap
+                    || event.ts - first.ts > config.max_duration
+                    || current.len() >= config.max_events;
+                if cut {
+                    flush(&mut current, &mut index);
+                }
+            }
+            current.push(event);
+        }
+        flush(&mut current, &mut index);
+    }
+    sessions.sort_by(|a, b| {
+        a.start()
+            .cmp(&b.start())
+            .then_with(|| a.account_id.cmp(&b.account_id))
+            .then_with(|| a.session_id.cmp(&b.session_id))
+    });
+    sessions
+}

@@ -1,0 +1,329 @@
+//! Simulator configuration (TOML). Every knob has a default, so a config
+//! file only lists what it changes; unknown keys are an error.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::schema::timestamp;
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// Config file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown or mistyped keys.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// Config file.
+        path: PathBuf,
+        /// Underlying error (with line and key).
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("config `{key}`: {message}")]
+    Invalid {
+        /// Dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole simulator configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Directory of the prompt corpora (relative paths are relative to the
+    /// config file).
+    pub corpora_dir: PathBuf,
+    /// First instant of simulated traffic.
+    #[serde(with = "timestamp")]
+    pub start: DateTime<Utc>,
+    /// Length of the simulated traffic window, in days.
+    pub days: u32,
+    /// Release of the model that campaigns target; they start shortly after.
+    #[serde(with = "timestamp")]
+    pub model_release: DateTime<Utc>,
+    /// How the train / validation / test files are split.
+    pub split: SplitConfig,
+    /// Benign traffic volume per archetype.
+    pub benign: BenignConfig,
+    /// Extraction campaigns.
+    #[serde(default)]
+    pub campaigns: Vec<CampaignConfig>,
+}
+
+/// Split strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitMode {
+    /// Campaign- and source-disjoint: each campaign and each task source
+    /// unit belongs to exactly one split.
+    Source,
+    /// Sessions assigned to splits at random (leaks campaigns and sources
+    /// across splits; for comparison only).
+    Random,
+}
+
+/// Split settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// `source` (default) or `random`.
+    pub mode: SplitMode,
+    /// Share of benign traffic (and, in random mode, of all sessions) in
+    /// the validation file.
+    pub validation_fraction: f64,
+    /// Share in the test file.
+    pub test_fraction: f64,
+    /// Source units held out for validation (patterns, see
+    /// [`crate::simulator::corpus::unit_matches`]).
+    #[serde(default)]
+    pub validation_units: Vec<String>,
+    /// Source units held out for test.
+    #[serde(default)]
+    pub test_units: Vec<String>,
+}
+
+/// Benign volume: sessions per archetype over the whole dataset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenignConfig {
+    /// People chatting about everyday topics.
+    pub chat_sessions: usize,
+    /// Developers asking coding questions.
+    pub developer_sessions: usize,
+    /// Students pasting homework and asking for step-by-step help.
+    pub student_sessions: usize,
+    /// Agent / tool-use applications.
+    pub agent_sessions: usize,
+    /// Users probing system prompts or jailbreaking (bad, not distillation).
+    pub prober_sessions: usize,
+    /// Enterprise automation accounts (one template, high volume).
+    pub pipeline_accounts: usize,
+    /// Sessions per pipeline account.
+    pub pipeline_sessions_per_account: usize,
+    /// Research accounts running chain-of-thought benchmarks.
+    pub researcher_accounts: usize,
+    /// Sessions per researcher account.
+    pub researcher_sessions_per_account: usize,
+}
+
+/// What a campaign harvests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignKind {
+    /// Chain-of-thought over math / reasoning task pools.
+    CotHarvest,
+    /// Explain-then-implement over coding tasks.
+    CodeDistill,
+    /// Agentic / tool-use traces (ReAct formats, function calls).
+    ToolTrace,
+    /// Capability-coverage sweeps across every topic.
+    CoverageSweep,
+}
+
+impl CampaignKind {
+    /// Archetype name written to sessions.
+    pub fn archetype(self) -> &'static str {
+        match self {
+            CampaignKind::CotHarvest => "cot_harvest",
+            CampaignKind::CodeDistill => "code_distill",
+            CampaignKind::ToolTrace => "tool_trace",
+            CampaignKind::CoverageSweep => "coverage_sweep",
+        }
+    }
+}
+
+/// Request timing of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cadence {
+    /// Fixed interval with small jitter, any time of day.
+    Machine,
+    /// Runs that start on the hour, following a job schedule.
+    ScheduledBursts,
+    /// Human-like think times and waking hours (evasion).
+    HumanJitter,
+}
+
+/// Which split a campaign's sessions go to (source mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    /// Training file.
+    Train,
+    /// Validation file.
+    Validation,
+    /// Test file.
+    Test,
+}
+
+impl SplitName {
+    /// All splits, in file order.
+    pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Validation, SplitName::Test];
+
+    /// File stem of the split.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Validation => "validation",
+            SplitName::Test => "test",
+        }
+    }
+}
+
+/// One extraction campaign: an operator running many accounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Campaign id written to sessions (`campaign_id`).
+    pub id: String,
+    /// What it harvests.
+    pub kind: CampaignKind,
+    /// Split its sessions belong to (source mode).
+    pub split: SplitName,
+    /// Number of accounts the operator runs.
+    pub accounts: usize,
+    /// Sessions per account, inclusive range.
+    pub sessions_per_account: [usize; 2],
+    /// Requests per session, inclusive range.
+    pub events_per_session: [usize; 2],
+    /// Days after the model release the campaign starts, inclusive range.
+    #[serde(default = "default_start_delay")]
+    pub start_delay_days: [u32; 2],
+    /// Days the campaign runs.
+    #[serde(default = "default_duration")]
+    pub duration_days: u32,
+    /// Request timing.
+    #[serde(default = "default_cadence")]
+    pub cadence: Cadence,
+    /// Evasion: each account words the template differently.
+    #[serde(default)]
+    pub paraphrase_per_account: bool,
+    /// Evasion: share of requests replaced by ordinary chat prompts.
+    #[serde(default)]
+    pub benign_padding: f64,
+    /// Evasion: exit through residential proxies instead of hosting ASNs.
+    #[serde(default)]
+    pub residential_proxies: bool,
+    /// Evasion: old, verified, paying accounts instead of fresh ones.
+    #[serde(default)]
+    pub aged_accounts: bool,
+    /// Evasion: browser user agents instead of scripted clients.
+    #[serde(default)]
+    pub spoofed_user_agents: bool,
+}
+
+fn default_start_delay() -> [u32; 2] {
+    [0, 5]
+}
+fn default_duration() -> u32 {
+    14
+}
+fn default_cadence() -> Cadence {
+    Cadence::Machine
+}
+
+impl SimConfig {
+    /// Reads, parses and validates a TOML config; resolves `corpora_dir`
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: SimConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        if config.corpora_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.corpora_dir = base.join(&config.corpora_dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.days == 0 {
+            return Err(invalid("days", "must be at least 1"));
+        }
+        let end = self.start + chrono::Duration::days(i64::from(self.days));
+        if self.model_release < self.start || self.model_release >= end {
+            return Err(invalid(
+                "model_release",
+                "must fall inside the traffic window",
+            ));
+        }
+        let s = &self.split;
+        for (key, v) in [
+            ("split.validation_fraction", s.validation_fraction),
+            ("split.test_fraction", s.test_fraction),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(invalid(key, "must be in [0, 1)"));
+            }
+        }
+        if s.validation_fraction + s.test_fraction >= 1.0 {
+            return Err(invalid(
+                "split",
+                "validation_fraction + test_fraction must be below 1",
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, c) in self.campaigns.iter().enumerate() {
+            let key = |field: &str| format!("campaigns[{i}].{field}");
+            if c.id.is_empty() || !ids.insert(c.id.as_str()) {
+                return Err(invalid(key("id"), "must be non-empty and unique"));
+            }
+            if c.accounts == 0 {
+                return Err(invalid(key("accounts"), "must be at least 1"));
+            }
+            for (field, [lo, hi]) in [
+                ("sessions_per_account", c.sessions_per_account),
+                ("events_per_session", c.events_per_session),
+            ] {
+                if lo == 0 || lo > hi {
+                    return Err(invalid(
+                        key(field),
+                        "must be [min, max] with 1 <= min <= max",
+                    ));
+                }
+            }
+            if c.start_delay_days[0] > c.start_delay_days[1] {
+                return Err(invalid(key("start_delay_days"), "must be [min, max]"));
+            }
+            if c.duration_days == 0 {
+                return Err(invalid(key("duration_days"), "must be at least 1"));
+            }
+            if !(0.0..0.9).contains(&c.benign_padding) {
+                return Err(invalid(key("benign_padding"), "must be in [0, 0.9)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// End of the traffic window.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::days(i64::from(self.days))
+    }
+}

@@ -1,0 +1,782 @@
+//! Generates the sessions of one simulated world: benign archetypes and
+//! extraction campaigns drawing text from one split's pools.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::{seq::SliceRandom, Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::{
+    config::{Cadence, CampaignConfig, CampaignKind, SimConfig, SplitName},
+    corpus::{Corpora, CorpusItem, Pool},
+    infra::{self, pick},
+    timing::{self, Rhythm},
+    wording::{self, CampaignTemplate},
+};
+use crate::schema::{Account, Event, Label, Session};
+
+/// A generated session with the source units its text came from.
+#[derive(Debug, Clone)]
+pub struct GeneratedSession {
+    /// The session as written to the file.
+    pub session: Session,
+    /// Source units of the corpus items used (for disjointness checks).
+    pub units: Vec<String>,
+}
+
+/// Why a world cannot be generated.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// A split has no text for a pool an archetype needs.
+    #[error("split {split} has no corpus items for {pool:?} (used by {who}); check the split's source units")]
+    EmptyPool {
+        /// Split name (`all` in random mode).
+        split: String,
+        /// Pool needed.
+        pool: Pool,
+        /// Archetype or campaign needing it.
+        who: String,
+    },
+}
+
+/// A random generator derived from the seed and a label, so each
+/// archetype's and campaign's draws do not depend on the others'.
+pub fn sub_rng(seed: u64, label: &str) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(xxh3_64_with_seed(label.as_bytes(), seed))
+}
+
+/// Mints unique account and session ids.
+pub struct IdMint {
+    rng: ChaCha8Rng,
+    used: HashSet<String>,
+}
+
+impl IdMint {
+    /// A mint seeded from the config seed.
+    pub fn new(seed: u64) -> Self {
+        IdMint {
+            rng: sub_rng(seed, "ids"),
+            used: HashSet::new(),
+        }
+    }
+
+    /// A fresh `{prefix}-{12 hex digits}` id.
+    pub fn mint(&mut self, prefix: &str) -> String {
+        loop {
+            let id = format!("{prefix}-{:012x}", self.rng.random::<u64>() >> 16);
+            if self.used.insert(id.clone()) {
+                return id;
+            }
+        }
+    }
+}
+
+const MODEL_NEW: &str = "large-2026-02";
+const MODEL_OLD: &str = "large-2025-10";
+const MODEL_SMALL: &str = "small-2026-02";
+
+/// Who sends a session's requests.
+#[derive(Debug, Clone)]
+struct Persona {
+    account_id: String,
+    account: Account,
+    region: &'static str,
+    asn: u32,
+    ip: String,
+    user_agent: String,
+}
+
+/// Builds one world's sessions.
+pub struct World<'a> {
+    config: &'a SimConfig,
+    corpora: &'a Corpora,
+    split: Option<SplitName>,
+    ids: &'a mut IdMint,
+    out: Vec<GeneratedSession>,
+}
+
+struct SessionDraft {
+    events: Vec<Event>,
+    units: Vec<String>,
+}
+
+impl SessionDraft {
+    fn new() -> Self {
+        SessionDraft {
+            events: Vec::new(),
+            units: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, p: &Persona, ts: DateTime<Utc>, prompt: String, model: &str, tokens: f64) {
+        self.events.push(Event {
+            ts,
+            prompt,
+            ip: Some(p.ip.clone()),
+            asn: Some(p.asn),
+            user_agent: Some(p.user_agent.clone()),
+            model: Some(model.to_string()),
+            response_tokens: Some(tokens.round().clamp(1.0, 8192.0) as u32),
+        });
+    }
+}
+
+impl<'a> World<'a> {
+    /// A world over one split's pools (`None` = shared pools).
+    pub fn new(
+        config: &'a SimConfig,
+        corpora: &'a Corpora,
+        split: Option<SplitName>,
+        ids: &'a mut IdMint,
+    ) -> Self {
+        World {
+            config,
+            corpora,
+            split,
+            ids,
+            out: Vec::new(),
+        }
+    }
+
+    /// The sessions generated so far.
+    pub fn into_sessions(self) -> Vec<GeneratedSession> {
+        self.out
+    }
+
+    fn label(&self) -> String {
+        self.split.map_or("all", SplitName::as_str).to_string()
+    }
+
+    fn rng(&self, what: &str) -> ChaCha8Rng {
+        sub_rng(self.config.seed, &format!("{}/{what}", self.label()))
+    }
+
+    fn pool(&self, pool: Pool, who: &str) -> Result<&'a [usize], WorldError> {
+        let items = self.corpora.pool(self.split, pool);
+        if items.is_empty() {
+            return Err(WorldError::EmptyPool {
+                split: self.label(),
+                pool,
+                who: who.to_string(),
+            });
+        }
+        Ok(items)
+    }
+
+    fn draw<R: Rng>(&self, rng: &mut R, pool: &[usize]) -> &'a CorpusItem {
+        &self.corpora.items[pool[rng.random_range(0..pool.len())]]
+    }
+
+    fn model_at(&self, rng: &mut impl Rng, ts: DateTime<Utc>) -> &'static str {
+        if ts >= self.config.model_release && rng.random_bool(0.75) {
+            MODEL_NEW
+        } else {
+            MODEL_OLD
+        }
+    }
+
+    fn emit(&mut self, p: &Persona, draft: SessionDraft, archetype: &str, campaign: Option<&str>) {
+        let mut units = draft.units;
+        units.sort();
+        units.dedup();
+        let session = Session {
+            session_id: self.ids.mint("s"),
+            account_id: p.account_id.clone(),
+            label: Some(if campaign.is_some() {
+                Label::Extraction
+            } else {
+                Label::Benign
+            }),
+            campaign_id: campaign.map(str::to_string),
+            archetype: Some(archetype.to_string()),
+            account: Some(p.account.clone()),
+            events: draft.events,
+        };
+        self.out.push(GeneratedSession { session, units });
+    }
+
+    /// A person with a home connection.
+    fn person<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        tiers: &[(&str, u32)],
+        verified_p: f64,
+        age_days: (i64, i64),
+    ) -> Persona {
+        let region = infra::pick_region(rng);
+        let asn = infra::residential_asn(rng, region.0);
+        let created = self.config.start - Duration::days(rng.random_range(age_days.0..=age_days.1))
+            + Duration::seconds(rng.random_range(0..86_400));
+        Persona {
+            account_id: self.ids.mint("acct"),
+            account: Account {
+                created_at: Some(created),
+                tier: Some(weighted(rng, tiers).to_string()),
+                verified: Some(rng.random_bool(verified_p)),
+                region: Some(region.0.to_string()),
+            },
+            region: region.0,
+            asn,
+            ip: infra::address_in(rng, asn, true),
+            user_agent: pick(rng, infra::BROWSER_USER_AGENTS).to_string(),
+        }
+    }
+
+    fn window(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (self.config.start, self.config.end())
+    }
+
+    /// Moves the persona to another connection of the same region for one
+    /// session (phone, café, office) with probability `p`.
+    fn maybe_roam<R: Rng>(rng: &mut R, p: &Persona, prob: f64) -> Persona {
+        let mut p = p.clone();
+        if rng.random_bool(prob) {
+            p.asn = infra::residential_asn(rng, p.region);
+            p.ip = infra::address_in(rng, p.asn, true);
+        }
+        p
+    }
+
+    /// Everyday chat users.
+    pub fn chat(&mut self, sessions: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("chat");
+        let pool = self.pool(Pool::Chat, "chat")?;
+        let mut made = 0;
+        while made < sessions {
+            let p = self.person(&mut rng, &[("free", 70), ("pro", 30)], 0.6, (-20, 1500));
+            let k = timing::count_with_mean(&mut rng, 2.0, 8).min(sessions - made);
+            for _ in 0..k {
+                let p = Self::maybe_roam(&mut rng, &p, 0.15);
+                let (from, to) = self.window();
+                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
+                let n = timing::count_with_mean(&mut rng, 3.0, 20);
+                let mut d = SessionDraft::new();
+                for i in 0..n {
+                    let prompt = if i > 0 && rng.random_bool(0.55) {
+                        pick(&mut rng, wording::CHAT_FOLLOW_UPS).to_string()
+                    } else {
+                        let item = self.draw(&mut rng, pool);
+                        d.units.push(item.unit.clone());
+                        wording::casual(&mut rng, item.text.clone())
+                    };
+                    let model = self.model_at(&mut rng, ts);
+                    let tokens = timing::lognormal_seconds(&mut rng, 250.0, 0.6);
+                    d.push(&p, ts, prompt, model, tokens);
+                    ts += timing::human_gap(&mut rng, 60.0);
+                }
+                self.emit(&p, d, "chat", None);
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Developers asking coding questions from laptops (sometimes through
+    /// the API with curl or an SDK, sometimes from a cloud dev box).
+    pub fn developers(&mut self, sessions: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("developer");
+        let pool = self.pool(Pool::Code, "developer")?;
+        let mut made = 0;
+        while made < sessions {
+            let mut p = self.person(
+                &mut rng,
+                &[("free", 40), ("pro", 50), ("startup", 10)],
+                0.7,
+                (30, 1500),
+            );
+            if rng.random_bool(0.2) {
+                p.user_agent = if rng.random_bool(0.5) {
+                    pick(&mut rng, infra::SDK_USER_AGENTS)
+                } else {
+                    pick(&mut rng, infra::SCRIPTED_USER_AGENTS)
+                }
+                .to_string();
+            }
+            if rng.random_bool(0.1) {
+                p.asn = *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS);
+                p.ip = infra::address_in(&mut rng, p.asn, false);
+            }
+            let k = timing::count_with_mean(&mut rng, 2.5, 10).min(sessions - made);
+            for _ in 0..k {
+                let (from, to) = self.window();
+                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
+                let n = timing::count_with_mean(&mut rng, 4.0, 20);
+                let mut d = SessionDraft::new();
+                for i in 0..n {
+                    let prompt = if i > 0 && rng.random_bool(0.5) {
+                        pick(&mut rng, wording::DEVELOPER_FOLLOW_UPS).to_string()
+                    } else if rng.random_bool(0.5) {
+                        let item = self.draw(&mut rng, pool);
+                        d.units.push(item.unit.clone());
+                        wording::fill(pick(&mut rng, wording::DEVELOPER_ASKS), &item.text)
+                    } else {
+                        pick(&mut rng, wording::DEVELOPER_QUESTIONS).to_string()
+                    };
+                    let model = self.model_at(&mut rng, ts);
+                    let tokens = timing::lognormal_seconds(&mut rng, 550.0, 0.5);
+                    d.push(&p, ts, prompt, model, tokens);
+                    ts += timing::human_gap(&mut rng, 90.0);
+                }
+                self.emit(&p, d, "developer", None);
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Students pasting homework and asking to be walked through it.
+    pub fn students(&mut self, sessions: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("student");
+        let grade = self.pool(Pool::GradeMath, "student")?;
+        let competition = self.pool(Pool::CompetitionMath, "student")?;
+        let mut made = 0;
+        while made < sessions {
+            let mut p = self.person(
+                &mut rng,
+                &[("free", 60), ("edu", 35), ("pro", 5)],
+                0.3,
+                (-30, 700),
+            );
+            if rng.random_bool(0.3) {
+                p.asn = *pick_u32(&mut rng, infra::UNIVERSITY_ASNS);
+                p.ip = infra::address_in(&mut rng, p.asn, false);
+            }
+            let pool = if rng.random_bool(0.6) {
+                grade
+            } else {
+                competition
+            };
+            let ask = pick(&mut rng, wording::STUDENT_ASKS);
+            let k = timing::count_with_mean(&mut rng, 3.0, 12).min(sessions - made);
+            for _ in 0..k {
+                let p = Self::maybe_roam(&mut rng, &p, 0.2);
+                let (from, to) = self.window();
+                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::Students);
+                // One in five sessions is a whole worksheet pasted problem
+                // after problem with the same words.
+                let worksheet = rng.random_bool(0.2);
+                let n = if worksheet {
+                    rng.random_range(4..=15)
+                } else {
+                    timing::count_with_mean(&mut rng, 3.0, 12)
+                };
+                let mut d = SessionDraft::new();
+                for i in 0..n {
+                    let follow_up = !worksheet && i > 0 && rng.random_bool(0.6);
+                    let template = if follow_up {
+                        pick(&mut rng, wording::STUDENT_FOLLOW_UPS)
+                    } else if worksheet {
+                        ask
+                    } else {
+                        pick(&mut rng, wording::STUDENT_ASKS)
+                    };
+                    let prompt = if template.contains("{task}") {
+                        let item = self.draw(&mut rng, pool);
+                        d.units.push(item.unit.clone());
+                        wording::fill(template, &item.text)
+                    } else {
+                        template.to_string()
+                    };
+                    let prompt = wording::casual(&mut rng, prompt);
+                    let model = self.model_at(&mut rng, ts);
+                    let tokens = timing::lognormal_seconds(&mut rng, 450.0, 0.5);
+                    d.push(&p, ts, prompt, model, tokens);
+                    ts += timing::human_gap(&mut rng, 75.0);
+                }
+                self.emit(&p, d, "student", None);
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Agent / tool-use applications calling through SDKs from clouds.
+    pub fn agents(&mut self, sessions: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("agent");
+        let pool = self.pool(Pool::ToolUse, "agent")?;
+        let mut made = 0;
+        while made < sessions {
+            let mut p = self.person(
+                &mut rng,
+                &[("startup", 40), ("enterprise", 20), ("pro", 40)],
+                0.8,
+                (30, 1200),
+            );
+            p.user_agent = pick(&mut rng, infra::SDK_USER_AGENTS).to_string();
+            let network = rng.random_range(0..10);
+            if network < 6 {
+                p.asn = *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS);
+            } else if network < 8 {
+                p.asn = *pick_u32(&mut rng, infra::UNLISTED_HOSTING_ASNS);
+            }
+            p.ip = infra::address_in(&mut rng, p.asn, false);
+            let frame = pick(&mut rng, wording::AGENT_FRAMES);
+            let k = timing::count_with_mean(&mut rng, 4.0, 20).min(sessions - made);
+            for _ in 0..k {
+                let (from, to) = self.window();
+                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
+                let n = timing::count_with_mean(&mut rng, 6.0, 40);
+                let mut d = SessionDraft::new();
+                for i in 0..n {
+                    let continuation = i > 0 && rng.random_bool(0.5);
+                    let prompt = if continuation {
+                        pick(&mut rng, wording::AGENT_CONTINUATIONS).to_string()
+                    } else {
+                        let item = self.draw(&mut rng, pool);
+                        d.units.push(item.unit.clone());
+                        wording::fill(frame, &item.text)
+                    };
+                    let model = self.model_at(&mut rng, ts);
+                    let tokens = timing::lognormal_seconds(&mut rng, 180.0, 0.7);
+                    d.push(&p, ts, prompt, model, tokens);
+                    ts += if continuation || rng.random_bool(0.3) {
+                        timing::machine_gap(&mut rng, 2.5, 0.6)
+                    } else {
+                        timing::human_gap(&mut rng, 45.0)
+                    };
+                }
+                self.emit(&p, d, "agent", None);
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// System-prompt probers and jailbreakers: bad, but not distillation.
+    pub fn probers(&mut self, sessions: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("prober");
+        let pools = [
+            self.pool(Pool::Jailbreak, "prober")?,
+            self.pool(Pool::PromptExtraction, "prober")?,
+            self.pool(Pool::Harmful, "prober")?,
+            self.pool(Pool::Chat, "prober")?,
+        ];
+        let mut made = 0;
+        while made < sessions {
+            let mut p = self.person(&mut rng, &[("free", 90), ("pro", 10)], 0.2, (-30, 400));
+            if rng.random_bool(0.3) {
+                // A consumer VPN exits from a hosting network.
+                p.asn = *pick_u32(&mut rng, infra::LISTED_HOSTING_ASNS);
+                p.ip = infra::address_in(&mut rng, p.asn, false);
+            }
+            let k = timing::count_with_mean(&mut rng, 1.8, 6).min(sessions - made);
+            for _ in 0..k {
+                let (from, to) = self.window();
+                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
+                let n = timing::count_with_mean(&mut rng, 3.0, 15);
+                let mut d = SessionDraft::new();
+                for _ in 0..n {
+                    let pool = pools[weighted_index(&mut rng, &[35, 30, 25, 10])];
+                    let item = self.draw(&mut rng, pool);
+                    d.units.push(item.unit.clone());
+                    let prompt = wording::fill(pick(&mut rng, wording::PROBER_OPENERS), &item.text);
+                    let model = self.model_at(&mut rng, ts);
+                    let tokens = timing::lognormal_seconds(&mut rng, 150.0, 0.8);
+                    d.push(&p, ts, prompt, model, tokens);
+                    ts += timing::human_gap(&mut rng, 50.0);
+                }
+                self.emit(&p, d, "prober", None);
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Enterprise automation: one template over thousands of items, high
+    /// volume, regular cadence, one cloud IP, an SDK, nightly runs.
+    pub fn pipelines(&mut self, accounts: usize, sessions_each: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("pipeline");
+        let pool = self.pool(Pool::Chat, "pipeline")?;
+        for _ in 0..accounts {
+            let mut p = self.person(&mut rng, &[("enterprise", 100)], 1.0, (200, 1500));
+            p.asn = *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS);
+            p.ip = infra::address_in(&mut rng, p.asn, false);
+            p.user_agent = pick(&mut rng, infra::SDK_USER_AGENTS).to_string();
+            let template = pick(&mut rng, wording::PIPELINE_TEMPLATES);
+            let interval = rng.random_range(0.8..3.0);
+            let run_hour = rng.random_range(0..24);
+            let short_answers = template.contains("one word") || template.contains("label");
+            let (from, to) = self.window();
+            let first_day = rng.random_range(0..(to - from).num_days().max(1) / 2);
+            for s in 0..sessions_each {
+                let day = from + Duration::days(first_day + s as i64);
+                let mut ts = day
+                    .date_naive()
+                    .and_hms_opt(run_hour, 0, 0)
+                    .expect("valid hour")
+                    .and_utc()
+                    + Duration::seconds(rng.random_range(0..120));
+                let n = rng.random_range(40..=150);
+                let mut d = SessionDraft::new();
+                for _ in 0..n {
+                    let item = self.draw(&mut rng, pool);
+                    d.units.push(item.unit.clone());
+                    let tokens = if short_answers {
+                        rng.random_range(1.0..12.0)
+                    } else {
+                        item.text.len() as f64 / 3.5 + rng.random_range(5.0..40.0)
+                    };
+                    d.push(
+                        &p,
+                        ts,
+                        wording::fill(template, &item.text),
+                        MODEL_SMALL,
+                        tokens,
+                    );
+                    ts += timing::machine_gap(&mut rng, interval, 0.05);
+                }
+                self.emit(&p, d, "pipeline", None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Researchers running chain-of-thought benchmarks from one verified
+    /// account: same template, benchmark items in order, reruns.
+    pub fn researchers(&mut self, accounts: usize, sessions_each: usize) -> Result<(), WorldError> {
+        let mut rng = self.rng("researcher");
+        let benchmarks = [
+            self.pool(Pool::Reasoning, "researcher")?,
+            self.pool(Pool::GradeMath, "researcher")?,
+            self.pool(Pool::CompetitionMath, "researcher")?,
+        ];
+        for _ in 0..accounts {
+            let mut p = self.person(&mut rng, &[("research", 70), ("edu", 30)], 1.0, (100, 1000));
+            p.asn = if rng.random_bool(0.5) {
+                *pick_u32(&mut rng, infra::UNIVERSITY_ASNS)
+            } else {
+                *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS)
+            };
+            p.ip = infra::address_in(&mut rng, p.asn, false);
+            p.user_agent = if rng.random_bool(0.5) {
+                pick(&mut rng, infra::SCRIPTED_USER_AGENTS)
+            } else {
+                pick(&mut rng, infra::SDK_USER_AGENTS)
+            }
+            .to_string();
+            let benchmark = benchmarks[rng.random_range(0..benchmarks.len())];
+            // A fixed evaluation subset, rerun with a few prompt formats.
+            let mut subset: Vec<usize> = benchmark.to_vec();
+            subset.shuffle(&mut rng);
+            subset.truncate(300);
+            let formats: Vec<&str> = (0..2)
+                .map(|_| pick(&mut rng, wording::RESEARCH_TEMPLATES))
+                .collect();
+            let interval = rng.random_range(1.0..4.0);
+            let (from, to) = self.window();
+            for s in 0..sessions_each {
+                let format = formats[s % formats.len()];
+                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::AnyHour);
+                let n = rng.random_range(30..=120);
+                let offset = rng.random_range(0..subset.len());
+                let mut d = SessionDraft::new();
+                for i in 0..n {
+                    let item = &self.corpora.items[subset[(offset + i) % subset.len()]];
+                    d.units.push(item.unit.clone());
+                    let tokens = timing::lognormal_seconds(&mut rng, 350.0, 0.4);
+                    d.push(&p, ts, wording::fill(format, &item.text), MODEL_NEW, tokens);
+                    ts += timing::machine_gap(&mut rng, interval, 0.3);
+                }
+                self.emit(&p, d, "researcher", None);
+            }
+        }
+        Ok(())
+    }
+
+    /// One extraction campaign: an operator with many accounts, a shared
+    /// template and task queue, proxy infrastructure and scripted timing,
+    /// with the evasions the config turns on.
+    pub fn campaign(&mut self, c: &CampaignConfig) -> Result<(), WorldError> {
+        let mut rng = self.rng(&format!("campaign/{}", c.id));
+        let who = format!("campaign {}", c.id);
+        let pools: Vec<&[usize]> = match c.kind {
+            CampaignKind::CotHarvest => vec![
+                self.pool(Pool::GradeMath, &who)?,
+                self.pool(Pool::CompetitionMath, &who)?,
+                self.pool(Pool::Reasoning, &who)?,
+            ],
+            CampaignKind::CodeDistill => vec![self.pool(Pool::Code, &who)?],
+            CampaignKind::ToolTrace => vec![self.pool(Pool::ToolUse, &who)?],
+            CampaignKind::CoverageSweep => vec![
+                self.pool(Pool::Chat, &who)?,
+                self.pool(Pool::GradeMath, &who)?,
+                self.pool(Pool::CompetitionMath, &who)?,
+                self.pool(Pool::Reasoning, &who)?,
+                self.pool(Pool::Code, &who)?,
+                self.pool(Pool::ToolUse, &who)?,
+            ],
+        };
+        let padding_pool = self.pool(Pool::Chat, &who)?;
+        // The operator's task queue: every task once, in shuffled order,
+        // handed out across accounts (recycled when it runs out).
+        let mut queue: Vec<usize> = pools.iter().flat_map(|p| p.iter().copied()).collect();
+        queue.shuffle(&mut rng);
+        let mut cursor = 0usize;
+
+        let new_template = |rng: &mut ChaCha8Rng| match c.kind {
+            CampaignKind::CotHarvest => CampaignTemplate::cot(rng),
+            CampaignKind::CodeDistill => CampaignTemplate::code(rng),
+            CampaignKind::ToolTrace => CampaignTemplate::tool(rng),
+            CampaignKind::CoverageSweep => CampaignTemplate::sweep(rng),
+        };
+        let shared_template = new_template(&mut rng);
+        let operator_agents: Vec<&str> = (0..2)
+            .map(|_| pick(&mut rng, infra::SCRIPTED_USER_AGENTS))
+            .collect();
+        let proxies: Vec<u32> = (0..(c.accounts * 2).clamp(40, 4000))
+            .map(|_| {
+                if c.residential_proxies {
+                    let region = infra::pick_region(&mut rng).0;
+                    infra::residential_asn(&mut rng, region)
+                } else if rng.random_bool(0.7) {
+                    *pick_u32(&mut rng, infra::LISTED_HOSTING_ASNS)
+                } else {
+                    *pick_u32(&mut rng, infra::UNLISTED_HOSTING_ASNS)
+                }
+            })
+            .collect();
+        let interval = rng.random_range(1.0..5.0);
+        let delay = rng.random_range(c.start_delay_days[0]..=c.start_delay_days[1]);
+        let campaign_start = self.config.model_release
+            + Duration::days(i64::from(delay))
+            + Duration::minutes(rng.random_range(0..1440));
+        let archetype = c.kind.archetype();
+
+        for _ in 0..c.accounts {
+            let account_start = campaign_start
+                + Duration::minutes(rng.random_range(0..i64::from(c.duration_days) * 1440));
+            let mut p = self.campaign_persona(&mut rng, c, account_start);
+            p.asn = proxies[rng.random_range(0..proxies.len())];
+            p.ip = infra::address_in(&mut rng, p.asn, c.residential_proxies);
+            p.user_agent = if c.spoofed_user_agents {
+                pick(&mut rng, infra::BROWSER_USER_AGENTS)
+            } else {
+                operator_agents[rng.random_range(0..operator_agents.len())]
+            }
+            .to_string();
+            let template = if c.paraphrase_per_account {
+                new_template(&mut rng)
+            } else {
+                shared_template.clone()
+            };
+            let sessions = rng.random_range(c.sessions_per_account[0]..=c.sessions_per_account[1]);
+            let mut session_start = account_start;
+            for _ in 0..sessions {
+                let mut ts = match c.cadence {
+                    Cadence::ScheduledBursts => {
+                        let hour = session_start
+                            .date_naive()
+                            .and_hms_opt(0, 0, 0)
+                            .expect("midnight exists")
+                            .and_utc()
+                            + Duration::hours(rng.random_range(0..24));
+                        hour + Duration::milliseconds(rng.random_range(0..3000))
+                    }
+                    Cadence::HumanJitter => timing::start_time(
+                        &mut rng,
+                        session_start,
+                        session_start + Duration::days(1),
+                        p.region,
+                        Rhythm::People,
+                    ),
+                    Cadence::Machine => session_start,
+                };
+                let n = rng.random_range(c.events_per_session[0]..=c.events_per_session[1]);
+                let mut d = SessionDraft::new();
+                for _ in 0..n {
+                    // Rotating proxies: a fresh exit for most requests.
+                    if rng.random_bool(0.8) {
+                        p.asn = proxies[rng.random_range(0..proxies.len())];
+                        p.ip = infra::address_in(&mut rng, p.asn, c.residential_proxies);
+                    }
+                    let (prompt, tokens) = if rng.random_bool(c.benign_padding) {
+                        let item = self.draw(&mut rng, padding_pool);
+                        d.units.push(item.unit.clone());
+                        let tokens = timing::lognormal_seconds(&mut rng, 250.0, 0.6);
+                        (wording::casual(&mut rng, item.text.clone()), tokens)
+                    } else {
+                        let item = &self.corpora.items[queue[cursor % queue.len()]];
+                        cursor += 1;
+                        d.units.push(item.unit.clone());
+                        let tokens = timing::lognormal_seconds(&mut rng, 900.0, 0.4);
+                        (template.render(&item.text, &item.topic), tokens)
+                    };
+                    d.push(&p, ts, prompt, MODEL_NEW, tokens);
+                    ts += match c.cadence {
+                        Cadence::Machine => timing::machine_gap(&mut rng, interval, 0.1),
+                        Cadence::ScheduledBursts => {
+                            timing::machine_gap(&mut rng, interval / 3.0, 0.3)
+                        }
+                        Cadence::HumanJitter => timing::human_gap(&mut rng, 40.0),
+                    };
+                }
+                self.emit(&p, d, archetype, Some(&c.id));
+                session_start = ts + Duration::minutes(rng.random_range(45..(3 * 1440)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A campaign account: fresh and lightly verified, or (evasion) an old
+    /// verified paying one.
+    fn campaign_persona(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        c: &CampaignConfig,
+        first_use: DateTime<Utc>,
+    ) -> Persona {
+        let region = infra::pick_region(rng);
+        let (tier, verified, created) = if c.aged_accounts {
+            (
+                weighted(rng, &[("pro", 80), ("enterprise", 20)]),
+                true,
+                first_use - Duration::days(rng.random_range(300..1500)),
+            )
+        } else {
+            (
+                weighted(
+                    rng,
+                    &[("edu", 35), ("startup", 25), ("research", 15), ("free", 25)],
+                ),
+                rng.random_bool(0.1),
+                first_use - Duration::hours(rng.random_range(2..240)),
+            )
+        };
+        Persona {
+            account_id: self.ids.mint("acct"),
+            account: Account {
+                created_at: Some(created),
+                tier: Some(tier.to_string()),
+                verified: Some(verified),
+                region: Some(region.0.to_string()),
+            },
+            region: region.0,
+            asn: 0,
+            ip: String::new(),
+            user_agent: String::new(),
+        }
+    }
+}
+
+fn pick_u32<'l, R: Rng>(rng: &mut R, list: &'l [u32]) -> &'l u32 {
+    &list[rng.random_range(0..list.len())]
+}
+
+fn weighted_index<R: Rng>(rng: &mut R, weights: &[u32]) -> usize {
+    let total: u32 = weights.iter().sum();
+    let mut x = rng.random_range(0..total);
+    for (i, w) in weights.iter().enumerate() {
+        if x < *w {
+            return i;
+        }
+        x -= w;
+    }
+    weights.len() - 1
+}
+
+fn weighted<'s, R: Rng>(rng: &mut R, options: &[(&'s str, u32)]) -> &'s str {
+    let weights: Vec<u32> = options.iter().map(|o| o.1).collect();
+    options[weighted_index(rng, &weights)].0
+}
