@@ -164,6 +164,9 @@ impl<T: Record, R: BufRead> JsonlReader<T, R> {
     fn parse_line(&mut self) -> Result<T, LineError> {
         let text = std::str::from_utf8(&self.buf)
             .map_err(|e| self.line_error(None, format!("invalid UTF-8 ({e})")))?;
+        if !text.trim_start().starts_with('{') {
+            return Err(self.line_error(None, "a record must be a JSON object".into()));
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let mut record: T =
             serde_path_to_error::deserialize(&mut de).map_err(|e| self.json_error(&e))?;
