@@ -42,8 +42,14 @@ fn default_build_is_large_valid_and_byte_identical_per_seed() {
         let b = std::fs::read(dirs[1].path().join(f)).unwrap();
         assert!(a == b, "{f} differs between two builds with the same seed");
     }
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dirs[0].path().join("card.json")).unwrap()).unwrap();
+    // The committed card describes exactly what the default build produces.
+    let built_card = std::fs::read(dirs[0].path().join("card.json")).unwrap();
+    let committed = std::fs::read(workspace_root().join("datasets/card/default.json")).unwrap();
+    assert!(
+        built_card == committed,
+        "datasets/card/default.json is stale: rebuild and copy data/default/card.* to datasets/card/ (see README)"
+    );
+    let card: serde_json::Value = serde_json::from_slice(&built_card).unwrap();
     let total: u64 = ["train", "validation", "test"]
         .iter()
         .map(|s| card["splits"][s]["sessions"].as_u64().unwrap())
