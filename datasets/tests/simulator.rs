@@ -197,3 +197,12 @@ fn config_errors_name_the_key() {
     let err = SimConfig::load(&path).unwrap_err().to_string();
     assert!(err.contains("bad.toml") && err.contains("unknown"), "{err}");
 }
+
+#[test]
+fn a_one_day_window_still_generates() {
+    let mut config = small_config();
+    config.days = 1;
+    config.model_release = config.start + chrono::Duration::hours(2);
+    let splits = simulate(&config).unwrap();
+    assert!(!splits.get(SplitName::Train).is_empty());
+}

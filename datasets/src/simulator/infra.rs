@@ -138,3 +138,39 @@ pub fn address_in<R: Rng>(rng: &mut R, asn: u32, allow_v6: bool) -> String {
 pub fn pick<'a, R: Rng>(rng: &mut R, list: &'a [&'a str]) -> &'a str {
     list.choose(rng).expect("list is not empty")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asn::is_hosting;
+
+    #[test]
+    fn pools_agree_with_the_hosting_list() {
+        assert!(LISTED_CLOUD_ASNS
+            .iter()
+            .chain(LISTED_HOSTING_ASNS)
+            .all(|&a| is_hosting(a)));
+        assert!(!UNLISTED_HOSTING_ASNS.iter().any(|&a| is_hosting(a)));
+        let residential = REGIONS
+            .iter()
+            .flat_map(|r| r.2.iter())
+            .chain(UNIVERSITY_ASNS);
+        assert!(!residential.into_iter().any(|&a| is_hosting(a)));
+    }
+
+    #[test]
+    fn addresses_avoid_reserved_first_octets() {
+        let mut rng = rand::rng();
+        for asn in [1u32, 7922, 16509, 396982, 4_000_000_000] {
+            for _ in 0..200 {
+                let ip = address_in(&mut rng, asn, false);
+                let first: u32 = ip.split('.').next().unwrap().parse().unwrap();
+                assert!(
+                    (11..=223).contains(&first)
+                        && ![100, 127, 169, 172, 192, 198, 203].contains(&first),
+                    "{ip}"
+                );
+            }
+        }
+    }
+}

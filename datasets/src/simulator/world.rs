@@ -499,7 +499,7 @@ impl<'a> World<'a> {
             let run_hour = rng.random_range(0..24);
             let short_answers = template.contains("one word") || template.contains("label");
             let (from, to) = self.window();
-            let first_day = rng.random_range(0..(to - from).num_days().max(1) / 2);
+            let first_day = rng.random_range(0..((to - from).num_days() / 2).max(1));
             for s in 0..sessions_each {
                 let day = from + Duration::days(first_day + s as i64);
                 let mut ts = day
