@@ -88,6 +88,27 @@ struct Persona {
     user_agent: String,
 }
 
+/// How a person paces a session: daily rhythm, think time between
+/// requests, and the length of the answers they get.
+#[derive(Debug, Clone, Copy)]
+struct HumanPace {
+    rhythm: Rhythm,
+    think_median_s: f64,
+    tokens_median: f64,
+    tokens_sigma: f64,
+}
+
+impl HumanPace {
+    fn new(rhythm: Rhythm, think_median_s: f64, tokens_median: f64, tokens_sigma: f64) -> Self {
+        HumanPace {
+            rhythm,
+            think_median_s,
+            tokens_median,
+            tokens_sigma,
+        }
+    }
+}
+
 /// Builds one world's sessions.
 pub struct World<'a> {
     config: &'a SimConfig,
@@ -239,34 +260,51 @@ impl<'a> World<'a> {
         p
     }
 
+    /// One session of a person: human think times between requests,
+    /// prompts from `next_prompt(world, rng, request_index, units)`.
+    fn human_session(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        p: &Persona,
+        archetype: &str,
+        requests: usize,
+        pace: HumanPace,
+        mut next_prompt: impl FnMut(&Self, &mut ChaCha8Rng, usize, &mut Vec<String>) -> String,
+    ) {
+        let (from, to) = self.window();
+        let mut ts = timing::start_time(rng, from, to, p.region, pace.rhythm);
+        let mut d = SessionDraft::new();
+        for i in 0..requests {
+            let prompt = next_prompt(self, rng, i, &mut d.units);
+            let model = self.model_at(rng, ts);
+            let tokens = timing::lognormal_seconds(rng, pace.tokens_median, pace.tokens_sigma);
+            d.push(p, ts, prompt, model, tokens);
+            ts += timing::human_gap(rng, pace.think_median_s);
+        }
+        self.emit(p, d, archetype, None);
+    }
+
     /// Everyday chat users.
     pub fn chat(&mut self, sessions: usize) -> Result<(), WorldError> {
         let mut rng = self.rng("chat");
         let pool = self.pool(Pool::Chat, "chat")?;
+        let pace = HumanPace::new(Rhythm::People, 60.0, 250.0, 0.6);
         let mut made = 0;
         while made < sessions {
             let p = self.person(&mut rng, &[("free", 70), ("pro", 30)], 0.6, (-20, 1500));
             let k = timing::count_with_mean(&mut rng, 2.0, 8).min(sessions - made);
             for _ in 0..k {
                 let p = Self::maybe_roam(&mut rng, &p, 0.15);
-                let (from, to) = self.window();
-                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
                 let n = timing::count_with_mean(&mut rng, 3.0, 20);
-                let mut d = SessionDraft::new();
-                for i in 0..n {
-                    let prompt = if i > 0 && rng.random_bool(0.55) {
-                        pick(&mut rng, wording::CHAT_FOLLOW_UPS).to_string()
+                self.human_session(&mut rng, &p, "chat", n, pace, |w, rng, i, units| {
+                    if i > 0 && rng.random_bool(0.55) {
+                        pick(rng, wording::CHAT_FOLLOW_UPS).to_string()
                     } else {
-                        let item = self.draw(&mut rng, pool);
-                        d.units.push(item.unit.clone());
-                        wording::casual(&mut rng, item.text.clone())
-                    };
-                    let model = self.model_at(&mut rng, ts);
-                    let tokens = timing::lognormal_seconds(&mut rng, 250.0, 0.6);
-                    d.push(&p, ts, prompt, model, tokens);
-                    ts += timing::human_gap(&mut rng, 60.0);
-                }
-                self.emit(&p, d, "chat", None);
+                        let item = w.draw(rng, pool);
+                        units.push(item.unit.clone());
+                        wording::casual(rng, item.text.clone())
+                    }
+                });
                 made += 1;
             }
         }
@@ -278,6 +316,7 @@ impl<'a> World<'a> {
     pub fn developers(&mut self, sessions: usize) -> Result<(), WorldError> {
         let mut rng = self.rng("developer");
         let pool = self.pool(Pool::Code, "developer")?;
+        let pace = HumanPace::new(Rhythm::People, 90.0, 550.0, 0.5);
         let mut made = 0;
         while made < sessions {
             let mut p = self.person(
@@ -300,26 +339,18 @@ impl<'a> World<'a> {
             }
             let k = timing::count_with_mean(&mut rng, 2.5, 10).min(sessions - made);
             for _ in 0..k {
-                let (from, to) = self.window();
-                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
                 let n = timing::count_with_mean(&mut rng, 4.0, 20);
-                let mut d = SessionDraft::new();
-                for i in 0..n {
-                    let prompt = if i > 0 && rng.random_bool(0.5) {
-                        pick(&mut rng, wording::DEVELOPER_FOLLOW_UPS).to_string()
+                self.human_session(&mut rng, &p, "developer", n, pace, |w, rng, i, units| {
+                    if i > 0 && rng.random_bool(0.5) {
+                        pick(rng, wording::DEVELOPER_FOLLOW_UPS).to_string()
                     } else if rng.random_bool(0.5) {
-                        let item = self.draw(&mut rng, pool);
-                        d.units.push(item.unit.clone());
-                        wording::fill(pick(&mut rng, wording::DEVELOPER_ASKS), &item.text)
+                        let item = w.draw(rng, pool);
+                        units.push(item.unit.clone());
+                        wording::fill(pick(rng, wording::DEVELOPER_ASKS), &item.text)
                     } else {
-                        pick(&mut rng, wording::DEVELOPER_QUESTIONS).to_string()
-                    };
-                    let model = self.model_at(&mut rng, ts);
-                    let tokens = timing::lognormal_seconds(&mut rng, 550.0, 0.5);
-                    d.push(&p, ts, prompt, model, tokens);
-                    ts += timing::human_gap(&mut rng, 90.0);
-                }
-                self.emit(&p, d, "developer", None);
+                        pick(rng, wording::DEVELOPER_QUESTIONS).to_string()
+                    }
+                });
                 made += 1;
             }
         }
@@ -331,6 +362,7 @@ impl<'a> World<'a> {
         let mut rng = self.rng("student");
         let grade = self.pool(Pool::GradeMath, "student")?;
         let competition = self.pool(Pool::CompetitionMath, "student")?;
+        let pace = HumanPace::new(Rhythm::Students, 75.0, 450.0, 0.5);
         let mut made = 0;
         while made < sessions {
             let mut p = self.person(
@@ -352,8 +384,6 @@ impl<'a> World<'a> {
             let k = timing::count_with_mean(&mut rng, 3.0, 12).min(sessions - made);
             for _ in 0..k {
                 let p = Self::maybe_roam(&mut rng, &p, 0.2);
-                let (from, to) = self.window();
-                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::Students);
                 // One in five sessions is a whole worksheet pasted problem
                 // after problem with the same words.
                 let worksheet = rng.random_bool(0.2);
@@ -362,30 +392,23 @@ impl<'a> World<'a> {
                 } else {
                     timing::count_with_mean(&mut rng, 3.0, 12)
                 };
-                let mut d = SessionDraft::new();
-                for i in 0..n {
-                    let follow_up = !worksheet && i > 0 && rng.random_bool(0.6);
-                    let template = if follow_up {
-                        pick(&mut rng, wording::STUDENT_FOLLOW_UPS)
-                    } else if worksheet {
+                self.human_session(&mut rng, &p, "student", n, pace, |w, rng, i, units| {
+                    let template = if worksheet {
                         ask
+                    } else if i > 0 && rng.random_bool(0.6) {
+                        pick(rng, wording::STUDENT_FOLLOW_UPS)
                     } else {
-                        pick(&mut rng, wording::STUDENT_ASKS)
+                        pick(rng, wording::STUDENT_ASKS)
                     };
                     let prompt = if template.contains("{task}") {
-                        let item = self.draw(&mut rng, pool);
-                        d.units.push(item.unit.clone());
+                        let item = w.draw(rng, pool);
+                        units.push(item.unit.clone());
                         wording::fill(template, &item.text)
                     } else {
                         template.to_string()
                     };
-                    let prompt = wording::casual(&mut rng, prompt);
-                    let model = self.model_at(&mut rng, ts);
-                    let tokens = timing::lognormal_seconds(&mut rng, 450.0, 0.5);
-                    d.push(&p, ts, prompt, model, tokens);
-                    ts += timing::human_gap(&mut rng, 75.0);
-                }
-                self.emit(&p, d, "student", None);
+                    wording::casual(rng, prompt)
+                });
                 made += 1;
             }
         }
@@ -453,6 +476,7 @@ impl<'a> World<'a> {
             self.pool(Pool::Harmful, "prober")?,
             self.pool(Pool::Chat, "prober")?,
         ];
+        let pace = HumanPace::new(Rhythm::People, 50.0, 150.0, 0.8);
         let mut made = 0;
         while made < sessions {
             let mut p = self.person(&mut rng, &[("free", 90), ("pro", 10)], 0.2, (-30, 400));
@@ -463,21 +487,13 @@ impl<'a> World<'a> {
             }
             let k = timing::count_with_mean(&mut rng, 1.8, 6).min(sessions - made);
             for _ in 0..k {
-                let (from, to) = self.window();
-                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::People);
                 let n = timing::count_with_mean(&mut rng, 3.0, 15);
-                let mut d = SessionDraft::new();
-                for _ in 0..n {
-                    let pool = pools[weighted_index(&mut rng, &[35, 30, 25, 10])];
-                    let item = self.draw(&mut rng, pool);
-                    d.units.push(item.unit.clone());
-                    let prompt = wording::fill(pick(&mut rng, wording::PROBER_OPENERS), &item.text);
-                    let model = self.model_at(&mut rng, ts);
-                    let tokens = timing::lognormal_seconds(&mut rng, 150.0, 0.8);
-                    d.push(&p, ts, prompt, model, tokens);
-                    ts += timing::human_gap(&mut rng, 50.0);
-                }
-                self.emit(&p, d, "prober", None);
+                self.human_session(&mut rng, &p, "prober", n, pace, |w, rng, _, units| {
+                    let pool = pools[weighted_index(rng, &[35, 30, 25, 10])];
+                    let item = w.draw(rng, pool);
+                    units.push(item.unit.clone());
+                    wording::fill(pick(rng, wording::PROBER_OPENERS), &item.text)
+                });
                 made += 1;
             }
         }
