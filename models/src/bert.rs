@@ -1,0 +1,317 @@
+//! A BERT encoder that fine-tunes.
+//!
+//! candle-transformers' `BertModel` cannot be fine-tuned as shipped: its
+//! LayerNorm takes a fused path without a backward pass, its dropout is a
+//! no-op and it has no pooling. Here every layer runs differentiable ops
+//! (`layer_norm_slow`, `softmax`, real dropout) in [`Mode::Train`] and the
+//! fused kernels in [`Mode::Eval`]; both compute the same function.
+
+use candle_core::{Module, Tensor, D};
+use candle_nn::{embedding, linear, Dropout, Embedding, Linear, VarBuilder};
+
+use crate::config::{BertConfig, HiddenAct};
+
+/// Whether a forward pass is for training (dropout, differentiable ops) or
+/// for inference (no dropout, fused kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: dropout on, every op differentiable.
+    Train,
+    /// Inference: dropout off, fused kernels.
+    Eval,
+}
+
+impl Mode {
+    fn training(self) -> bool {
+        self == Mode::Train
+    }
+}
+
+/// LayerNorm whose training path has a backward pass.
+#[derive(Debug, Clone)]
+pub struct TrainableLayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl TrainableLayerNorm {
+    /// Loads `weight` and `bias` of width `size`.
+    pub fn load(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(TrainableLayerNorm {
+            weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?,
+            eps: eps as f32,
+        })
+    }
+
+    /// Normalises over the last dimension.
+    pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+        match mode {
+            Mode::Train => candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps),
+            Mode::Eval => {
+                candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps)
+            }
+        }
+    }
+}
+
+/// Word + position + token-type embeddings, normalised.
+#[derive(Debug, Clone)]
+pub struct BertEmbeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: TrainableLayerNorm,
+    dropout: Dropout,
+}
+
+impl BertEmbeddings {
+    /// Loads `embeddings.*`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        Ok(BertEmbeddings {
+            word: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            position: embedding(
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                vb.pp("position_embeddings"),
+            )?,
+            token_type: embedding(
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                vb.pp("token_type_embeddings"),
+            )?,
+            norm: TrainableLayerNorm::load(
+                vb.pp("LayerNorm"),
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+            )?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    /// `input_ids`: (batch, seq) u32, padded on the right.
+    pub fn forward(&self, input_ids: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+        let (_, seq) = input_ids.dims2()?;
+        let positions = Tensor::arange(0u32, seq as u32, input_ids.device())?;
+        let token_types = input_ids.zeros_like()?;
+        let xs = self
+            .word
+            .forward(input_ids)?
+            .broadcast_add(&self.position.forward(&positions)?)?
+            .add(&self.token_type.forward(&token_types)?)?;
+        let xs = self.norm.forward(&xs, mode)?;
+        self.dropout.forward(&xs, mode.training())
+    }
+}
+
+/// Multi-head self-attention with its output projection and residual norm.
+#[derive(Debug, Clone)]
+pub struct BertAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: TrainableLayerNorm,
+    attention_dropout: Dropout,
+    hidden_dropout: Dropout,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl BertAttention {
+    /// Loads `attention.self.*` and `attention.output.*`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
+        let sa = vb.pp("self");
+        Ok(BertAttention {
+            query: linear(h, h, sa.pp("query"))?,
+            key: linear(h, h, sa.pp("key"))?,
+            value: linear(h, h, sa.pp("value"))?,
+            output: linear(h, h, vb.pp("output").pp("dense"))?,
+            norm: TrainableLayerNorm::load(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            attention_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
+            hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
+            heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+        })
+    }
+
+    fn split_heads(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, s, _) = xs.dims3()?;
+        xs.reshape((b, s, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// `mask_bias`: (batch, 1, 1, seq) additive, 0 for tokens and a large
+    /// negative for padding.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        mask_bias: &Tensor,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s, h) = xs.dims3()?;
+        let q = self.split_heads(&self.query.forward(xs)?)?;
+        let k = self.split_heads(&self.key.forward(xs)?)?;
+        let v = self.split_heads(&self.value.forward(xs)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
+        let probs = match mode {
+            Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
+            Mode::Eval => candle_nn::ops::softmax_last_dim(&scores)?,
+        };
+        let probs = self.attention_dropout.forward(&probs, mode.training())?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let out = self.output.forward(&context)?;
+        let out = self.hidden_dropout.forward(&out, mode.training())?;
+        self.norm.forward(&(out + xs)?, mode)
+    }
+}
+
+/// Feed-forward block with its residual norm.
+#[derive(Debug, Clone)]
+pub struct BertFeedForward {
+    intermediate: Linear,
+    output: Linear,
+    norm: TrainableLayerNorm,
+    dropout: Dropout,
+    act: HiddenAct,
+}
+
+impl BertFeedForward {
+    /// Loads `intermediate.dense` and `output.*` of a layer.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        Ok(BertFeedForward {
+            intermediate: linear(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                vb.pp("intermediate").pp("dense"),
+            )?,
+            output: linear(
+                cfg.intermediate_size,
+                cfg.hidden_size,
+                vb.pp("output").pp("dense"),
+            )?,
+            norm: TrainableLayerNorm::load(
+                vb.pp("output").pp("LayerNorm"),
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+            )?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+            act: cfg.hidden_act,
+        })
+    }
+
+    /// Applies the block to (batch, seq, hidden).
+    pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+        let h = self.intermediate.forward(xs)?;
+        let h = match self.act {
+            HiddenAct::Gelu => h.gelu_erf()?,
+            HiddenAct::GeluNew => h.gelu()?,
+            HiddenAct::Relu => h.relu()?,
+        };
+        let out = self
+            .dropout
+            .forward(&self.output.forward(&h)?, mode.training())?;
+        self.norm.forward(&(out + xs)?, mode)
+    }
+}
+
+/// One transformer layer.
+#[derive(Debug, Clone)]
+pub struct BertLayer {
+    attention: BertAttention,
+    feed_forward: BertFeedForward,
+}
+
+impl BertLayer {
+    /// Loads `encoder.layer.N.*`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        Ok(BertLayer {
+            attention: BertAttention::load(vb.pp("attention"), cfg)?,
+            feed_forward: BertFeedForward::load(vb, cfg)?,
+        })
+    }
+
+    /// Applies the layer.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        mask_bias: &Tensor,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let xs = self.attention.forward(xs, mask_bias, mode)?;
+        self.feed_forward.forward(&xs, mode)
+    }
+}
+
+/// The encoder: embeddings and transformer layers, with masked mean pooling
+/// (the sentence embedding of sentence-transformers checkpoints).
+#[derive(Debug, Clone)]
+pub struct BertEncoder {
+    embeddings: BertEmbeddings,
+    layers: Vec<BertLayer>,
+    /// The configuration it was built from.
+    pub config: BertConfig,
+}
+
+impl BertEncoder {
+    /// Builds the encoder from `embeddings.*` and `encoder.layer.*` of `vb`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| BertLayer::load(vb.pp("encoder").pp("layer").pp(i), cfg))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(BertEncoder {
+            embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?,
+            layers,
+            config: cfg.clone(),
+        })
+    }
+
+    /// Hidden states (batch, seq, hidden) for right-padded `input_ids` and
+    /// their `attention_mask` (batch, seq; 1 = token, 0 = padding).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let dtype = self.embeddings.word.embeddings().dtype();
+        let mask = attention_mask.to_dtype(dtype)?;
+        // 0 where attended, -1e4 (large negative, safe in f16) where padded.
+        let mask_bias = ((mask.ones_like()? - &mask)? * -1e4)?
+            .unsqueeze(1)?
+            .unsqueeze(1)?;
+        let mut xs = self.embeddings.forward(input_ids, mode)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &mask_bias, mode)?;
+        }
+        Ok(xs)
+    }
+
+    /// Mean of the hidden states over non-padding tokens: (batch, hidden).
+    pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
+        let mask = attention_mask.to_dtype(hidden.dtype())?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+        summed.broadcast_div(&counts)
+    }
+
+    /// Pooled sentence embedding (batch, hidden).
+    pub fn embed(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let hidden = self.forward(input_ids, attention_mask, mode)?;
+        Self::mean_pool(&hidden, attention_mask)
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+}
