@@ -4,6 +4,7 @@
 //! kernels for inference), with masked mean pooling.
 #![warn(missing_docs)]
 
+pub mod base_model;
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
