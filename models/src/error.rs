@@ -16,6 +16,9 @@ pub enum ModelError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The tokenizer failed or lacks a required token.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
     /// A file has the wrong content.
     #[error("{}: {message}", path.display())]
     Format {

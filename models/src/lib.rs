@@ -1,15 +1,23 @@
 //! distill-guard models: a BERT-family encoder in candle that loads
 //! Hugging Face checkpoints into trainable variables and fine-tunes (real
 //! dropout, differentiable LayerNorm and softmax while training, fused
-//! kernels for inference), with masked mean pooling.
+//! kernels for inference), masked mean pooling, session tokenisation under
+//! a token budget, feature normalisation and the session classifier head.
 #![warn(missing_docs)]
 
 pub mod base_model;
 pub mod bert;
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod error;
+pub mod feature_norm;
+pub mod session_input;
+pub mod tiny;
 
 pub use bert::{BertEncoder, Mode};
+pub use classifier::{HeadConfig, SessionClassifier};
 pub use config::{BertConfig, HiddenAct};
 pub use error::{ModelError, Result};
+pub use feature_norm::FeatureNormalizer;
+pub use session_input::SessionTokenizer;

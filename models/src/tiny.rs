@@ -1,0 +1,71 @@
+//! Tiny models for tests and examples: a word-level BERT vocabulary built
+//! from given texts and a two-layer config. Fast, random, never meaningful.
+
+use std::collections::BTreeSet;
+
+use tokenizers::Tokenizer;
+
+use crate::config::{BertConfig, HiddenAct};
+
+/// Special tokens, at ids 0-4.
+pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// A lowercasing WordPiece tokenizer whose vocabulary is the special
+/// tokens, single letters and digits (plain and `##`), and the first
+/// `max_words` distinct words of `texts`.
+pub fn tiny_tokenizer<'a>(texts: impl IntoIterator<Item = &'a str>, max_words: usize) -> Tokenizer {
+    let mut vocab: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
+    let chars: Vec<char> = ('a'..='z').chain('0'..='9').collect();
+    vocab.extend(chars.iter().map(|c| c.to_string()));
+    vocab.extend(chars.iter().map(|c| format!("##{c}")));
+    let words: BTreeSet<String> = texts
+        .into_iter()
+        .flat_map(|t| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.len() > 1)
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    vocab.extend(words.into_iter().take(max_words));
+    let ids: serde_json::Map<String, serde_json::Value> = vocab
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| (w, serde_json::Value::from(i)))
+        .collect();
+    // The same JSON layout as a Hugging Face BERT `tokenizer.json`.
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                       "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": ids}
+    });
+    Tokenizer::from_bytes(json.to_string()).expect("a valid WordPiece tokenizer.json")
+}
+
+/// A two-layer, 32-wide BERT config for `vocab_size` tokens.
+pub fn tiny_config(vocab_size: usize) -> BertConfig {
+    BertConfig {
+        vocab_size,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        hidden_act: HiddenAct::Gelu,
+        hidden_dropout_prob: 0.1,
+        attention_probs_dropout_prob: 0.1,
+        max_position_embeddings: 512,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+        pad_token_id: 0,
+        initializer_range: 0.02,
+        model_type: "bert".into(),
+    }
+}
