@@ -272,23 +272,51 @@ impl BertEncoder {
 
     /// Hidden states (batch, seq, hidden) for right-padded `input_ids` and
     /// their `attention_mask` (batch, seq; 1 = token, 0 = padding).
-    pub fn forward(
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+        let hidden = self.forward_bottom(input_ids, attention_mask, 0, mode)?;
+        self.forward_top(&hidden, attention_mask, 0, mode)
+    }
+
+    /// Embeddings followed by the first `layers` transformer layers: the
+    /// part a top-K fine-tune keeps frozen, so it can be computed once.
+    pub fn forward_bottom(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        layers: usize,
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
-        let dtype = self.embeddings.word.embeddings().dtype();
-        let mask = attention_mask.to_dtype(dtype)?;
-        // 0 where attended, -1e4 (large negative, safe in f16) where padded.
-        let mask_bias = ((mask.ones_like()? - &mask)? * -1e4)?
-            .unsqueeze(1)?
-            .unsqueeze(1)?;
+        let mask_bias = self.mask_bias(attention_mask)?;
         let mut xs = self.embeddings.forward(input_ids, mode)?;
-        for layer in &self.layers {
+        for layer in &self.layers[..layers.min(self.layers.len())] {
             xs = layer.forward(&xs, &mask_bias, mode)?;
         }
         Ok(xs)
+    }
+
+    /// Transformer layers `start..` applied to hidden states produced by
+    /// [`Self::forward_bottom`] with `layers = start`.
+    pub fn forward_top(
+        &self,
+        hidden: &Tensor,
+        attention_mask: &Tensor,
+        start: usize,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let mask_bias = self.mask_bias(attention_mask)?;
+        let mut xs = hidden.clone();
+        for layer in self.layers.iter().skip(start) {
+            xs = layer.forward(&xs, &mask_bias, mode)?;
+        }
+        Ok(xs)
+    }
+
+    /// (batch, 1, 1, seq) additive mask: 0 where attended, -1e4 (a large
+    /// negative, safe in f16) where padded.
+    fn mask_bias(&self, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
+        let dtype = self.embeddings.word.embeddings().dtype();
+        let mask = attention_mask.to_dtype(dtype)?;
+        ((mask.ones_like()? - &mask)? * -1e4)?.unsqueeze(1)?.unsqueeze(1)
     }
 
     /// Mean of the hidden states over non-padding tokens: (batch, hidden).
