@@ -272,7 +272,12 @@ impl BertEncoder {
 
     /// Hidden states (batch, seq, hidden) for right-padded `input_ids` and
     /// their `attention_mask` (batch, seq; 1 = token, 0 = padding).
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
         let hidden = self.forward_bottom(input_ids, attention_mask, 0, mode)?;
         self.forward_top(&hidden, attention_mask, 0, mode)
     }
@@ -316,7 +321,9 @@ impl BertEncoder {
     fn mask_bias(&self, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
         let dtype = self.embeddings.word.embeddings().dtype();
         let mask = attention_mask.to_dtype(dtype)?;
-        ((mask.ones_like()? - &mask)? * -1e4)?.unsqueeze(1)?.unsqueeze(1)
+        ((mask.ones_like()? - &mask)? * -1e4)?
+            .unsqueeze(1)?
+            .unsqueeze(1)
     }
 
     /// Mean of the hidden states over non-padding tokens: (batch, hidden).

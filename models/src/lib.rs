@@ -7,6 +7,7 @@
 
 pub mod base_model;
 pub mod bert;
+pub mod bundle;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;

@@ -250,8 +250,12 @@ fn bottom_then_top_equals_the_full_forward() {
     let (ids, mask) = batch();
     let full = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
     for split in 0..=cfg.num_hidden_layers {
-        let bottom = encoder.forward_bottom(&ids, &mask, split, Mode::Eval).unwrap();
-        let top = encoder.forward_top(&bottom, &mask, split, Mode::Eval).unwrap();
+        let bottom = encoder
+            .forward_bottom(&ids, &mask, split, Mode::Eval)
+            .unwrap();
+        let top = encoder
+            .forward_top(&bottom, &mask, split, Mode::Eval)
+            .unwrap();
         assert_eq!(max_abs_diff(&full, &top), 0.0, "split at {split}");
     }
 }

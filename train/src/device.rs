@@ -10,7 +10,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         _ if name == "cuda" || name.starts_with("cuda:") => {
             let ordinal = match name.strip_prefix("cuda:") {
-                Some(n) => n.parse::<usize>().map_err(|_| anyhow::anyhow!("bad device {name:?}: expected cuda:N"))?,
+                Some(n) => n
+                    .parse::<usize>()
+                    .map_err(|_| anyhow::anyhow!("bad device {name:?}: expected cuda:N"))?,
                 None => 0,
             };
             if !candle_core::utils::cuda_is_available() {
@@ -32,6 +34,9 @@ mod tests {
         assert!(parse_device("gpu").is_err());
         assert!(parse_device("cuda:x").is_err());
         #[cfg(not(feature = "cuda"))]
-        assert!(parse_device("cuda").unwrap_err().to_string().contains("without CUDA"));
+        assert!(parse_device("cuda")
+            .unwrap_err()
+            .to_string()
+            .contains("without CUDA"));
     }
 }

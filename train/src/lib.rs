@@ -1,5 +1,10 @@
-//! distill-guard training library: device selection, metrics, the
-//! fine-tuning loop and benchmarks behind the `train` binaries.
+//! distill-guard training library: device selection, data preparation,
+//! metrics, the fine-tuning loop and held-out evaluation behind the `train`
+//! binaries.
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod device;
+pub mod evaluate;
+pub mod fit;
+pub mod metrics;

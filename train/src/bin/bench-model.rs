@@ -52,10 +52,30 @@ struct Shape {
 }
 
 const SHAPES: [Shape; 4] = [
-    Shape { name: "infer_b32_s64", train: false, batch: 32, seq: 64 },
-    Shape { name: "infer_b32_s128", train: false, batch: 32, seq: 128 },
-    Shape { name: "train_b16_s128", train: true, batch: 16, seq: 128 },
-    Shape { name: "train_b16_s256", train: true, batch: 16, seq: 256 },
+    Shape {
+        name: "infer_b32_s64",
+        train: false,
+        batch: 32,
+        seq: 64,
+    },
+    Shape {
+        name: "infer_b32_s128",
+        train: false,
+        batch: 32,
+        seq: 128,
+    },
+    Shape {
+        name: "train_b16_s128",
+        train: true,
+        batch: 16,
+        seq: 128,
+    },
+    Shape {
+        name: "train_b16_s256",
+        train: true,
+        batch: 16,
+        seq: 256,
+    },
 ];
 
 fn median(v: &mut [f64]) -> f64 {
@@ -63,18 +83,39 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn candle_run(args: &Args, bert: &BertConfig, weights: &std::path::Path, shape: &Shape) -> Result<f64> {
+fn candle_run(
+    args: &Args,
+    bert: &BertConfig,
+    weights: &std::path::Path,
+    shape: &Shape,
+) -> Result<f64> {
     let device = Device::Cpu;
-    let head = HeadConfig { num_features: NUM_FEATURES, hidden_dim: 128, dropout: 0.1, max_tokens: shape.seq, max_prompts: 4 };
+    let head = HeadConfig {
+        num_features: NUM_FEATURES,
+        hidden_dim: 128,
+        dropout: 0.1,
+        max_tokens: shape.seq,
+        max_prompts: 4,
+    };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
     let model = SessionClassifier::load(vb, bert, &head)?;
     load_into(&varmap, weights, |n| n.starts_with(HEAD_PREFIX))?;
-    let ids = Tensor::rand(1000f32, 29000f32, (shape.batch, shape.seq), &device)?.to_dtype(DType::U32)?;
+    let ids =
+        Tensor::rand(1000f32, 29000f32, (shape.batch, shape.seq), &device)?.to_dtype(DType::U32)?;
     let mask = Tensor::ones((shape.batch, shape.seq), DType::U32, &device)?;
     let features = Tensor::randn(0f32, 1.0, (shape.batch, NUM_FEATURES), &device)?;
-    let labels = Tensor::rand(0f32, 1f32, shape.batch, &device)?.ge(0.5)?.to_dtype(DType::F32)?;
-    let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 2e-5, weight_decay: 0.01, ..Default::default() })?;
+    let labels = Tensor::rand(0f32, 1f32, shape.batch, &device)?
+        .ge(0.5)?
+        .to_dtype(DType::F32)?;
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: 2e-5,
+            weight_decay: 0.01,
+            ..Default::default()
+        },
+    )?;
     let mut times = Vec::new();
     for step in 0..args.warmup + args.steps {
         let start = Instant::now();
@@ -93,43 +134,82 @@ fn candle_run(args: &Args, bert: &BertConfig, weights: &std::path::Path, shape: 
     Ok(shape.batch as f64 / median(&mut times))
 }
 
-fn torch_run(python: &PathBuf, args: &Args, model_dir: &std::path::Path, shape: &Shape) -> Result<f64> {
-    let script = if shape.train { "torch_train.py" } else { "torch_infer.py" };
+fn torch_run(
+    python: &PathBuf,
+    args: &Args,
+    model_dir: &std::path::Path,
+    shape: &Shape,
+) -> Result<f64> {
+    let script = if shape.train {
+        "torch_train.py"
+    } else {
+        "torch_infer.py"
+    };
     let out = Command::new(python)
         .arg(args.baselines.join(script))
         .arg(model_dir)
-        .args(["--batch", &shape.batch.to_string(), "--seq", &shape.seq.to_string(), "--threads", "2"])
-        .args(["--steps", &args.steps.to_string()])
+        .args([
+            "--batch",
+            &shape.batch.to_string(),
+            "--seq",
+            &shape.seq.to_string(),
+            "--threads",
+            "2",
+        ])
+        .args([
+            if shape.train { "--steps" } else { "--iters" },
+            &args.steps.to_string(),
+        ])
         .output()
         .with_context(|| format!("running {}", python.display()))?;
     if !out.status.success() {
         bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON line from baseline")?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON line from baseline")?;
     let v: serde_json::Value = serde_json::from_str(line)?;
-    v["seqs_per_s"].as_f64().context("baseline JSON lacks seqs_per_s")
+    v["seqs_per_s"]
+        .as_f64()
+        .context("baseline JSON lacks seqs_per_s")
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let (files, _) = base_model::resolve(&args.base_model)?;
     let bert = BertConfig::from_file(&files.config)?;
-    let model_dir = files.weights.parent().context("weights have a directory")?.to_path_buf();
+    let model_dir = files
+        .weights
+        .parent()
+        .context("weights have a directory")?
+        .to_path_buf();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     let mut rows = Vec::new();
-    for shape in SHAPES.iter().filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name)) {
+    for shape in SHAPES
+        .iter()
+        .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name))
+    {
         let candle = candle_run(&args, &bert, &files.weights, shape)?;
         let torch = match &args.torch_python {
             Some(py) => Some(torch_run(py, &args, &model_dir, shape)?),
             None => None,
         };
         let ratio = torch.map(|t| candle / t);
-        println!("{}", json!({"bench": shape.name, "candle_seqs_per_s": candle, "torch_seqs_per_s": torch, "ratio": ratio, "rayon_threads": threads}));
+        println!(
+            "{}",
+            json!({"bench": shape.name, "candle_seqs_per_s": candle, "torch_seqs_per_s": torch, "ratio": ratio, "rayon_threads": threads})
+        );
         rows.push((shape.name, candle, torch, ratio));
     }
-    println!("\n| benchmark | candle seq/s | PyTorch seq/s | candle / PyTorch |\n|---|---:|---:|---:|");
+    println!(
+        "\n| benchmark | candle seq/s | PyTorch seq/s | candle / PyTorch |\n|---|---:|---:|---:|"
+    );
     for (name, c, t, r) in rows {
         let fmt = |x: Option<f64>, d: usize| x.map_or("-".into(), |x| format!("{x:.d$}"));
         println!("| {name} | {c:.1} | {} | {} |", fmt(t, 1), fmt(r, 2));

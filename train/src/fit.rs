@@ -1,0 +1,789 @@
+//! `train fit`: fine-tunes the session classifier on labeled sessions and
+//! exports a bundle.
+//!
+//! - AdamW (encoder and head with their own learning rates), linear warm-up
+//!   then linear decay, global gradient-norm clipping, class-weighted
+//!   binary cross-entropy, a seed for every random choice.
+//! - `--train-layers all | N | head`: fine-tune everything, only the top N
+//!   transformer layers, or only the head. Frozen bottom layers are run once
+//!   per session (inference mode) and their outputs cached, so each epoch
+//!   only pays for the trainable part.
+//! - Early stopping on validation PR-AUC; a checkpoint after every epoch in
+//!   the run directory; `--resume` continues from the last one (AdamW
+//!   moments restart from zero on resume).
+//! - The operating threshold is the lowest that flags at most
+//!   `--target-fpr` of benign validation sessions.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use datasets::NUM_FEATURES;
+use indicatif::{ProgressBar, ProgressStyle};
+use models::{
+    base_model,
+    bundle::{write_bundle, BundleMetadata, BundleParts, Threshold},
+    checkpoint::load_into,
+    classifier::HEAD_PREFIX,
+    BertConfig, BertEncoder, FeatureNormalizer, HeadConfig, Mode, SessionClassifier,
+    SessionTokenizer,
+};
+use rand::{seq::SliceRandom, Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::{
+    data::LabeledSplit,
+    metrics::{average_precision, roc_auc, threshold_for_fpr, Confusion},
+};
+
+/// Which parameters are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainLayers {
+    /// Embeddings, every layer and the head.
+    All,
+    /// The top N transformer layers and the head.
+    Top(usize),
+    /// The head only.
+    HeadOnly,
+}
+
+impl std::str::FromStr for TrainLayers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(TrainLayers::All),
+            "head" => Ok(TrainLayers::HeadOnly),
+            n => n
+                .parse::<usize>()
+                .map(TrainLayers::Top)
+                .map_err(|_| format!("expected all, head or a number of top layers, got {s:?}")),
+        }
+    }
+}
+
+/// Everything `fit` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitConfig {
+    /// Training sessions file.
+    pub train: PathBuf,
+    /// Validation sessions file (early stopping, threshold).
+    pub validation: PathBuf,
+    /// Base model directory or hub id.
+    pub base_model: String,
+    /// Bundle directory to write.
+    pub out: PathBuf,
+    /// Checkpoints and run state.
+    pub run_dir: PathBuf,
+    /// Token budget per session.
+    pub max_tokens: usize,
+    /// Prompts kept per session.
+    pub max_prompts: usize,
+    /// Which parameters to train.
+    pub train_layers: TrainLayers,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Sessions per optimisation step.
+    pub batch_size: usize,
+    /// Peak learning rate of encoder layers.
+    pub learning_rate: f64,
+    /// Peak learning rate of the head.
+    pub head_learning_rate: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Share of steps spent warming the learning rate up.
+    pub warmup_fraction: f64,
+    /// Clip the global gradient norm to this.
+    pub max_grad_norm: f64,
+    /// Weight extraction examples by benign/extraction ratio.
+    pub class_weighting: bool,
+    /// Epochs without validation PR-AUC improvement before stopping.
+    pub patience: usize,
+    /// Benign false-positive rate the threshold is chosen for.
+    pub target_fpr: f64,
+    /// Width of the head's hidden layer.
+    pub head_hidden: usize,
+    /// Head dropout.
+    pub head_dropout: f32,
+    /// Seed of shuffling, sampling and head initialisation.
+    pub seed: u64,
+    /// Use at most this many training sessions (seeded random sample).
+    pub max_train_sessions: Option<usize>,
+    /// Continue from the run directory's last checkpoint.
+    pub resume: bool,
+}
+
+/// Metrics of one scored split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitMetrics {
+    /// Sessions scored.
+    pub sessions: usize,
+    /// ROC-AUC.
+    pub roc_auc: Option<f64>,
+    /// PR-AUC (average precision).
+    pub pr_auc: Option<f64>,
+}
+
+impl SplitMetrics {
+    /// Metrics of scores against labels.
+    pub fn of(scores: &[f32], positive: &[bool]) -> Self {
+        SplitMetrics {
+            sessions: scores.len(),
+            roc_auc: roc_auc(scores, positive),
+            pr_auc: average_precision(scores, positive),
+        }
+    }
+}
+
+/// One epoch's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation metrics after the epoch.
+    pub validation: SplitMetrics,
+    /// Training throughput, sessions per second.
+    pub sessions_per_second: f64,
+}
+
+/// Run state saved after every epoch (for `--resume`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RunState {
+    fingerprint: String,
+    epochs_done: usize,
+    best_pr_auc: f64,
+    best_epoch: usize,
+    bad_epochs: usize,
+    history: Vec<EpochRecord>,
+}
+
+/// What a fit produced.
+#[derive(Debug, Clone)]
+pub struct FitOutcome {
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+    /// Threshold and its validation FPR / recall.
+    pub threshold: Threshold,
+    /// Validation metrics at the saved weights.
+    pub validation: SplitMetrics,
+    /// Validation scores at the saved weights, in file order.
+    pub validation_scores: Vec<f32>,
+}
+
+/// The frozen part's cached output for each session: hidden states after
+/// the frozen layers, (tokens, hidden), or nothing when all layers train.
+struct FrozenCache {
+    start_layer: usize,
+    hidden: Vec<Tensor>,
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .expect("valid progress template"),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Runs the frozen bottom layers once per session, in length-sorted
+/// batches, and keeps each session's (tokens, hidden) output.
+fn build_cache(
+    encoder: &BertEncoder,
+    tokenizer: &SessionTokenizer,
+    encoded: &[Vec<u32>],
+    start_layer: usize,
+    device: &Device,
+    what: &str,
+) -> Result<FrozenCache> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].len());
+    let mut hidden: Vec<Option<Tensor>> = vec![None; encoded.len()];
+    let bar = progress(encoded.len() as u64, what);
+    for chunk in order.chunks(32) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+        let (ids, mask) = tokenizer.pad_batch(&batch, device)?;
+        let out = encoder.forward_bottom(&ids, &mask, start_layer, Mode::Eval)?;
+        for (row, &i) in chunk.iter().enumerate() {
+            hidden[i] = Some(out.get(row)?.narrow(0, 0, encoded[i].len())?.contiguous()?);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(FrozenCache {
+        start_layer,
+        hidden: hidden
+            .into_iter()
+            .map(|h| h.expect("every session cached"))
+            .collect(),
+    })
+}
+
+/// A split's model inputs: normalised features and, when layers are
+/// frozen, their cached output.
+struct SplitInputs<'a> {
+    split: &'a LabeledSplit,
+    features: Tensor,
+    cache: Option<FrozenCache>,
+}
+
+/// Runs the classifier on sessions of a split.
+struct Runner<'a> {
+    model: &'a SessionClassifier,
+    tokenizer: &'a SessionTokenizer,
+    device: &'a Device,
+}
+
+impl Runner<'_> {
+    /// Logits (batch,) for the sessions `idx`.
+    fn logits(&self, inputs: &SplitInputs, idx: &[usize], mode: Mode) -> Result<Tensor> {
+        let idx_t = Tensor::from_vec(
+            idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            idx.len(),
+            self.device,
+        )?;
+        let feats = inputs.features.index_select(&idx_t, 0)?;
+        let batch: Vec<Vec<u32>> = idx
+            .iter()
+            .map(|&i| inputs.split.encoded[i].clone())
+            .collect();
+        let (ids, mask) = self.tokenizer.pad_batch(&batch, self.device)?;
+        let embeddings = match &inputs.cache {
+            None => self.model.encoder.embed(&ids, &mask, mode)?,
+            Some(c) => {
+                let longest = mask.dim(1)?;
+                let padded = idx
+                    .iter()
+                    .map(|&i| {
+                        let h = &c.hidden[i];
+                        h.pad_with_zeros(0, 0, longest - h.dim(0)?)
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let hidden = Tensor::stack(&padded, 0)?;
+                let top = self
+                    .model
+                    .encoder
+                    .forward_top(&hidden, &mask, c.start_layer, mode)?;
+                BertEncoder::mean_pool(&top, &mask)?
+            }
+        };
+        Ok(self.model.head.forward(&embeddings, &feats, mode)?)
+    }
+
+    /// Scores every session of a split (inference mode), in file order.
+    fn score(&self, inputs: &SplitInputs) -> Result<Vec<f32>> {
+        let encoded = &inputs.split.encoded;
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| encoded[i].len());
+        let mut scores = vec![0f32; order.len()];
+        for chunk in order.chunks(64) {
+            let logits = self.logits(inputs, chunk, Mode::Eval)?;
+            let probs = candle_nn::ops::sigmoid(&logits)?.to_vec1::<f32>()?;
+            for (&i, p) in chunk.iter().zip(probs) {
+                scores[i] = p;
+            }
+        }
+        Ok(scores)
+    }
+}
+
+/// Class-weighted, numerically stable binary cross-entropy on logits.
+fn weighted_bce(logits: &Tensor, labels: &Tensor, weights: &Tensor) -> candle_core::Result<Tensor> {
+    // max(z, 0) - z*y + ln(1 + exp(-|z|))
+    let per = ((logits.relu()? - (logits * labels)?)?
+        + logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)?;
+    (per * weights)?
+        .sum_all()?
+        .broadcast_div(&weights.sum_all()?)
+}
+
+/// Scales gradients in place so their global L2 norm is at most `max_norm`;
+/// returns the norm before clipping.
+fn clip_gradients(
+    grads: &mut candle_core::backprop::GradStore,
+    vars: &[Var],
+    max_norm: f64,
+) -> Result<f64> {
+    let mut total = 0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v) {
+            total += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        }
+    }
+    let norm = total.sqrt();
+    if norm > max_norm && norm.is_finite() {
+        let scale = max_norm / (norm + 1e-6);
+        for v in vars {
+            if let Some(g) = grads.get(v) {
+                let scaled = (g * scale)?;
+                grads.insert(v, scaled);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Learning-rate multiplier at `step` of `total`: linear warm-up, then
+/// linear decay to zero.
+pub fn schedule(step: usize, total: usize, warmup_fraction: f64) -> f64 {
+    let warmup = ((total as f64 * warmup_fraction).round() as usize).max(1);
+    if step < warmup {
+        (step + 1) as f64 / warmup as f64
+    } else {
+        let rest = (total - warmup).max(1) as f64;
+        (1.0 - (step - warmup) as f64 / rest).max(0.0)
+    }
+}
+
+/// Seeded initialisation of the new head: weights uniform in
+/// ±1/sqrt(fan_in) (PyTorch's `nn.Linear` default), biases zero.
+fn init_head(varmap: &VarMap, seed: u64) -> Result<()> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?;
+    let mut names: Vec<&String> = vars.keys().filter(|n| n.starts_with(HEAD_PREFIX)).collect();
+    names.sort();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4ead);
+    for name in names {
+        let var = &vars[name];
+        let values: Vec<f32> = match var.dims() {
+            [_, fan_in] => {
+                let bound = 1.0 / (*fan_in as f32).sqrt();
+                (0..var.elem_count())
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
+            }
+            _ => vec![0.0; var.elem_count()],
+        };
+        var.set(&Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+fn trainable(name: &str, layers: TrainLayers, num_layers: usize) -> bool {
+    if name.starts_with(HEAD_PREFIX) {
+        return true;
+    }
+    match layers {
+        TrainLayers::All => true,
+        TrainLayers::HeadOnly => false,
+        TrainLayers::Top(k) => (num_layers.saturating_sub(k)..num_layers)
+            .any(|i| name.starts_with(&format!("encoder.layer.{i}."))),
+    }
+}
+
+fn fingerprint(
+    config: &FitConfig,
+    train: &LabeledSplit,
+    validation: &LabeledSplit,
+) -> Result<String> {
+    let mut c = config.clone();
+    c.resume = false;
+    c.epochs = 0; // more epochs may be asked for on resume
+    let text = serde_json::to_string(&(c, &train.file.sha256, &validation.file.sha256))?;
+    Ok(format!(
+        "{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())
+    ))
+}
+
+fn save_state(run_dir: &Path, state: &RunState) -> Result<()> {
+    datasets::writer::write_atomic(
+        &run_dir.join("state.json"),
+        &serde_json::to_vec_pretty(state)?,
+    )?;
+    Ok(())
+}
+
+/// Fine-tunes, picks the threshold and writes the bundle.
+pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
+    if config.batch_size == 0 || config.epochs == 0 {
+        bail!("--batch-size and --epochs must be at least 1");
+    }
+    if !(0.0..1.0).contains(&config.target_fpr) {
+        bail!("--target-fpr must be in [0, 1)");
+    }
+    let (files, source) = base_model::resolve(&config.base_model)?;
+    info!(?source, weights = %files.weights.display(), "base model");
+    let bert = BertConfig::from_file(&files.config)?;
+    if let TrainLayers::Top(k) = config.train_layers {
+        if k == 0 || k > bert.num_hidden_layers {
+            bail!(
+                "--train-layers {k}: the model has {} layers (use 1..={}, all or head)",
+                bert.num_hidden_layers,
+                bert.num_hidden_layers
+            );
+        }
+    }
+    let tokenizer =
+        SessionTokenizer::from_file(&files.tokenizer, config.max_tokens, config.max_prompts)?;
+    let train = LabeledSplit::load(
+        &config.train,
+        &tokenizer,
+        config.max_train_sessions.map(|n| (n, config.seed)),
+    )?;
+    let validation = LabeledSplit::load(&config.validation, &tokenizer, None)?;
+    let train_pos = train.positives();
+    let n_pos = train_pos.iter().filter(|&&p| p).count();
+    if n_pos == 0 || n_pos == train_pos.len() {
+        bail!(
+            "{}: training needs both benign and extraction sessions",
+            config.train.display()
+        );
+    }
+    let norm = FeatureNormalizer::fit(&train.features);
+    let feature_tensor = |split: &LabeledSplit| -> Result<Tensor> {
+        let rows: Vec<f32> = split.features.iter().flat_map(|f| norm.apply(f)).collect();
+        Ok(Tensor::from_vec(
+            rows,
+            (split.features.len(), NUM_FEATURES),
+            device,
+        )?)
+    };
+
+    let head = HeadConfig {
+        num_features: NUM_FEATURES,
+        hidden_dim: config.head_hidden,
+        dropout: config.head_dropout,
+        max_tokens: config.max_tokens,
+        max_prompts: config.max_prompts,
+    };
+    if !device.is_cpu() {
+        // candle's CPU generator cannot be seeded; dropout there is not
+        // reproducible bit for bit.
+        device.set_seed(config.seed)?;
+    }
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let model = SessionClassifier::load(vb, &bert, &head)?;
+    load_into(&varmap, &files.weights, |n| n.starts_with(HEAD_PREFIX))?;
+    init_head(&varmap, config.seed)?;
+
+    std::fs::create_dir_all(&config.run_dir)
+        .with_context(|| format!("creating {}", config.run_dir.display()))?;
+    let fingerprint = fingerprint(config, &train, &validation)?;
+    let last_ckpt = config.run_dir.join("last.safetensors");
+    let best_ckpt = config.run_dir.join("best.safetensors");
+    let mut state = RunState {
+        fingerprint: fingerprint.clone(),
+        epochs_done: 0,
+        best_pr_auc: f64::NEG_INFINITY,
+        best_epoch: 0,
+        bad_epochs: 0,
+        history: Vec::new(),
+    };
+    if config.resume {
+        let text = std::fs::read_to_string(config.run_dir.join("state.json"))
+            .with_context(|| format!("--resume: no run state in {}", config.run_dir.display()))?;
+        let saved: RunState = serde_json::from_str(&text)?;
+        if saved.fingerprint != fingerprint {
+            bail!(
+                "--resume: {} was made with other data or settings",
+                config.run_dir.display()
+            );
+        }
+        load_into(&varmap, &last_ckpt, |_| false)?;
+        info!(epochs_done = saved.epochs_done, "resuming");
+        state = saved;
+    }
+
+    let num_layers = bert.num_hidden_layers;
+    let mut head_vars: Vec<Var> = Vec::new();
+    let mut encoder_vars: Vec<Var> = Vec::new();
+    for (name, var) in varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?
+        .iter()
+        .filter(|(name, _)| trainable(name, config.train_layers, num_layers))
+    {
+        if name.starts_with(HEAD_PREFIX) {
+            head_vars.push(var.clone());
+        } else {
+            encoder_vars.push(var.clone());
+        }
+    }
+    let all_trainable: Vec<Var> = head_vars.iter().chain(&encoder_vars).cloned().collect();
+    let params = |lr: f64| ParamsAdamW {
+        lr,
+        weight_decay: config.weight_decay,
+        ..Default::default()
+    };
+    let mut head_opt = AdamW::new(head_vars, params(config.head_learning_rate))?;
+    let mut encoder_opt = AdamW::new(encoder_vars, params(config.learning_rate))?;
+
+    let start_layer = match config.train_layers {
+        TrainLayers::All => None,
+        TrainLayers::Top(k) => Some(num_layers - k),
+        TrainLayers::HeadOnly => Some(num_layers),
+    };
+    let cache_for = |split: &LabeledSplit, what: &str| -> Result<Option<FrozenCache>> {
+        start_layer
+            .map(|l| build_cache(&model.encoder, &tokenizer, &split.encoded, l, device, what))
+            .transpose()
+    };
+    let train_inputs = SplitInputs {
+        split: &train,
+        features: feature_tensor(&train)?,
+        cache: cache_for(&train, "caching frozen layers (train)")?,
+    };
+    let validation_inputs = SplitInputs {
+        split: &validation,
+        features: feature_tensor(&validation)?,
+        cache: cache_for(&validation, "caching frozen layers (validation)")?,
+    };
+    let runner = Runner {
+        model: &model,
+        tokenizer: &tokenizer,
+        device,
+    };
+
+    let pos_weight = if config.class_weighting {
+        (train_pos.len() - n_pos) as f64 / n_pos as f64
+    } else {
+        1.0
+    };
+    let labels = Tensor::from_vec(train.labels.clone(), train.labels.len(), device)?;
+    let weights_all = Tensor::from_vec(
+        train
+            .labels
+            .iter()
+            .map(|&l| if l > 0.5 { pos_weight as f32 } else { 1.0 })
+            .collect::<Vec<_>>(),
+        train.labels.len(),
+        device,
+    )?;
+    let steps_per_epoch = train.sessions.len().div_ceil(config.batch_size);
+    let total_steps = steps_per_epoch * config.epochs;
+    let validation_pos = validation.positives();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    // Keep shuffles identical on resume: replay the skipped epochs' draws.
+    let mut order: Vec<usize> = (0..train.sessions.len()).collect();
+    for _ in 0..state.epochs_done {
+        order.shuffle(&mut rng);
+    }
+    for epoch in state.epochs_done..config.epochs {
+        if state.bad_epochs >= config.patience && epoch > 0 {
+            info!(
+                epoch,
+                "early stop: no validation PR-AUC gain for {} epochs", config.patience
+            );
+            break;
+        }
+        order.shuffle(&mut rng);
+        let bar = progress(
+            steps_per_epoch as u64,
+            &format!("epoch {}/{}", epoch + 1, config.epochs),
+        );
+        let started = std::time::Instant::now();
+        let mut loss_sum = 0f64;
+        for (step, idx) in order.chunks(config.batch_size).enumerate() {
+            let global = epoch * steps_per_epoch + step;
+            let factor = schedule(global, total_steps, config.warmup_fraction);
+            head_opt.set_learning_rate(config.head_learning_rate * factor);
+            encoder_opt.set_learning_rate(config.learning_rate * factor);
+            let logits = runner.logits(&train_inputs, idx, Mode::Train)?;
+            let idx_t = Tensor::from_vec(
+                idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                idx.len(),
+                device,
+            )?;
+            let loss = weighted_bce(
+                &logits,
+                &labels.index_select(&idx_t, 0)?,
+                &weights_all.index_select(&idx_t, 0)?,
+            )?;
+            let loss_value = f64::from(loss.to_scalar::<f32>()?);
+            if !loss_value.is_finite() {
+                bail!(
+                    "training diverged at epoch {} step {step}: loss {loss_value}",
+                    epoch + 1
+                );
+            }
+            let mut grads = loss.backward()?;
+            clip_gradients(&mut grads, &all_trainable, config.max_grad_norm)?;
+            head_opt.step(&grads)?;
+            encoder_opt.step(&grads)?;
+            loss_sum += loss_value;
+            let done = (step + 1) * config.batch_size;
+            bar.set_message(format!(
+                "loss {:.4} {:.1} sessions/s",
+                loss_sum / (step + 1) as f64,
+                done as f64 / started.elapsed().as_secs_f64()
+            ));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let throughput = train.sessions.len() as f64 / started.elapsed().as_secs_f64();
+        let scores = runner.score(&validation_inputs)?;
+        let metrics = SplitMetrics::of(&scores, &validation_pos);
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            validation: metrics.clone(),
+            sessions_per_second: throughput,
+        };
+        info!(epoch = epoch + 1, loss = record.train_loss, pr_auc = ?metrics.pr_auc, roc_auc = ?metrics.roc_auc, "epoch done");
+        eprintln!(
+            "epoch {}: loss {:.4}, validation PR-AUC {:.4}, ROC-AUC {:.4}, {:.1} sessions/s",
+            epoch + 1,
+            record.train_loss,
+            metrics.pr_auc.unwrap_or(f64::NAN),
+            metrics.roc_auc.unwrap_or(f64::NAN),
+            throughput
+        );
+        let pr_auc = metrics.pr_auc.unwrap_or(0.0);
+        if pr_auc > state.best_pr_auc + 1e-6 {
+            state.best_pr_auc = pr_auc;
+            state.best_epoch = epoch + 1;
+            state.bad_epochs = 0;
+            varmap.save(&best_ckpt)?;
+        } else {
+            state.bad_epochs += 1;
+        }
+        varmap.save(&last_ckpt)?;
+        state.epochs_done = epoch + 1;
+        state.history.push(record);
+        save_state(&config.run_dir, &state)?;
+    }
+    if state.best_epoch == 0 {
+        bail!("no epoch finished: nothing to export");
+    }
+    load_into(&varmap, &best_ckpt, |_| false)?;
+    let validation_scores = runner.score(&validation_inputs)?;
+    let validation_metrics = SplitMetrics::of(&validation_scores, &validation_pos);
+    let benign: Vec<f32> = validation_scores
+        .iter()
+        .zip(&validation_pos)
+        .filter(|(_, &p)| !p)
+        .map(|(&s, _)| s)
+        .collect();
+    let threshold_value = threshold_for_fpr(&benign, config.target_fpr).with_context(|| {
+        format!(
+            "{}: no benign sessions to choose a threshold on",
+            config.validation.display()
+        )
+    })?;
+    let confusion = Confusion::at(&validation_scores, &validation_pos, threshold_value);
+    let threshold = Threshold {
+        threshold: threshold_value,
+        target_fpr: config.target_fpr,
+        validation_fpr: confusion.false_positive_rate(),
+        validation_recall: confusion.recall(),
+    };
+    let name = config
+        .out
+        .file_name()
+        .map_or("bundle".into(), |n| n.to_string_lossy().into_owned());
+    let metadata = BundleMetadata {
+        name,
+        version: env!("CARGO_PKG_VERSION").into(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        base_model: config.base_model.clone(),
+        data_files: vec![train.file.clone(), validation.file.clone()],
+        hyper_parameters: serde_json::json!({
+            "fit": config,
+            "best_epoch": state.best_epoch,
+            "history": state.history,
+        }),
+        validation_metrics: serde_json::json!({
+            "metrics": validation_metrics,
+            "confusion_at_threshold": confusion,
+        }),
+        test_metrics: None,
+    };
+    let bundle = write_bundle(
+        &config.out,
+        &BundleParts {
+            varmap: &varmap,
+            bert: &bert,
+            head: &head,
+            tokenizer: &tokenizer,
+            norm: &norm,
+            threshold: &threshold,
+            metadata: &metadata,
+        },
+    )?;
+    Ok(FitOutcome {
+        bundle,
+        history: state.history,
+        threshold,
+        validation: validation_metrics,
+        validation_scores,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        assert!((schedule(0, 100, 0.1) - 0.1).abs() < 1e-12);
+        assert!((schedule(9, 100, 0.1) - 1.0).abs() < 1e-12);
+        assert!((schedule(10, 100, 0.1) - 1.0).abs() < 1e-12);
+        assert!(schedule(99, 100, 0.1) < 0.02);
+    }
+
+    #[test]
+    fn layer_selection() {
+        assert!(trainable("head.hidden.weight", TrainLayers::HeadOnly, 6));
+        assert!(!trainable(
+            "encoder.layer.5.output.dense.weight",
+            TrainLayers::HeadOnly,
+            6
+        ));
+        assert!(trainable(
+            "encoder.layer.5.output.dense.weight",
+            TrainLayers::Top(2),
+            6
+        ));
+        assert!(trainable(
+            "encoder.layer.4.output.dense.weight",
+            TrainLayers::Top(2),
+            6
+        ));
+        assert!(!trainable(
+            "encoder.layer.3.output.dense.weight",
+            TrainLayers::Top(2),
+            6
+        ));
+        assert!(!trainable(
+            "embeddings.word_embeddings.weight",
+            TrainLayers::Top(6),
+            6
+        ));
+        assert!(trainable(
+            "embeddings.word_embeddings.weight",
+            TrainLayers::All,
+            6
+        ));
+        assert_eq!("3".parse::<TrainLayers>(), Ok(TrainLayers::Top(3)));
+        assert!("x".parse::<TrainLayers>().is_err());
+    }
+
+    #[test]
+    fn weighted_bce_matches_the_formula() {
+        let d = Device::Cpu;
+        let z = Tensor::new(&[2.0f32, -1.0], &d).unwrap();
+        let y = Tensor::new(&[1.0f32, 0.0], &d).unwrap();
+        let w = Tensor::new(&[3.0f32, 1.0], &d).unwrap();
+        let got = weighted_bce(&z, &y, &w)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let l1 = (1.0 + (-2.0f32).exp()).ln();
+        let l2 = (1.0 + (-1.0f32).exp()).ln();
+        assert!((got - (3.0 * l1 + l2) / 4.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,154 @@
+//! `fit` end to end on a tiny random model and the small simulated dataset:
+//! export, reload, identical scores, threshold, resume, atomic export.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use datasets::{build::build_dataset, read_sessions, simulator::config::SimConfig, BadLinePolicy};
+use models::{
+    bundle::Bundle,
+    tiny::{tiny_config, tiny_tokenizer},
+    BertEncoder,
+};
+use train::fit::{fit, FitConfig, TrainLayers};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Small dataset + tiny base model (random weights, vocabulary from the data).
+fn fixture(dir: &Path) -> PathBuf {
+    let config = SimConfig::load(&workspace().join("datasets/config/small.toml")).unwrap();
+    build_dataset(&config, &dir.join("data"), false, |_| {}).unwrap();
+    let prompts: Vec<String> = read_sessions(&dir.join("data/train.jsonl"), BadLinePolicy::Strict)
+        .unwrap()
+        .flat_map(|s| s.unwrap().events.into_iter().map(|e| e.prompt))
+        .collect();
+    let tokenizer = tiny_tokenizer(prompts.iter().map(String::as_str), 3000);
+    let base = dir.join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    tokenizer.save(base.join("tokenizer.json"), false).unwrap();
+    let cfg = tiny_config(tokenizer.get_vocab_size(true));
+    std::fs::write(
+        base.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let varmap = VarMap::new();
+    BertEncoder::load(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &cfg,
+    )
+    .unwrap();
+    varmap.save(base.join("model.safetensors")).unwrap();
+    base
+}
+
+fn config(dir: &Path, base: &Path, layers: TrainLayers, epochs: usize) -> FitConfig {
+    FitConfig {
+        train: dir.join("data/train.jsonl"),
+        validation: dir.join("data/validation.jsonl"),
+        base_model: base.display().to_string(),
+        out: dir.join("bundle"),
+        run_dir: dir.join("run"),
+        max_tokens: 48,
+        max_prompts: 3,
+        train_layers: layers,
+        epochs,
+        batch_size: 16,
+        learning_rate: 1e-3,
+        head_learning_rate: 3e-3,
+        weight_decay: 0.01,
+        warmup_fraction: 0.1,
+        max_grad_norm: 1.0,
+        class_weighting: true,
+        patience: 5,
+        target_fpr: 0.05,
+        head_hidden: 16,
+        head_dropout: 0.1,
+        seed: 3,
+        max_train_sessions: None,
+        resume: false,
+    }
+}
+
+#[test]
+fn exported_bundle_scores_like_the_end_of_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture(tmp.path());
+    for layers in [TrainLayers::Top(1), TrainLayers::All, TrainLayers::HeadOnly] {
+        let cfg = config(tmp.path(), &base, layers, 2);
+        let outcome = fit(&cfg, &Device::Cpu).unwrap();
+        assert_eq!(outcome.history.len(), 2);
+        let bundle = Bundle::load(&outcome.bundle, &Device::Cpu).unwrap();
+        let sessions: Vec<_> = read_sessions(&cfg.validation, BadLinePolicy::Strict)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let scores = bundle.score(&sessions, 7).unwrap();
+        for (got, want) in scores.iter().zip(&outcome.validation_scores) {
+            assert!(
+                (got.score - want).abs() < 1e-5,
+                "{layers:?}: bundle {} vs training {want}",
+                got.score
+            );
+        }
+        assert_eq!(scores[0].embedding.len(), 32);
+        // The threshold keeps validation FPR at or under the target.
+        let t = &bundle.threshold;
+        assert!(t.validation_fpr <= t.target_fpr, "{t:?}");
+        let metadata = &bundle.metadata;
+        assert_eq!(metadata.data_files.len(), 2);
+        assert_eq!(metadata.data_files[0].sha256.len(), 64);
+        // Something was learned: validation ranks better than chance.
+        assert!(
+            outcome.validation.roc_auc.unwrap() > 0.6,
+            "{layers:?}: {:?}",
+            outcome.validation
+        );
+    }
+}
+
+#[test]
+fn resume_continues_where_the_run_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture(tmp.path());
+    let first = fit(
+        &config(tmp.path(), &base, TrainLayers::Top(1), 1),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut more = config(tmp.path(), &base, TrainLayers::Top(1), 2);
+    more.resume = true;
+    let resumed = fit(&more, &Device::Cpu).unwrap();
+    assert_eq!(resumed.history.len(), 2);
+    assert_eq!(resumed.history[0], first.history[0]);
+    // Other settings may not resume this run.
+    let mut other = more.clone();
+    other.max_tokens = 40;
+    let err = fit(&other, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("other data or settings"), "{err}");
+}
+
+#[test]
+fn a_failed_run_leaves_the_previous_bundle_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture(tmp.path());
+    let cfg = config(tmp.path(), &base, TrainLayers::HeadOnly, 1);
+    fit(&cfg, &Device::Cpu).unwrap();
+    let before = std::fs::read(cfg.out.join("model.safetensors")).unwrap();
+    let mut broken = cfg.clone();
+    std::fs::write(tmp.path().join("bad.jsonl"), "{\"session_id\":\"x\"}\n").unwrap();
+    broken.validation = tmp.path().join("bad.jsonl");
+    let err = fit(&broken, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("bad.jsonl:1: field `account_id`"), "{err}");
+    assert_eq!(
+        std::fs::read(cfg.out.join("model.safetensors")).unwrap(),
+        before
+    );
+    Bundle::load(&cfg.out, &Device::Cpu).unwrap();
+}
