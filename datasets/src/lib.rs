@@ -9,6 +9,7 @@ pub mod build;
 pub mod card;
 pub mod error;
 pub mod features;
+pub mod logging;
 pub mod reader;
 pub mod schema;
 pub mod sessionize;

@@ -189,12 +189,7 @@ fn run_validate(files: &[PathBuf], policy: BadLinePolicy) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    datasets::logging::init();
     match Cli::parse().command {
         Command::Build {
             config,

@@ -178,9 +178,7 @@ fn torch_run(
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    datasets::logging::init();
     let args = Args::parse();
     let (files, _) = base_model::resolve(&args.base_model)?;
     let bert = BertConfig::from_file(&files.config)?;
