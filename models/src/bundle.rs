@@ -240,15 +240,8 @@ impl Bundle {
 
     /// Normalised feature rows of sessions, as a (n, NUM_FEATURES) tensor.
     pub fn feature_tensor(&self, sessions: &[&Session]) -> Result<Tensor> {
-        let rows: Vec<f32> = sessions
-            .iter()
-            .flat_map(|s| self.norm.apply(&session_features(s)))
-            .collect();
-        Ok(Tensor::from_vec(
-            rows,
-            (sessions.len(), NUM_FEATURES),
-            &self.device,
-        )?)
+        let rows: Vec<_> = sessions.iter().map(|s| session_features(s)).collect();
+        self.norm.tensor(&rows, &self.device)
     }
 
     /// Scores already-tokenised sessions as one batch.

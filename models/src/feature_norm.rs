@@ -64,6 +64,20 @@ impl FeatureNormalizer {
         out
     }
 
+    /// Standardised rows as a (rows, NUM_FEATURES) tensor.
+    pub fn tensor(
+        &self,
+        rows: &[FeatureVector],
+        device: &candle_core::Device,
+    ) -> Result<candle_core::Tensor> {
+        let values: Vec<f32> = rows.iter().flat_map(|r| self.apply(r)).collect();
+        Ok(candle_core::Tensor::from_vec(
+            values,
+            (rows.len(), NUM_FEATURES),
+            device,
+        )?)
+    }
+
     /// Reads `feature_norm.json`, checking it was made for these features.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;

@@ -442,15 +442,6 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         );
     }
     let norm = FeatureNormalizer::fit(&train.features);
-    let feature_tensor = |split: &LabeledSplit| -> Result<Tensor> {
-        let rows: Vec<f32> = split.features.iter().flat_map(|f| norm.apply(f)).collect();
-        Ok(Tensor::from_vec(
-            rows,
-            (split.features.len(), NUM_FEATURES),
-            device,
-        )?)
-    };
-
     let head = HeadConfig {
         num_features: NUM_FEATURES,
         hidden_dim: config.head_hidden,
@@ -534,12 +525,12 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     };
     let train_inputs = SplitInputs {
         split: &train,
-        features: feature_tensor(&train)?,
+        features: norm.tensor(&train.features, device)?,
         cache: cache_for(&train, "caching frozen layers (train)")?,
     };
     let validation_inputs = SplitInputs {
         split: &validation,
-        features: feature_tensor(&validation)?,
+        features: norm.tensor(&validation.features, device)?,
         cache: cache_for(&validation, "caching frozen layers (validation)")?,
     };
     let runner = Runner {
