@@ -176,6 +176,7 @@ fn run_fit(args: &FitArgs) -> Result<PathBuf> {
         outcome.threshold.target_fpr
     );
     println!("bundle written to {}", outcome.bundle.display());
+    println!("checkpoints and run state in {}", args.run_dir.display());
     Ok(outcome.bundle)
 }
 
