@@ -69,3 +69,34 @@ pub fn tiny_config(vocab_size: usize) -> BertConfig {
         model_type: "bert".into(),
     }
 }
+
+/// Writes a tiny base model in Hugging Face layout into `dir`
+/// (`tokenizer.json` from `texts`, `config.json`, random
+/// `model.safetensors`), for tests of training and loading code.
+pub fn write_base_model<'a>(
+    dir: &std::path::Path,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> crate::Result<()> {
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+
+    std::fs::create_dir_all(dir).map_err(|e| crate::ModelError::io(dir, e))?;
+    let tokenizer = tiny_tokenizer(texts, 3000);
+    tokenizer
+        .save(dir.join("tokenizer.json"), false)
+        .map_err(|e| crate::ModelError::Tokenizer(e.to_string()))?;
+    let cfg = tiny_config(tokenizer.get_vocab_size(true));
+    let config_path = dir.join("config.json");
+    let json = serde_json::to_string(&cfg).map_err(|e| crate::ModelError::Format {
+        path: config_path.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&config_path, json).map_err(|e| crate::ModelError::io(&config_path, e))?;
+    let varmap = VarMap::new();
+    crate::BertEncoder::load(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &cfg,
+    )?;
+    varmap.save(dir.join("model.safetensors"))?;
+    Ok(())
+}

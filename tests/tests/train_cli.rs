@@ -7,13 +7,8 @@ use std::{
     process::{Command, Output},
 };
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use e2e::{workspace_binary, workspace_root};
-use models::{
-    tiny::{tiny_config, tiny_tokenizer},
-    BertEncoder,
-};
+use models::tiny::write_base_model;
 
 fn train(args: &[&str]) -> Output {
     Command::new(workspace_binary("train"))
@@ -37,22 +32,7 @@ fn text(out: &Output) -> String {
 fn tiny_base_model(dir: &Path) {
     let corpus =
         std::fs::read_to_string(workspace_root().join("datasets/corpora/dolly.jsonl")).unwrap();
-    let tokenizer = tiny_tokenizer([corpus.as_str()], 2000);
-    std::fs::create_dir_all(dir).unwrap();
-    tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
-    let cfg = tiny_config(tokenizer.get_vocab_size(true));
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let varmap = VarMap::new();
-    BertEncoder::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        &cfg,
-    )
-    .unwrap();
-    varmap.save(dir.join("model.safetensors")).unwrap();
+    write_base_model(dir, [corpus.as_str()]).unwrap();
 }
 
 #[test]

@@ -3,14 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Device;
 use datasets::{build::build_dataset, read_sessions, simulator::config::SimConfig, BadLinePolicy};
-use models::{
-    bundle::Bundle,
-    tiny::{tiny_config, tiny_tokenizer},
-    BertEncoder,
-};
+use models::{bundle::Bundle, tiny::write_base_model};
 use train::fit::{fit, FitConfig, TrainLayers};
 
 fn workspace() -> PathBuf {
@@ -28,23 +23,8 @@ fn fixture(dir: &Path) -> PathBuf {
         .unwrap()
         .flat_map(|s| s.unwrap().events.into_iter().map(|e| e.prompt))
         .collect();
-    let tokenizer = tiny_tokenizer(prompts.iter().map(String::as_str), 3000);
     let base = dir.join("base");
-    std::fs::create_dir_all(&base).unwrap();
-    tokenizer.save(base.join("tokenizer.json"), false).unwrap();
-    let cfg = tiny_config(tokenizer.get_vocab_size(true));
-    std::fs::write(
-        base.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let varmap = VarMap::new();
-    BertEncoder::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        &cfg,
-    )
-    .unwrap();
-    varmap.save(base.join("model.safetensors")).unwrap();
+    write_base_model(&base, prompts.iter().map(String::as_str)).unwrap();
     base
 }
 
