@@ -245,9 +245,9 @@ impl Bundle {
     }
 
     /// Scores already-tokenised sessions as one batch.
-    pub fn score_encoded(
+    pub fn score_encoded<S: AsRef<[u32]>>(
         &self,
-        encoded: &[Vec<u32>],
+        encoded: &[S],
         sessions: &[&Session],
     ) -> Result<Vec<SessionScore>> {
         let (ids, mask) = self.tokenizer.pad_batch(encoded, &self.device)?;
@@ -273,7 +273,7 @@ impl Bundle {
         order.sort_by_key(|&i| encoded[i].len());
         let mut out: Vec<Option<SessionScore>> = vec![None; sessions.len()];
         for chunk in order.chunks(batch_size.max(1)) {
-            let enc: Vec<Vec<u32>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+            let enc: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
             let batch: Vec<&Session> = chunk.iter().map(|&i| &sessions[i]).collect();
             for (&i, s) in chunk.iter().zip(self.score_encoded(&enc, &batch)?) {
                 out[i] = Some(s);

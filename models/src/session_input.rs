@@ -128,11 +128,21 @@ impl SessionTokenizer {
 
     /// Right-pads encoded sessions into `(input_ids, attention_mask)`,
     /// both (batch, longest) u32.
-    pub fn pad_batch(&self, encoded: &[Vec<u32>], device: &Device) -> Result<(Tensor, Tensor)> {
-        let longest = encoded.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    pub fn pad_batch<S: AsRef<[u32]>>(
+        &self,
+        encoded: &[S],
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let longest = encoded
+            .iter()
+            .map(|e| e.as_ref().len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let mut ids = Vec::with_capacity(encoded.len() * longest);
         let mut mask = Vec::with_capacity(encoded.len() * longest);
         for e in encoded {
+            let e = e.as_ref();
             ids.extend_from_slice(e);
             ids.extend(std::iter::repeat_n(self.pad, longest - e.len()));
             mask.extend(std::iter::repeat_n(1u32, e.len()));

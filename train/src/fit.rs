@@ -210,7 +210,7 @@ fn build_cache(
     let mut hidden: Vec<Option<Tensor>> = vec![None; encoded.len()];
     let bar = progress(encoded.len() as u64, what);
     for chunk in order.chunks(32) {
-        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+        let batch: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
         let (ids, mask) = tokenizer.pad_batch(&batch, device)?;
         let out = encoder.forward_bottom(&ids, &mask, start_layer, Mode::Eval)?;
         for (row, &i) in chunk.iter().enumerate() {
@@ -252,9 +252,9 @@ impl Runner<'_> {
             self.device,
         )?;
         let feats = inputs.features.index_select(&idx_t, 0)?;
-        let batch: Vec<Vec<u32>> = idx
+        let batch: Vec<&[u32]> = idx
             .iter()
-            .map(|&i| inputs.split.encoded[i].clone())
+            .map(|&i| inputs.split.encoded[i].as_slice())
             .collect();
         let (ids, mask) = self.tokenizer.pad_batch(&batch, self.device)?;
         let embeddings = match &inputs.cache {
