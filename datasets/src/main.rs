@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use datasets::{
     build::build_dataset,
-    reader::{BadLinePolicy, JsonlReader},
-    sessionize::{sessionize, RawLogReader, SessionizeConfig},
+    reader::BadLinePolicy,
+    sessionize::{sessionize_file, SessionizeArgs, SessionizeConfig},
     simulator::config::{SimConfig, SplitMode},
     JsonlWriter,
 };
@@ -53,15 +53,8 @@ enum Command {
         /// Sessions file to write (`.gz` for gzip).
         #[arg(long, short)]
         output: PathBuf,
-        /// Inactivity gap that starts a new session, in minutes.
-        #[arg(long, default_value_t = 30)]
-        gap_minutes: i64,
-        /// Longest session, in minutes from its first request.
-        #[arg(long, default_value_t = 720)]
-        max_session_minutes: i64,
-        /// Most requests in one session.
-        #[arg(long, default_value_t = 1000)]
-        max_session_events: usize,
+        #[command(flatten)]
+        limits: SessionizeArgs,
         /// What to do with a bad line.
         #[arg(long, value_enum, default_value_t = BadLinePolicy::Strict)]
         policy: BadLinePolicy,
@@ -130,14 +123,8 @@ fn run_sessionize(
     config: SessionizeConfig,
     policy: BadLinePolicy,
 ) -> Result<()> {
-    let file = datasets::reader::open_input(input)?;
-    let mut reader: RawLogReader<_> = JsonlReader::new(file, input.display().to_string(), policy);
-    let mut requests = Vec::new();
-    for r in reader.by_ref() {
-        requests.push(r?);
-    }
-    report_skipped(reader.stats());
-    let sessions = sessionize(requests, &config);
+    let (sessions, stats) = sessionize_file(input, &config, policy)?;
+    report_skipped(&stats);
     let mut writer = JsonlWriter::create(output)?;
     for s in &sessions {
         writer.write(s)?;
@@ -146,7 +133,7 @@ fn run_sessionize(
     writer.finish()?;
     println!(
         "{} requests -> {n} sessions in {}",
-        reader.stats().records,
+        stats.records,
         output.display()
     );
     Ok(())
@@ -201,19 +188,10 @@ fn main() -> Result<()> {
         Command::Sessionize {
             input,
             output,
-            gap_minutes,
-            max_session_minutes,
-            max_session_events,
+            limits,
             policy,
         } => {
-            if gap_minutes <= 0 || max_session_minutes <= 0 || max_session_events == 0 {
-                bail!("--gap-minutes, --max-session-minutes and --max-session-events must be positive");
-            }
-            let config = SessionizeConfig {
-                inactivity_gap: chrono::Duration::minutes(gap_minutes),
-                max_duration: chrono::Duration::minutes(max_session_minutes),
-                max_events: max_session_events,
-            };
+            let config = limits.config().map_err(anyhow::Error::msg)?;
             run_sessionize(&input, &output, config, policy)
         }
         Command::Validate { files, policy } => run_validate(&files, policy),

@@ -83,6 +83,57 @@ impl Default for SessionizeConfig {
     }
 }
 
+/// Command-line flags of the sessionizer, shared by every binary that
+/// reads raw request logs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionizeArgs {
+    /// Inactivity gap that starts a new session, in minutes.
+    #[arg(long, default_value_t = 30)]
+    pub gap_minutes: i64,
+    /// Longest session, in minutes from its first request.
+    #[arg(long, default_value_t = 720)]
+    pub max_session_minutes: i64,
+    /// Most requests in one session.
+    #[arg(long, default_value_t = 1000)]
+    pub max_session_events: usize,
+}
+
+impl SessionizeArgs {
+    /// The validated config (every limit must be positive).
+    pub fn config(&self) -> Result<SessionizeConfig, String> {
+        if self.gap_minutes <= 0 || self.max_session_minutes <= 0 || self.max_session_events == 0 {
+            return Err(
+                "--gap-minutes, --max-session-minutes and --max-session-events must be positive"
+                    .into(),
+            );
+        }
+        Ok(SessionizeConfig {
+            inactivity_gap: Duration::minutes(self.gap_minutes),
+            max_duration: Duration::minutes(self.max_session_minutes),
+            max_events: self.max_session_events,
+        })
+    }
+}
+
+/// Reads a raw request log (plain or gzip) under `policy` and sessionizes
+/// it. Holds the whole log in memory (requests are grouped by account).
+pub fn sessionize_file(
+    path: &std::path::Path,
+    config: &SessionizeConfig,
+    policy: crate::BadLinePolicy,
+) -> Result<(Vec<Session>, crate::ReadStats), crate::DataError> {
+    let mut reader: RawLogReader<_> = JsonlReader::new(
+        crate::reader::open_input(path)?,
+        path.display().to_string(),
+        policy,
+    );
+    let mut requests = Vec::new();
+    for r in reader.by_ref() {
+        requests.push(r?);
+    }
+    Ok((sessionize(requests, config), reader.stats().clone()))
+}
+
 /// Groups raw requests into sessions.
 ///
 /// Sessions of an account are numbered in time order: `"{account_id}#{n}"`.

@@ -106,6 +106,45 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DataError> {
     publish(tmp, path)
 }
 
+/// Builds a directory atomically: `fill` writes every file into a fresh
+/// staging directory beside `dir`, which then takes `dir`'s place. The
+/// previous `dir` is moved aside and removed only once the new one is in
+/// place, so a failure at any point leaves it intact. `io_error` turns an
+/// I/O failure on a path into the caller's error type.
+pub fn replace_dir<E>(
+    dir: &Path,
+    io_error: impl Fn(&Path, std::io::Error) -> E,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<PathBuf, E> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}.staging-"))
+        .tempdir_in(&parent)
+        .map_err(|e| io_error(&parent, e))?;
+    fill(staging.path())?;
+    let staged = staging.keep();
+    let retired = parent.join(format!(".{name}.previous"));
+    if retired.exists() {
+        fs::remove_dir_all(&retired).map_err(|e| io_error(&retired, e))?;
+    }
+    if dir.exists() {
+        fs::rename(dir, &retired).map_err(|e| io_error(dir, e))?;
+    }
+    fs::rename(&staged, dir).map_err(|e| io_error(dir, e))?;
+    if retired.exists() {
+        fs::remove_dir_all(&retired).map_err(|e| io_error(&retired, e))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// A temporary file in `path`'s directory (created if missing), so the
 /// final rename stays on one file system.
 fn temp_beside(path: &Path) -> Result<NamedTempFile, DataError> {

@@ -14,9 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use datasets::{session_features, Session, NUM_FEATURES};
+use datasets::{session_features, FeatureVector, Session, NUM_FEATURES};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::{
@@ -128,45 +128,19 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// directory first, which then replaces `dir`. The previous bundle is moved
 /// aside and removed only once the new one is in place.
 pub fn write_bundle(dir: &Path, parts: &BundleParts) -> Result<PathBuf> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| ModelError::io(&parent, e))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "bundle".into());
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.staging-"))
-        .tempdir_in(&parent)
-        .map_err(|e| ModelError::io(&parent, e))?;
-    let s = staging.path();
-    parts.varmap.save(s.join(WEIGHTS_FILE))?;
-    write_json(&s.join(CONFIG_FILE), parts.bert)?;
-    write_json(&s.join(HEAD_FILE), parts.head)?;
-    parts
-        .tokenizer
-        .tokenizer()
-        .save(s.join(TOKENIZER_FILE), false)
-        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-    write_json(&s.join(NORM_FILE), parts.norm)?;
-    write_json(&s.join(THRESHOLD_FILE), parts.threshold)?;
-    write_json(&s.join(METADATA_FILE), parts.metadata)?;
-
-    let staged = staging.keep();
-    let retired = parent.join(format!(".{name}.previous"));
-    if retired.exists() {
-        std::fs::remove_dir_all(&retired).map_err(|e| ModelError::io(&retired, e))?;
-    }
-    if dir.exists() {
-        std::fs::rename(dir, &retired).map_err(|e| ModelError::io(dir, e))?;
-    }
-    std::fs::rename(&staged, dir).map_err(|e| ModelError::io(dir, e))?;
-    if retired.exists() {
-        std::fs::remove_dir_all(&retired).map_err(|e| ModelError::io(&retired, e))?;
-    }
-    Ok(dir.to_path_buf())
+    datasets::writer::replace_dir(dir, ModelError::io, |s| {
+        parts.varmap.save(s.join(WEIGHTS_FILE))?;
+        write_json(&s.join(CONFIG_FILE), parts.bert)?;
+        write_json(&s.join(HEAD_FILE), parts.head)?;
+        parts
+            .tokenizer
+            .tokenizer()
+            .save(s.join(TOKENIZER_FILE), false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        write_json(&s.join(NORM_FILE), parts.norm)?;
+        write_json(&s.join(THRESHOLD_FILE), parts.threshold)?;
+        write_json(&s.join(METADATA_FILE), parts.metadata)
+    })
 }
 
 /// One scored session.
@@ -238,20 +212,15 @@ impl Bundle {
         })
     }
 
-    /// Normalised feature rows of sessions, as a (n, NUM_FEATURES) tensor.
-    pub fn feature_tensor(&self, sessions: &[&Session]) -> Result<Tensor> {
-        let rows: Vec<_> = sessions.iter().map(|s| session_features(s)).collect();
-        self.norm.tensor(&rows, &self.device)
-    }
-
-    /// Scores already-tokenised sessions as one batch.
+    /// Scores already-tokenised sessions as one batch, given their raw
+    /// (not normalised) behavioural features.
     pub fn score_encoded<S: AsRef<[u32]>>(
         &self,
         encoded: &[S],
-        sessions: &[&Session],
+        features: &[FeatureVector],
     ) -> Result<Vec<SessionScore>> {
         let (ids, mask) = self.tokenizer.pad_batch(encoded, &self.device)?;
-        let features = self.feature_tensor(sessions)?;
+        let features = self.norm.tensor(features, &self.device)?;
         let out = self.model.forward(&ids, &mask, &features, Mode::Eval)?;
         let scores = candle_nn::ops::sigmoid(&out.logits)?.to_vec1::<f32>()?;
         let embeddings = out.embeddings.to_vec2::<f32>()?;
@@ -274,8 +243,11 @@ impl Bundle {
         let mut out: Vec<Option<SessionScore>> = vec![None; sessions.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let enc: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-            let batch: Vec<&Session> = chunk.iter().map(|&i| &sessions[i]).collect();
-            for (&i, s) in chunk.iter().zip(self.score_encoded(&enc, &batch)?) {
+            let features: Vec<FeatureVector> = chunk
+                .iter()
+                .map(|&i| session_features(&sessions[i]))
+                .collect();
+            for (&i, s) in chunk.iter().zip(self.score_encoded(&enc, &features)?) {
                 out[i] = Some(s);
             }
         }

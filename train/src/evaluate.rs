@@ -5,6 +5,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Result;
+use datasets::Session;
 use models::bundle::Bundle;
 use serde::{Deserialize, Serialize};
 
@@ -56,41 +57,50 @@ pub fn evaluate(bundle: &Bundle, file: &Path, batch_size: usize) -> Result<Evalu
         .into_iter()
         .map(|s| s.score)
         .collect();
-    let positive: Vec<bool> = sessions
+    Evaluation::of(file, &sessions, &scores, bundle.threshold.threshold)
+}
+
+/// Whether each labeled session is extraction.
+pub fn positives(sessions: &[Session]) -> Vec<bool> {
+    sessions
         .iter()
         .map(|s| s.label == Some(datasets::Label::Extraction))
-        .collect();
-    let threshold = bundle.threshold.threshold;
-    let confusion = Confusion::at(&scores, &positive, threshold);
-    let mut archetypes: BTreeMap<String, ArchetypeRate> = BTreeMap::new();
-    for ((s, &score), &p) in sessions.iter().zip(&scores).zip(&positive) {
-        let entry = archetypes
-            .entry(s.archetype.clone().unwrap_or_else(|| "unknown".into()))
-            .or_insert_with(|| ArchetypeRate {
-                label: if p { "extraction" } else { "benign" }.into(),
-                sessions: 0,
-                flagged: 0,
-                rate: 0.0,
-            });
-        entry.sessions += 1;
-        entry.flagged += usize::from(score >= threshold);
-    }
-    for a in archetypes.values_mut() {
-        a.rate = a.flagged as f64 / a.sessions as f64;
-    }
-    Ok(Evaluation {
-        file: file.display().to_string(),
-        sha256: sha256_file(file)?,
-        metrics: SplitMetrics::of(&scores, &positive),
-        threshold,
-        recall: confusion.recall(),
-        false_positive_rate: confusion.false_positive_rate(),
-        confusion,
-        archetypes,
-    })
+        .collect()
 }
 
 impl Evaluation {
+    /// Summarises the scores of `file`'s labeled sessions at `threshold`.
+    pub fn of(file: &Path, sessions: &[Session], scores: &[f32], threshold: f32) -> Result<Self> {
+        let positive = positives(sessions);
+        let confusion = Confusion::at(scores, &positive, threshold);
+        let mut archetypes: BTreeMap<String, ArchetypeRate> = BTreeMap::new();
+        for ((s, &score), &p) in sessions.iter().zip(scores).zip(&positive) {
+            let entry = archetypes
+                .entry(s.archetype.clone().unwrap_or_else(|| "unknown".into()))
+                .or_insert_with(|| ArchetypeRate {
+                    label: if p { "extraction" } else { "benign" }.into(),
+                    sessions: 0,
+                    flagged: 0,
+                    rate: 0.0,
+                });
+            entry.sessions += 1;
+            entry.flagged += usize::from(score >= threshold);
+        }
+        for a in archetypes.values_mut() {
+            a.rate = a.flagged as f64 / a.sessions as f64;
+        }
+        Ok(Evaluation {
+            file: file.display().to_string(),
+            sha256: sha256_file(file)?,
+            metrics: SplitMetrics::of(scores, &positive),
+            threshold,
+            recall: confusion.recall(),
+            false_positive_rate: confusion.false_positive_rate(),
+            confusion,
+            archetypes,
+        })
+    }
+
     /// A Markdown summary: headline metrics, then extraction archetypes
     /// (recall) and benign archetypes (false-positive rate) separately.
     pub fn to_markdown(&self) -> String {

@@ -3,8 +3,11 @@
 //! binaries.
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;
+
+pub mod score;

@@ -71,6 +71,149 @@ pub fn threshold_for_fpr(benign: &[f32], target_fpr: f64) -> Option<f32> {
     Some(desc[allowed].next_up())
 }
 
+/// Recall when the threshold is set so that at most `fpr` of the benign
+/// scores are flagged (`None` without both classes).
+pub fn recall_at_fpr(scores: &[f32], positive: &[bool], fpr: f64) -> Option<f64> {
+    let benign: Vec<f32> = scores
+        .iter()
+        .zip(positive)
+        .filter(|(_, &p)| !p)
+        .map(|(&s, _)| s)
+        .collect();
+    if benign.len() == scores.len() {
+        return None;
+    }
+    let threshold = threshold_for_fpr(&benign, fpr)?;
+    Some(Confusion::at(scores, positive, threshold).recall())
+}
+
+/// One point of a ROC or precision-recall curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Threshold (flag when `score >= threshold`).
+    pub threshold: f32,
+    /// x: false-positive rate (ROC) or recall (PR).
+    pub x: f64,
+    /// y: recall (ROC) or precision (PR).
+    pub y: f64,
+}
+
+/// Confusion counts at every distinct score, highest first.
+fn sweep(scores: &[f32], positive: &[bool]) -> Vec<(f32, Confusion)> {
+    let n_pos = positive.iter().filter(|&&p| p).count();
+    let n_neg = positive.len() - n_pos;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut out = Vec::new();
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut i = 0;
+    while i < order.len() {
+        let t = scores[order[i]];
+        while i < order.len() && scores[order[i]] == t {
+            if positive[order[i]] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        out.push((
+            t,
+            Confusion {
+                true_positives: tp,
+                false_positives: fp,
+                true_negatives: n_neg - fp,
+                false_negatives: n_pos - tp,
+            },
+        ));
+    }
+    out
+}
+
+/// The ROC curve (false-positive rate, recall), from (0, 0) to (1, 1).
+pub fn roc_curve(scores: &[f32], positive: &[bool]) -> Vec<CurvePoint> {
+    let mut curve = vec![CurvePoint {
+        threshold: f32::INFINITY,
+        x: 0.0,
+        y: 0.0,
+    }];
+    curve.extend(
+        sweep(scores, positive)
+            .into_iter()
+            .map(|(t, c)| CurvePoint {
+                threshold: t,
+                x: c.false_positive_rate(),
+                y: c.recall(),
+            }),
+    );
+    curve
+}
+
+/// The precision-recall curve (recall, precision), highest threshold first.
+pub fn pr_curve(scores: &[f32], positive: &[bool]) -> Vec<CurvePoint> {
+    sweep(scores, positive)
+        .into_iter()
+        .map(|(t, c)| CurvePoint {
+            threshold: t,
+            x: c.recall(),
+            y: c.precision(),
+        })
+        .collect()
+}
+
+/// One bin of a calibration curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBin {
+    /// Lower edge of the score bin.
+    pub lower: f64,
+    /// Upper edge.
+    pub upper: f64,
+    /// Sessions in the bin.
+    pub sessions: usize,
+    /// Mean predicted probability.
+    pub mean_score: f64,
+    /// Observed share of extraction.
+    pub observed: f64,
+}
+
+/// Calibration over `bins` equal-width score bins on [0, 1] (empty bins
+/// are left out).
+pub fn calibration(scores: &[f32], positive: &[bool], bins: usize) -> Vec<CalibrationBin> {
+    let bins = bins.max(1);
+    let mut acc = vec![(0usize, 0f64, 0usize); bins];
+    for (&s, &p) in scores.iter().zip(positive) {
+        let b = bin_of(s, bins);
+        acc[b].0 += 1;
+        acc[b].1 += f64::from(s);
+        acc[b].2 += usize::from(p);
+    }
+    acc.into_iter()
+        .enumerate()
+        .filter(|(_, (n, _, _))| *n > 0)
+        .map(|(b, (n, sum, pos))| CalibrationBin {
+            lower: b as f64 / bins as f64,
+            upper: (b + 1) as f64 / bins as f64,
+            sessions: n,
+            mean_score: sum / n as f64,
+            observed: pos as f64 / n as f64,
+        })
+        .collect()
+}
+
+fn bin_of(score: f32, bins: usize) -> usize {
+    ((f64::from(score.clamp(0.0, 1.0)) * bins as f64) as usize).min(bins - 1)
+}
+
+/// Counts of scores in `bins` equal-width bins on [0, 1].
+pub fn histogram(scores: impl IntoIterator<Item = f32>, bins: usize) -> Vec<usize> {
+    let bins = bins.max(1);
+    let mut counts = vec![0usize; bins];
+    for s in scores {
+        counts[bin_of(s, bins)] += 1;
+    }
+    counts
+}
+
 /// Confusion counts at a threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Confusion {
@@ -180,5 +323,38 @@ mod tests {
         );
         assert_eq!(c.recall(), 0.5);
         assert_eq!(c.false_positive_rate(), 0.5);
+    }
+
+    #[test]
+    fn curves_end_where_they_should_and_recall_at_fpr_matches() {
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.2, 0.1];
+        let pos = [true, false, true, true, false, false];
+        let roc = roc_curve(&scores, &pos);
+        assert_eq!((roc[0].x, roc[0].y), (0.0, 0.0));
+        let last = roc.last().unwrap();
+        assert_eq!((last.x, last.y), (1.0, 1.0));
+        // At 0.9: one of three positives, no negative.
+        assert!((roc[1].y - 1.0 / 3.0).abs() < 1e-12 && roc[1].x == 0.0);
+        let pr = pr_curve(&scores, &pos);
+        assert_eq!(pr[0].y, 1.0);
+        assert!((pr[1].y - 0.5).abs() < 1e-12);
+        // No benign may be flagged: only the 0.9 session passes.
+        assert!((recall_at_fpr(&scores, &pos, 0.0).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        // One of three benign may be flagged: the threshold drops under 0.8.
+        assert!((recall_at_fpr(&scores, &pos, 0.34).unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(recall_at_fpr(&[0.1], &[true], 0.01), None);
+    }
+
+    #[test]
+    fn calibration_and_histogram_bins() {
+        let scores = [0.05, 0.15, 0.95, 1.0, 0.92];
+        let pos = [false, false, true, true, false];
+        let cal = calibration(&scores, &pos, 10);
+        assert_eq!(cal.len(), 3);
+        let top = cal.last().unwrap();
+        assert_eq!(top.sessions, 3);
+        assert!((top.observed - 2.0 / 3.0).abs() < 1e-12);
+        assert!((top.mean_score - (0.95 + 1.0 + 0.92) / 3.0).abs() < 1e-6);
+        assert_eq!(histogram(scores, 2), vec![2, 3]);
     }
 }
