@@ -35,13 +35,46 @@ fn tiny_base_model(dir: &Path) {
     write_base_model(dir, [corpus.as_str()]).unwrap();
 }
 
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// ROC-AUC by counting ordered pairs (ties one half): independent of the
+/// rank-based implementation under test.
+fn pairwise_auc(scores: &[(f64, bool)]) -> f64 {
+    let (mut ordered, mut pairs) = (0.0, 0.0);
+    for &(p, _) in scores.iter().filter(|s| s.1) {
+        for &(n, _) in scores.iter().filter(|s| !s.1) {
+            pairs += 1.0;
+            ordered += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    ordered / pairs
+}
+
 #[test]
-fn main_job_builds_trains_evaluates_and_exports() {
+fn main_job_then_score_cluster_and_eval_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
     tiny_base_model(&base);
     let data = tmp.path().join("data");
     let bundle = tmp.path().join("bundle");
+    let eval_dir = tmp.path().join("eval");
     let path = |p: &Path| p.to_str().unwrap().to_string();
     let out = train(&[
         "run",
@@ -55,6 +88,8 @@ fn main_job_builds_trains_evaluates_and_exports() {
         &path(&bundle),
         "--run-dir",
         &path(&tmp.path().join("run")),
+        "--eval-out",
+        &path(&eval_dir),
         "--max-tokens",
         "48",
         "--epochs",
@@ -77,28 +112,272 @@ fn main_job_builds_trains_evaluates_and_exports() {
     ] {
         assert!(bundle.join(f).is_file(), "bundle lacks {f}");
     }
+    for f in [
+        "report.html",
+        "report.md",
+        "metrics.json",
+        "scores.jsonl",
+        "clusters.json",
+        "accounts.jsonl",
+    ] {
+        assert!(eval_dir.join(f).is_file(), "evaluation lacks {f}");
+    }
     assert!(
-        log.contains("| ROC-AUC |") && log.contains("| benign archetype |"),
+        log.contains("low-and-slow campaign accounts caught"),
         "{log}"
     );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("metadata.json")).unwrap()).unwrap();
-    let test = &metadata["test_metrics"];
-    assert!(test["metrics"]["roc_auc"].as_f64().is_some(), "{metadata}");
+    let metadata = read_json(&bundle.join("metadata.json"));
+    let test = &metadata["test_metrics"]["evaluation"];
     assert_eq!(test["file"], path(&data.join("test.jsonl")));
 
-    // evaluate agrees with what run recorded.
+    // Metrics agree with the scores they were computed from.
+    let test_file = data.join("test.jsonl");
+    let sessions = read_jsonl(&test_file);
+    let label: std::collections::HashMap<String, bool> = sessions
+        .iter()
+        .map(|s| {
+            (
+                s["session_id"].as_str().unwrap().to_string(),
+                s["label"] == "extraction",
+            )
+        })
+        .collect();
+    let metrics = read_json(&eval_dir.join("metrics.json"));
+    let scores = read_jsonl(&eval_dir.join("scores.jsonl"));
+    assert_eq!(scores.len(), sessions.len());
+    let pairs: Vec<(f64, bool)> = scores
+        .iter()
+        .map(|r| {
+            (
+                r["score"].as_f64().unwrap(),
+                label[r["session_id"].as_str().unwrap()],
+            )
+        })
+        .collect();
+    let auc = metrics["ranking"]["roc_auc"].as_f64().unwrap();
+    assert!((auc - pairwise_auc(&pairs)).abs() < 1e-9, "{auc}");
+    assert_eq!(test["metrics"]["roc_auc"].as_f64().unwrap(), auc);
+    let threshold = metrics["evaluation"]["threshold"].as_f64().unwrap();
+    let tp = pairs.iter().filter(|(s, p)| *p && *s >= threshold).count();
+    let fp = pairs.iter().filter(|(s, p)| !*p && *s >= threshold).count();
+    let confusion = &metrics["evaluation"]["confusion"];
+    assert_eq!(confusion["true_positives"], tp);
+    assert_eq!(confusion["false_positives"], fp);
+    assert!(metrics["baseline"]["metrics"]["roc_auc"].as_f64().is_some());
+
+    // Cluster ids, the cluster table and account verdicts agree.
+    let clusters = read_json(&eval_dir.join("clusters.json"));
+    let clusters = clusters.as_array().unwrap();
+    assert_eq!(metrics["clustering"]["clusters"], clusters.len());
+    for c in clusters {
+        let id = c["cluster_id"].as_u64().unwrap();
+        let members = scores.iter().filter(|r| r["cluster_id"] == id).count();
+        assert_eq!(c["sessions"], members, "cluster {id}");
+    }
+    let accounts = read_jsonl(&eval_dir.join("accounts.jsonl"));
+    for a in &accounts {
+        let id = a["account_id"].as_str().unwrap();
+        let of_account: Vec<_> = scores.iter().filter(|r| r["account_id"] == id).collect();
+        let flagged = of_account.iter().filter(|r| r["flagged"] == true).count();
+        let passing = of_account
+            .iter()
+            .filter(|r| r["score"].as_f64().unwrap() >= threshold)
+            .count();
+        // Propagation flags every session of the account; otherwise the
+        // sessions over the threshold are the flagged ones.
+        let expected = if a["propagated"] == true {
+            of_account.len()
+        } else {
+            passing
+        };
+        assert_eq!(flagged, expected, "account {id}");
+        assert_eq!(
+            a["flagged_by_sessions"] == true,
+            passing > 0,
+            "account {id}"
+        );
+    }
+    let detection = &metrics["detection"]["extraction_total"];
+    let extraction_accounts: std::collections::BTreeSet<&str> = scores
+        .iter()
+        .filter(|r| label[r["session_id"].as_str().unwrap()])
+        .map(|r| r["account_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(detection["accounts"], extraction_accounts.len());
+    let caught = accounts
+        .iter()
+        .filter(|a| extraction_accounts.contains(a["account_id"].as_str().unwrap()))
+        .filter(|a| a["flagged_by_sessions"] == true || a["propagated"] == true)
+        .count();
+    assert_eq!(detection["flagged_after_propagation"], caught);
+    let html = std::fs::read_to_string(eval_dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("adjusted Rand index"));
+
+    // `score` streams the same scores; `cluster` finds the same clusters.
+    let scored = tmp.path().join("scores.jsonl");
+    let bundle_arg = path(&bundle);
+    let test_arg = path(&test_file);
     let out = train(&[
-        "evaluate",
+        "score",
         "--bundle",
-        &path(&bundle),
-        "--data",
-        &path(&data.join("test.jsonl")),
+        &bundle_arg,
+        "--input",
+        &test_arg,
+        "-o",
+        &path(&scored),
     ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let streamed = read_jsonl(&scored);
+    assert_eq!(streamed.len(), scores.len());
+    for (a, b) in streamed.iter().zip(&scores) {
+        assert_eq!(a["session_id"], b["session_id"]);
+        assert_eq!(a["score"], b["score"]);
+        assert!(a["cluster_id"].is_null());
+    }
+    let cluster_dir = tmp.path().join("cluster");
+    let out = train(&[
+        "cluster",
+        "--bundle",
+        &bundle_arg,
+        "--input",
+        &test_arg,
+        "--out",
+        &path(&cluster_dir),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        read_json(&cluster_dir.join("clusters.json"))
+            .as_array()
+            .unwrap(),
+        clusters
+    );
+    assert_eq!(read_jsonl(&cluster_dir.join("scores.jsonl")), scores);
+
+    // eval on its own writes the same report numbers (baseline from the
+    // bundle's recorded training file).
+    let again = tmp.path().join("eval-again");
+    let out = train(&[
+        "eval",
+        "--bundle",
+        &bundle_arg,
+        "--data",
+        &test_arg,
+        "--out",
+        &path(&again),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let metrics_again = read_json(&again.join("metrics.json"));
+    assert_eq!(metrics_again["ranking"], metrics["ranking"]);
+    assert_eq!(metrics_again["detection"], metrics["detection"]);
+    assert_eq!(
+        metrics_again["baseline"]["metrics"],
+        metrics["baseline"]["metrics"]
+    );
+}
+
+#[test]
+fn scoring_reports_bad_lines_by_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    tiny_base_model(&base);
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    // A bundle from a quick fit on the small dataset's test split.
+    let data = tmp.path().join("data");
+    let out = Command::new(workspace_binary("datasets"))
+        .args([
+            "build",
+            "--config",
+            "datasets/config/small.toml",
+            "--out",
+            &path(&data),
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let bundle = tmp.path().join("bundle");
+    let out = train(&[
+        "fit",
+        "--train",
+        &path(&data.join("validation.jsonl")),
+        "--validation",
+        &path(&data.join("validation.jsonl")),
+        "--base-model",
+        &path(&base),
+        "--out",
+        &path(&bundle),
+        "--run-dir",
+        &path(&tmp.path().join("run")),
+        "--max-tokens",
+        "32",
+        "--epochs",
+        "1",
+        "--train-layers",
+        "head",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let input = tmp.path().join("mixed.jsonl");
+    let good = std::fs::read_to_string(data.join("test.jsonl")).unwrap();
+    let first: Vec<&str> = good.lines().take(3).collect();
+    let lines = format!(
+        "{}\n{{\"session_id\": \"x\", \"account_id\": \"a\", \"events\": [{{\"ts\": \"yesterday\", \"prompt\": \"p\"}}]}}\n{}\n",
+        first[..2].join("\n"),
+        first[2]
+    );
+    std::fs::write(&input, lines).unwrap();
+    let scores = tmp.path().join("scores.jsonl");
+    let args = |policy: &str| {
+        vec![
+            "score".to_string(),
+            "--bundle".into(),
+            path(&bundle),
+            "--input".into(),
+            path(&input),
+            "-o".into(),
+            path(&scores),
+            "--policy".into(),
+            policy.into(),
+        ]
+    };
+    let out = train(&args("skip").iter().map(String::as_str).collect::<Vec<_>>());
     let log = text(&out);
     assert!(out.status.success(), "{log}");
-    let roc = test["metrics"]["roc_auc"].as_f64().unwrap();
-    assert!(log.contains(&format!("| ROC-AUC | {roc:.4} |")), "{log}");
+    assert!(log.contains("skipped 1 bad lines"), "{log}");
+    assert!(log.contains("mixed.jsonl:3: field `events[0].ts`"), "{log}");
+    assert_eq!(read_jsonl(&scores).len(), 3);
+
+    // Strict: the run stops at the bad line and the previous scores stay.
+    let before = std::fs::read(&scores).unwrap();
+    let out = train(
+        &args("strict")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("mixed.jsonl:3: field `events[0].ts`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&scores).unwrap(), before);
+
+    let out = train(&[
+        "cluster",
+        "--bundle",
+        &path(&bundle),
+        "--input",
+        &path(&input),
+        "--eps",
+        "3",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("eps must be in (0, 2]"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -127,7 +406,7 @@ fn bad_input_gets_clear_errors() {
         text(&out)
     );
 
-    let out = train(&["evaluate", "--bundle", missing.to_str().unwrap()]);
+    let out = train(&["eval", "--bundle", missing.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(text(&out).contains("nope/config.json"), "{}", text(&out));
 

@@ -1,19 +1,13 @@
-//! Held-out evaluation of a bundle on a labeled sessions file: ranking
+//! Session-level evaluation of scores on a labeled sessions file: ranking
 //! metrics, the confusion matrix at the bundle's threshold, and detection /
 //! false-positive rates per archetype.
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::Result;
 use datasets::Session;
-use models::bundle::Bundle;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    data::{read_labeled, sha256_file},
-    fit::SplitMetrics,
-    metrics::Confusion,
-};
+use crate::{fit::SplitMetrics, metrics::Confusion};
 
 /// Flag rate of one archetype at the bundle threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,19 +43,8 @@ pub struct Evaluation {
     pub archetypes: BTreeMap<String, ArchetypeRate>,
 }
 
-/// Scores `file` with `bundle` and summarises.
-pub fn evaluate(bundle: &Bundle, file: &Path, batch_size: usize) -> Result<Evaluation> {
-    let sessions = read_labeled(file)?;
-    let scores: Vec<f32> = bundle
-        .score(&sessions, batch_size)?
-        .into_iter()
-        .map(|s| s.score)
-        .collect();
-    Evaluation::of(file, &sessions, &scores, bundle.threshold.threshold)
-}
-
 /// Whether each labeled session is extraction.
-pub fn positives(sessions: &[Session]) -> Vec<bool> {
+pub fn positives(sessions: &[&Session]) -> Vec<bool> {
     sessions
         .iter()
         .map(|s| s.label == Some(datasets::Label::Extraction))
@@ -70,7 +53,13 @@ pub fn positives(sessions: &[Session]) -> Vec<bool> {
 
 impl Evaluation {
     /// Summarises the scores of `file`'s labeled sessions at `threshold`.
-    pub fn of(file: &Path, sessions: &[Session], scores: &[f32], threshold: f32) -> Result<Self> {
+    pub fn of(
+        file: &Path,
+        sha256: String,
+        sessions: &[&Session],
+        scores: &[f32],
+        threshold: f32,
+    ) -> Self {
         let positive = positives(sessions);
         let confusion = Confusion::at(scores, &positive, threshold);
         let mut archetypes: BTreeMap<String, ArchetypeRate> = BTreeMap::new();
@@ -89,50 +78,15 @@ impl Evaluation {
         for a in archetypes.values_mut() {
             a.rate = a.flagged as f64 / a.sessions as f64;
         }
-        Ok(Evaluation {
+        Evaluation {
             file: file.display().to_string(),
-            sha256: sha256_file(file)?,
+            sha256,
             metrics: SplitMetrics::of(scores, &positive),
             threshold,
             recall: confusion.recall(),
             false_positive_rate: confusion.false_positive_rate(),
             confusion,
             archetypes,
-        })
-    }
-
-    /// A Markdown summary: headline metrics, then extraction archetypes
-    /// (recall) and benign archetypes (false-positive rate) separately.
-    pub fn to_markdown(&self) -> String {
-        let f = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.4}"));
-        let mut md = format!(
-            "Evaluated `{}` (sha256 `{}`): {} sessions.\n\n| metric | value |\n|---|---:|\n\
-             | ROC-AUC | {} |\n| PR-AUC | {} |\n| threshold | {:.6} |\n| recall at threshold | {:.4} |\n\
-             | benign false-positive rate at threshold | {:.5} |\n| TP / FP / TN / FN | {} / {} / {} / {} |\n",
-            self.file,
-            &self.sha256[..12],
-            self.metrics.sessions,
-            f(self.metrics.roc_auc),
-            f(self.metrics.pr_auc),
-            self.threshold,
-            self.recall,
-            self.false_positive_rate,
-            self.confusion.true_positives,
-            self.confusion.false_positives,
-            self.confusion.true_negatives,
-            self.confusion.false_negatives,
-        );
-        for (label, what) in [("extraction", "recall"), ("benign", "false-positive rate")] {
-            md.push_str(&format!(
-                "\n| {label} archetype | sessions | flagged | {what} |\n|---|---:|---:|---:|\n"
-            ));
-            for (name, a) in self.archetypes.iter().filter(|(_, a)| a.label == label) {
-                md.push_str(&format!(
-                    "| {name} | {} | {} | {:.4} |\n",
-                    a.sessions, a.flagged, a.rate
-                ));
-            }
         }
-        md
     }
 }

@@ -20,7 +20,6 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use datasets::NUM_FEATURES;
-use indicatif::{ProgressBar, ProgressStyle};
 use models::{
     base_model,
     bundle::{write_bundle, BundleMetadata, BundleParts, Threshold},
@@ -185,16 +184,6 @@ struct FrozenCache {
     hidden: Vec<Tensor>,
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {bar:30} {pos}/{len} {msg}")
-            .expect("valid progress template"),
-    );
-    bar.set_prefix(what.to_string());
-    bar
-}
-
 /// Runs the frozen bottom layers once per session, in length-sorted
 /// batches, and keeps each session's (tokens, hidden) output.
 fn build_cache(
@@ -208,7 +197,7 @@ fn build_cache(
     let mut order: Vec<usize> = (0..encoded.len()).collect();
     order.sort_by_key(|&i| encoded[i].len());
     let mut hidden: Vec<Option<Tensor>> = vec![None; encoded.len()];
-    let bar = progress(encoded.len() as u64, what);
+    let bar = crate::progress::bar(encoded.len() as u64, what);
     for chunk in order.chunks(32) {
         let batch: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
         let (ids, mask) = tokenizer.pad_batch(&batch, device)?;
@@ -572,7 +561,7 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             break;
         }
         order.shuffle(&mut rng);
-        let bar = progress(
+        let bar = crate::progress::bar(
             steps_per_epoch as u64,
             &format!("epoch {}/{}", epoch + 1, config.epochs),
         );

@@ -3,11 +3,13 @@
 //! binaries.
 #![warn(missing_docs)]
 
+pub mod baseline;
 pub mod cluster;
 pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;
-
+pub mod progress;
+pub mod report;
 pub mod score;

@@ -6,11 +6,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use datasets::simulator::config::SimConfig;
-use models::bundle::{Bundle, METADATA_FILE};
+use datasets::{
+    read_sessions, sessionize::sessionize_file, sessionize::SessionizeArgs, BadLinePolicy,
+    DataError, JsonlWriter, Session,
+};
+use models::bundle::{Bundle, BundleMetadata, METADATA_FILE};
 use train::{
+    baseline::BaselineConfig,
+    cluster::{discover, ClusterArgs, Discovery},
     device::parse_device,
-    evaluate::evaluate,
     fit::{fit, FitConfig, TrainLayers},
+    report::{self, evaluate_file, EvalOptions, EvalReport},
+    score::{score_sessions, ScoreOptions},
 };
 
 /// distill-guard training.
@@ -25,21 +32,30 @@ struct Cli {
 enum Command {
     /// Fine-tune on labeled sessions and export a bundle.
     Fit(FitArgs),
-    /// Score a labeled file with a bundle: metrics and per-archetype rates.
-    Evaluate {
-        /// Bundle directory.
-        #[arg(long, default_value = DEFAULT_BUNDLE)]
-        bundle: PathBuf,
-        /// Labeled sessions file.
-        #[arg(long, default_value = "data/default/test.jsonl")]
-        data: PathBuf,
-        /// Sessions per inference batch.
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        /// `cpu`, `cuda` or `cuda:N`.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+    /// Score a sessions file (or a raw request log) with a bundle: one
+    /// scores line per session, streamed (`cluster_id` stays null: run
+    /// `cluster` for coordination).
+    Score {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Scores file to write (`.gz` for gzip).
+        #[arg(long, short, default_value = "artifacts/scores.jsonl")]
+        output: PathBuf,
     },
+    /// Find coordinated multi-account clusters: scores with cluster ids,
+    /// the cluster table and account verdicts (with propagation).
+    Cluster {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Output folder (replaced atomically).
+        #[arg(long, default_value = "artifacts/cluster")]
+        out: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Evaluation report of a bundle on a labeled sessions file:
+    /// report.html, report.md, metrics.json, scores, clusters, accounts.
+    Eval(EvalArgs),
     /// The main job: build the default dataset, fine-tune, evaluate on the
     /// held-out test split, export the bundle `serve` loads by default.
     Run {
@@ -51,10 +67,108 @@ enum Command {
         data_dir: PathBuf,
         #[command(flatten)]
         fit: FitArgs,
+        /// Where the evaluation report on the test split goes.
+        #[arg(long, default_value = "artifacts/eval")]
+        eval_out: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
 }
 
 const DEFAULT_BUNDLE: &str = "models/distill-guard-minilm";
+
+/// Bundle, device and batching of the scoring commands.
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Bundle directory.
+    #[arg(long, default_value = DEFAULT_BUNDLE)]
+    bundle: PathBuf,
+    /// Sessions per inference batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Bundle> {
+        let device = parse_device(&self.device)?;
+        Bundle::load(&self.bundle, &device)
+            .with_context(|| format!("loading bundle {}", self.bundle.display()))
+    }
+
+    fn score_options(&self) -> ScoreOptions {
+        ScoreOptions {
+            batch_size: self.batch_size,
+            ..ScoreOptions::default()
+        }
+    }
+}
+
+/// What `score` and `cluster` read.
+#[derive(Args, Clone)]
+struct InputArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Sessions file (or raw request log with --raw-log), plain or gzip.
+    #[arg(long, short)]
+    input: PathBuf,
+    /// The input is a raw request log: sessionize it first.
+    #[arg(long)]
+    raw_log: bool,
+    #[command(flatten)]
+    sessionize: SessionizeArgs,
+    /// What to do with a bad input line.
+    #[arg(long, value_enum, default_value_t = BadLinePolicy::Skip)]
+    policy: BadLinePolicy,
+}
+
+impl InputArgs {
+    /// Runs `consume` over the input's sessions as a stream, then reports
+    /// the bad lines the reader skipped.
+    fn stream<T>(&self, consume: impl FnOnce(&mut SessionStream) -> Result<T>) -> Result<T> {
+        let (out, stats) = if self.raw_log {
+            let config = self.sessionize.config().map_err(anyhow::Error::msg)?;
+            let (sessions, stats) = sessionize_file(&self.input, &config, self.policy)?;
+            (consume(&mut sessions.into_iter().map(Ok))?, stats)
+        } else {
+            let mut reader = read_sessions(&self.input, self.policy)?;
+            let out = consume(&mut reader)?;
+            (out, reader.stats().clone())
+        };
+        if stats.skipped > 0 {
+            eprintln!("skipped {} bad lines; the first:", stats.skipped);
+            for e in &stats.first_errors {
+                eprintln!("  {e}");
+            }
+        }
+        Ok(out)
+    }
+}
+
+type SessionStream = dyn Iterator<Item = Result<Session, DataError>> + Send;
+
+#[derive(Args, Clone)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labeled sessions file.
+    #[arg(long, default_value = "data/default/test.jsonl")]
+    data: PathBuf,
+    /// Output folder (replaced atomically).
+    #[arg(long, default_value = "artifacts/eval")]
+    out: PathBuf,
+    /// Labeled file the TF-IDF baseline is fitted on [default: the
+    /// bundle's training file].
+    #[arg(long)]
+    baseline_train: Option<PathBuf>,
+    /// Skip the baseline.
+    #[arg(long, conflicts_with = "baseline_train")]
+    no_baseline: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
 
 #[derive(Args, Clone)]
 struct FitArgs {
@@ -180,26 +294,160 @@ fn run_fit(args: &FitArgs) -> Result<PathBuf> {
     Ok(outcome.bundle)
 }
 
-fn run_evaluate(
-    bundle_dir: &Path,
-    data: &Path,
-    batch_size: usize,
-    device: &str,
-    record: bool,
-) -> Result<()> {
-    let device = parse_device(device)?;
-    let bundle = Bundle::load(bundle_dir, &device)?;
-    let evaluation = evaluate(&bundle, data, batch_size)?;
-    println!("{}", evaluation.to_markdown());
-    if record {
-        // Store the held-out metrics with the bundle's provenance.
-        let path = bundle_dir.join(METADATA_FILE);
-        let mut metadata = bundle.metadata.clone();
-        metadata.test_metrics = Some(serde_json::to_value(&evaluation)?);
-        datasets::writer::write_atomic(&path, &serde_json::to_vec_pretty(&metadata)?)
-            .with_context(|| format!("updating {}", path.display()))?;
-        println!("test metrics recorded in {}", path.display());
+fn run_score(input: &InputArgs, output: &Path) -> Result<()> {
+    let bundle = input.model.load()?;
+    let threshold = bundle.threshold.threshold;
+    let mut writer = JsonlWriter::create(output)?;
+    let bar = train::progress::counter("scoring", "sessions");
+    let mut flagged = 0usize;
+    let n = input.stream(|sessions| {
+        score_sessions(&bundle, sessions, &input.model.score_options(), |chunk| {
+            for s in &chunk {
+                let record = s.record(threshold);
+                flagged += usize::from(record.flagged);
+                writer.write(&record)?;
+            }
+            bar.inc(chunk.len() as u64);
+            Ok(())
+        })
+    })?;
+    bar.finish_and_clear();
+    writer.finish()?;
+    println!(
+        "{n} sessions scored, {flagged} flagged at threshold {threshold:.6}; scores in {}",
+        output.display()
+    );
+    Ok(())
+}
+
+fn run_cluster(input: &InputArgs, out: &Path, cluster: &ClusterArgs) -> Result<()> {
+    let params = cluster.params()?;
+    let bundle = input.model.load()?;
+    let threshold = bundle.threshold.threshold;
+    let bar = train::progress::counter("scoring", "sessions");
+    let mut scored = Vec::new();
+    let options = ScoreOptions {
+        keep_embeddings: true,
+        ..input.model.score_options()
+    };
+    input.stream(|sessions| {
+        score_sessions(&bundle, sessions, &options, |chunk| {
+            bar.inc(chunk.len() as u64);
+            scored.extend(chunk);
+            Ok(())
+        })
+    })?;
+    bar.finish_and_clear();
+    let discovery = discover(&scored, threshold, &params)?;
+    let written = discovery.write(out, &scored, threshold)?;
+    print_discovery(&discovery);
+    println!(
+        "clusters, scores and account verdicts in {}",
+        written.display()
+    );
+    Ok(())
+}
+
+fn print_discovery(d: &Discovery) {
+    let coordinated: Vec<_> = d
+        .clusters
+        .iter()
+        .filter(|c| c.verdict.is_coordinated())
+        .collect();
+    println!(
+        "DBSCAN eps {:.4}{} in {} dims: {} clusters, {} coordinated; {} accounts flagged by sessions, {} more by propagation",
+        d.eps,
+        d.eps_suggested
+            .map_or(String::new(), |s| format!(" (suggested {s:.4})")),
+        d.dims,
+        d.clusters.len(),
+        coordinated.len(),
+        d.accounts.iter().filter(|a| a.flagged_by_sessions).count(),
+        d.accounts.iter().filter(|a| a.propagated).count()
+    );
+}
+
+fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
+    let params = args.cluster.params()?;
+    let bundle = args.model.load()?;
+    let baseline_train = if args.no_baseline {
+        None
+    } else {
+        match &args.baseline_train {
+            Some(p) => Some(p.clone()),
+            None => Some(
+                bundle
+                    .metadata
+                    .data_files
+                    .first()
+                    .map(|f| PathBuf::from(&f.path))
+                    .context("the bundle records no training file: pass --baseline-train or --no-baseline")?,
+            ),
+        }
+    };
+    let options = EvalOptions {
+        score: args.model.score_options(),
+        cluster: params,
+        baseline_train,
+        baseline: BaselineConfig::default(),
+    };
+    let evaluated = evaluate_file(&bundle, &args.data, &options)?;
+    let dir = evaluated.write(&args.out)?;
+    let r = &evaluated.report;
+    let f = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.4}"));
+    println!(
+        "model: ROC-AUC {}, PR-AUC {}, recall {} at 1% FPR, {} at 0.1% FPR; at the saved threshold recall {:.4}, benign FPR {:.5}",
+        f(r.ranking.roc_auc),
+        f(r.ranking.pr_auc),
+        f(r.ranking.recall_at_1pct_fpr),
+        f(r.ranking.recall_at_0_1pct_fpr),
+        r.evaluation.recall,
+        r.evaluation.false_positive_rate
+    );
+    if let Some(b) = &r.baseline {
+        println!(
+            "baseline: ROC-AUC {}, PR-AUC {}, recall {} at 1% FPR, {} at 0.1% FPR",
+            f(b.metrics.roc_auc),
+            f(b.metrics.pr_auc),
+            f(b.metrics.recall_at_1pct_fpr),
+            f(b.metrics.recall_at_0_1pct_fpr)
+        );
     }
+    let d = &r.detection;
+    if let Some(low) = &d.low_and_slow {
+        println!(
+            "low-and-slow campaign accounts caught: {:.1}% by sessions alone, {:.1}% after cluster propagation ({} accounts)",
+            100.0 * low.share_by_sessions,
+            100.0 * low.share_after_propagation,
+            low.accounts
+        );
+    }
+    println!(
+        "benign accounts flagged: {:.2}% by sessions, {:.2}% after propagation ({} accounts)",
+        100.0 * d.benign_total.share_by_sessions,
+        100.0 * d.benign_total.share_after_propagation,
+        d.benign_total.accounts
+    );
+    print_discovery(&evaluated.discovery);
+    println!("report in {}", dir.join(report::REPORT_HTML).display());
+    Ok(evaluated.report)
+}
+
+/// Stores the held-out metrics with the bundle's provenance.
+fn record_test_metrics(bundle_dir: &Path, report: &EvalReport) -> Result<()> {
+    let path = bundle_dir.join(METADATA_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut metadata: BundleMetadata =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    metadata.test_metrics = Some(serde_json::json!({
+        "evaluation": report.evaluation,
+        "ranking": report.ranking,
+        "detection": report.detection,
+    }));
+    datasets::writer::write_atomic(&path, &serde_json::to_vec_pretty(&metadata)?)
+        .with_context(|| format!("updating {}", path.display()))?;
+    println!("test metrics recorded in {}", path.display());
     Ok(())
 }
 
@@ -207,16 +455,19 @@ fn main() -> Result<()> {
     datasets::logging::init();
     match Cli::parse().command {
         Command::Fit(args) => run_fit(&args).map(|_| ()),
-        Command::Evaluate {
-            bundle,
-            data,
-            batch_size,
-            device,
-        } => run_evaluate(&bundle, &data, batch_size, &device, false),
+        Command::Score { input, output } => run_score(&input, &output),
+        Command::Cluster {
+            input,
+            out,
+            cluster,
+        } => run_cluster(&input, &out, &cluster),
+        Command::Eval(args) => run_eval(&args).map(|_| ()),
         Command::Run {
             dataset_config,
             data_dir,
             fit,
+            eval_out,
+            cluster,
         } => {
             let started = std::time::Instant::now();
             let config = SimConfig::load(&dataset_config)?;
@@ -232,7 +483,19 @@ fn main() -> Result<()> {
                 ..fit
             };
             let bundle = run_fit(&fit)?;
-            run_evaluate(&bundle, &data_dir.join("test.jsonl"), 32, &fit.device, true)?;
+            let report = run_eval(&EvalArgs {
+                model: ModelArgs {
+                    bundle: bundle.clone(),
+                    batch_size: 32,
+                    device: fit.device.clone(),
+                },
+                data: data_dir.join("test.jsonl"),
+                out: eval_out,
+                baseline_train: Some(fit.train.clone()),
+                no_baseline: false,
+                cluster,
+            })?;
+            record_test_metrics(&bundle, &report)?;
             println!(
                 "main job done in {:.0}s; bundle: {}",
                 started.elapsed().as_secs_f64(),

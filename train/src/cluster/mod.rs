@@ -19,15 +19,24 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use crate::score::{session_reasons, ScoreRecord, ScoredSession};
-pub use params::{ClusterParams, ClusterParamsError, NeighbourIndex, ValidClusterParams};
+pub use params::{
+    ClusterArgs, ClusterParams, ClusterParamsError, NeighbourIndex, ValidClusterParams,
+};
 use propagate::{account_verdicts, AccountVerdict, SessionView};
 use summary::{members_by_cluster, summarise, ClusterSummary};
+
+/// Scores file name in output folders.
+pub const SCORES_FILE: &str = "scores.jsonl";
+/// Cluster table file name.
+pub const CLUSTERS_FILE: &str = "clusters.json";
+/// Account verdicts file name.
+pub const ACCOUNTS_FILE: &str = "accounts.jsonl";
 
 /// Points the eps suggestion samples at most.
 pub const EPS_SAMPLE: usize = 2000;
 
 /// Seconds spent in each stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct StageTimings {
     /// Building points.
     pub points_s: f64,
@@ -231,5 +240,44 @@ impl Discovery {
                 }
             })
             .collect()
+    }
+
+    /// Writes the scores file (with cluster ids), the cluster table and
+    /// the account verdicts into the existing directory `dir`.
+    pub fn write_files(
+        &self,
+        dir: &std::path::Path,
+        sessions: &[ScoredSession],
+        session_threshold: f32,
+    ) -> Result<()> {
+        let mut scores = datasets::JsonlWriter::create(&dir.join(SCORES_FILE))?;
+        for r in self.records(sessions, session_threshold) {
+            scores.write(&r)?;
+        }
+        scores.finish()?;
+        let path = dir.join(CLUSTERS_FILE);
+        std::fs::write(&path, serde_json::to_vec_pretty(&self.clusters)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let mut accounts = datasets::JsonlWriter::create(&dir.join(ACCOUNTS_FILE))?;
+        for a in &self.accounts {
+            accounts.write(a)?;
+        }
+        accounts.finish()?;
+        Ok(())
+    }
+
+    /// Writes [`Self::write_files`] into a new folder that atomically
+    /// replaces `dir`.
+    pub fn write(
+        &self,
+        dir: &std::path::Path,
+        sessions: &[ScoredSession],
+        session_threshold: f32,
+    ) -> Result<std::path::PathBuf> {
+        datasets::writer::replace_dir(
+            dir,
+            |p, e| anyhow::Error::new(e).context(format!("writing {}", p.display())),
+            |staging| self.write_files(staging, sessions, session_threshold),
+        )
     }
 }

@@ -81,6 +81,21 @@ pub struct ValidClusterParams {
     pub seed: u64,
 }
 
+/// Default DBSCAN neighbourhood size.
+pub const DEFAULT_MIN_POINTS: usize = 4;
+/// Default accounts for a coordinated cluster.
+pub const DEFAULT_MIN_ACCOUNTS: usize = 3;
+/// Default text weight.
+pub const DEFAULT_TEXT_WEIGHT: f32 = 1.0;
+/// Default feature weight.
+pub const DEFAULT_FEATURE_WEIGHT: f32 = 0.5;
+/// Default PCA dimensions.
+pub const DEFAULT_PCA_DIMS: usize = 32;
+/// Default propagation threshold.
+pub const DEFAULT_PROPAGATION_THRESHOLD: f32 = 0.5;
+/// Default PCA seed.
+pub const DEFAULT_SEED: u64 = 17;
+
 /// Unchecked builder of [`ValidClusterParams`]; `check()` validates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterParams(ValidClusterParams);
@@ -89,14 +104,14 @@ impl Default for ClusterParams {
     fn default() -> Self {
         ClusterParams(ValidClusterParams {
             eps: None,
-            min_points: 4,
-            min_accounts: 3,
-            text_weight: 1.0,
-            feature_weight: 0.5,
-            pca_dims: Some(32),
+            min_points: DEFAULT_MIN_POINTS,
+            min_accounts: DEFAULT_MIN_ACCOUNTS,
+            text_weight: DEFAULT_TEXT_WEIGHT,
+            feature_weight: DEFAULT_FEATURE_WEIGHT,
+            pca_dims: Some(DEFAULT_PCA_DIMS),
             index: NeighbourIndex::KdTree,
-            propagation_threshold: 0.5,
-            seed: 17,
+            propagation_threshold: DEFAULT_PROPAGATION_THRESHOLD,
+            seed: DEFAULT_SEED,
         })
     }
 }
@@ -186,6 +201,57 @@ impl ParamGuard for ClusterParams {
     fn check(self) -> Result<ValidClusterParams, ClusterParamsError> {
         self.check_ref()?;
         Ok(self.0)
+    }
+}
+
+/// Command-line flags of coordination discovery, shared by `train
+/// cluster` and `train eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// DBSCAN radius between unit-vector points (sqrt(2 * (1 - cosine)));
+    /// omitted: suggested from the k-distance curve.
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// DBSCAN core-point neighbourhood size, the point itself included.
+    #[arg(long, default_value_t = DEFAULT_MIN_POINTS)]
+    pub min_points: usize,
+    /// Distinct accounts for a cluster to count as coordinated.
+    #[arg(long, default_value_t = DEFAULT_MIN_ACCOUNTS)]
+    pub min_accounts: usize,
+    /// Weight of the text embedding in a clustering point.
+    #[arg(long, default_value_t = DEFAULT_TEXT_WEIGHT)]
+    pub text_weight: f32,
+    /// Weight of the standardised behavioural features (0 = text only).
+    #[arg(long, default_value_t = DEFAULT_FEATURE_WEIGHT)]
+    pub feature_weight: f32,
+    /// PCA dimensions before DBSCAN (0 = no PCA).
+    #[arg(long, default_value_t = DEFAULT_PCA_DIMS)]
+    pub pca_dims: usize,
+    /// Neighbour index of DBSCAN's range queries.
+    #[arg(long, value_enum, default_value_t = NeighbourIndex::KdTree)]
+    pub neighbour_index: NeighbourIndex,
+    /// Mean account score from which an account in a coordinated cluster
+    /// is flagged (cluster propagation).
+    #[arg(long, default_value_t = DEFAULT_PROPAGATION_THRESHOLD)]
+    pub propagation_threshold: f32,
+    /// Seed of PCA's fitting sample.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub cluster_seed: u64,
+}
+
+impl ClusterArgs {
+    /// The checked parameters.
+    pub fn params(&self) -> Result<ValidClusterParams, ClusterParamsError> {
+        ClusterParams::default()
+            .eps(self.eps)
+            .min_points(self.min_points)
+            .min_accounts(self.min_accounts)
+            .weights(self.text_weight, self.feature_weight)
+            .pca_dims((self.pca_dims > 0).then_some(self.pca_dims))
+            .index(self.neighbour_index)
+            .propagation_threshold(self.propagation_threshold)
+            .seed(self.cluster_seed)
+            .check()
     }
 }
 

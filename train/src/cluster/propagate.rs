@@ -4,8 +4,9 @@
 //! threshold ("by sessions"), or, failing that, when (1) at least one of
 //! its sessions lies in a coordinated cluster (one spanning at least
 //! `min_accounts` accounts) and (2) the mean score of all its sessions is
-//! at least the propagation threshold ("by propagation"). Every session of
-//! a flagged account is flagged.
+//! at least the propagation threshold ("by propagation"). In scores files a
+//! session is flagged when it passes the session threshold itself, or when
+//! its account was flagged by propagation.
 
 use std::collections::BTreeMap;
 

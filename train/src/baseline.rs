@@ -1,0 +1,184 @@
+//! The classical baseline the evaluation report compares the transformer
+//! with: TF-IDF over word n-grams of a session's prompts
+//! (linfa-preprocessing), next to the standardised behavioural features,
+//! into an L2-regularised logistic regression (linfa-logistic).
+
+use anyhow::{anyhow, bail, Result};
+use datasets::{session_features, Label, Session, NUM_FEATURES};
+use linfa::{traits::Fit, DatasetBase};
+use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
+use linfa_preprocessing::tf_idf_vectorization::{FittedTfIdfVectorizer, TfIdfVectorizer};
+use models::FeatureNormalizer;
+use ndarray::{s, Array1, Array2};
+use serde::Serialize;
+
+/// Settings of the baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineConfig {
+    /// Word n-gram range.
+    pub ngrams: (usize, usize),
+    /// Vocabulary size (most frequent n-grams).
+    pub max_features: usize,
+    /// Minimum share of sessions an n-gram must appear in.
+    pub min_document_frequency: f32,
+    /// L2 penalty of the logistic regression.
+    pub alpha: f64,
+    /// L-BFGS iterations.
+    pub max_iterations: u64,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            ngrams: (1, 2),
+            max_features: 4000,
+            min_document_frequency: 0.001,
+            alpha: 1.0,
+            max_iterations: 200,
+        }
+    }
+}
+
+/// A fitted baseline.
+pub struct Baseline {
+    vectorizer: FittedTfIdfVectorizer,
+    norm: FeatureNormalizer,
+    model: FittedLogisticRegression<f64, usize>,
+}
+
+/// The text of a session as the baseline sees it: all its prompts.
+fn session_text(session: &Session) -> String {
+    session
+        .events
+        .iter()
+        .map(|e| e.prompt.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Baseline {
+    /// Fits on labeled sessions (both classes needed).
+    pub fn fit(sessions: &[Session], config: &BaselineConfig) -> Result<Self> {
+        let labels: Array1<usize> = sessions
+            .iter()
+            .map(|s| usize::from(s.label == Some(Label::Extraction)))
+            .collect();
+        let positives = labels.sum();
+        if positives == 0 || positives == labels.len() {
+            bail!("the baseline needs both benign and extraction sessions to train on");
+        }
+        let texts: Array1<String> = sessions.iter().map(session_text).collect();
+        let vectorizer = TfIdfVectorizer::default()
+            .n_gram_range(config.ngrams.0, config.ngrams.1)
+            .document_frequency(config.min_document_frequency, 1.0)
+            .max_features(Some(config.max_features))
+            .fit(&texts)
+            .map_err(|e| anyhow!("fitting the TF-IDF vocabulary: {e}"))?;
+        let raw: Vec<_> = sessions.iter().map(session_features).collect();
+        let norm = FeatureNormalizer::fit(&raw);
+        let x = Self::design(&vectorizer, &norm, &texts, &raw)?;
+        let model = LogisticRegression::default()
+            .alpha(config.alpha)
+            .max_iterations(config.max_iterations)
+            .fit(&DatasetBase::new(x, labels))
+            .map_err(|e| anyhow!("fitting the logistic regression: {e}"))?;
+        Ok(Baseline {
+            vectorizer,
+            norm,
+            model,
+        })
+    }
+
+    /// The design matrix: TF-IDF columns, then the standardised features.
+    fn design(
+        vectorizer: &FittedTfIdfVectorizer,
+        norm: &FeatureNormalizer,
+        texts: &Array1<String>,
+        raw: &[datasets::FeatureVector],
+    ) -> Result<Array2<f64>> {
+        let tfidf = vectorizer
+            .transform(texts)
+            .map_err(|e| anyhow!("TF-IDF transform: {e}"))?;
+        let vocab = vectorizer.nentries();
+        let mut x = Array2::<f64>::zeros((texts.len(), vocab + NUM_FEATURES));
+        for (row, vec) in tfidf.outer_iterator().enumerate() {
+            for (col, &v) in vec.iter() {
+                x[[row, col]] = v;
+            }
+        }
+        for (row, f) in raw.iter().enumerate() {
+            let z = norm.apply(f);
+            x.slice_mut(s![row, vocab..])
+                .assign(&Array1::from_iter(z.iter().map(|&v| f64::from(v))));
+        }
+        Ok(x)
+    }
+
+    /// Probability of extraction for each session.
+    pub fn score(&self, sessions: &[Session]) -> Result<Vec<f32>> {
+        let texts: Array1<String> = sessions.iter().map(session_text).collect();
+        let raw: Vec<_> = sessions.iter().map(session_features).collect();
+        let x = Self::design(&self.vectorizer, &self.norm, &texts, &raw)?;
+        Ok(self
+            .model
+            .predict_probabilities(&x)
+            .iter()
+            .map(|&p| p as f32)
+            .collect())
+    }
+
+    /// Vocabulary size.
+    pub fn vocabulary(&self) -> usize {
+        self.vectorizer.nentries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datasets::{Event, Session};
+
+    fn session(id: usize, prompt: &str, label: Label) -> Session {
+        let json = serde_json::json!({
+            "session_id": format!("s{id}"),
+            "account_id": format!("a{id}"),
+            "label": label.as_str(),
+            "events": [{"ts": "2026-02-10T12:00:00Z", "prompt": prompt}],
+        });
+        let mut s: Session = serde_json::from_value(json).unwrap();
+        s.validate().unwrap();
+        let _: &Event = &s.events[0];
+        s
+    }
+
+    #[test]
+    fn separates_templated_extraction_from_chat() {
+        let mut train = Vec::new();
+        for i in 0..40 {
+            train.push(session(
+                i,
+                &format!("solve step by step and show your reasoning: problem {i}"),
+                Label::Extraction,
+            ));
+            train.push(session(
+                100 + i,
+                &format!("what is a good recipe for dinner number {i}"),
+                Label::Benign,
+            ));
+        }
+        let baseline = Baseline::fit(&train, &BaselineConfig::default()).unwrap();
+        assert!(baseline.vocabulary() > 5);
+        let test = [
+            session(
+                1000,
+                "solve step by step and show your reasoning",
+                Label::Extraction,
+            ),
+            session(1001, "a good recipe for dinner please", Label::Benign),
+        ];
+        let p = baseline.score(&test).unwrap();
+        assert!(p[0] > 0.5 && p[1] < 0.5, "{p:?}");
+        let one_class: Vec<Session> = train[..1].to_vec();
+        assert!(Baseline::fit(&one_class, &BaselineConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,370 @@
+//! `train eval`: the offline evaluation report of a bundle on a labeled
+//! sessions file. It scores every session (keeping embeddings), discovers
+//! coordinated clusters, propagates to accounts, fits the TF-IDF baseline
+//! on the training file, and writes one output folder atomically:
+//!
+//! | file | holds |
+//! |---|---|
+//! | `report.html` | the report, self-contained (inline SVG plots) |
+//! | `report.md` | the same report as Markdown (plots named, not drawn) |
+//! | `metrics.json` | every number of the report ([`EvalReport`]) |
+//! | `scores.jsonl` | one line per session: score, flag, cluster, reasons |
+//! | `clusters.json` | the cluster table |
+//! | `accounts.jsonl` | one verdict per account |
+
+pub mod detection;
+pub mod document;
+pub mod plots;
+mod render;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use datasets::Session;
+use models::bundle::Bundle;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::{
+    baseline::{Baseline, BaselineConfig},
+    cluster::{
+        discover,
+        quality::{cluster_quality, ClusterQuality},
+        Discovery, StageTimings, ValidClusterParams,
+    },
+    data::{read_labeled, sha256_file},
+    evaluate::{positives, Evaluation},
+    metrics::{calibration, histogram, recall_at_fpr, CalibrationBin},
+    score::{score_sessions, ScoreOptions, ScoredSession},
+};
+use detection::{detection, Detection};
+
+/// Bins of the score histograms and the calibration curve.
+pub const SCORE_BINS: usize = 20;
+/// Calibration bins.
+pub const CALIBRATION_BINS: usize = 10;
+
+/// How `train eval` runs.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Batch scoring.
+    pub score: ScoreOptions,
+    /// Clustering and propagation.
+    pub cluster: ValidClusterParams,
+    /// Labeled file the baseline is fitted on (`None`: no baseline).
+    pub baseline_train: Option<PathBuf>,
+    /// Baseline settings.
+    pub baseline: BaselineConfig,
+}
+
+/// Threshold-free ranking metrics plus recall at fixed false-positive rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankingMetrics {
+    /// ROC-AUC.
+    pub roc_auc: Option<f64>,
+    /// PR-AUC (average precision).
+    pub pr_auc: Option<f64>,
+    /// Recall with the threshold at 1% benign false positives.
+    pub recall_at_1pct_fpr: Option<f64>,
+    /// Recall with the threshold at 0.1% benign false positives.
+    pub recall_at_0_1pct_fpr: Option<f64>,
+}
+
+impl RankingMetrics {
+    /// Metrics of `scores` against labels.
+    pub fn of(scores: &[f32], positive: &[bool]) -> Self {
+        RankingMetrics {
+            roc_auc: crate::metrics::roc_auc(scores, positive),
+            pr_auc: crate::metrics::average_precision(scores, positive),
+            recall_at_1pct_fpr: recall_at_fpr(scores, positive, 0.01),
+            recall_at_0_1pct_fpr: recall_at_fpr(scores, positive, 0.001),
+        }
+    }
+}
+
+/// The baseline's part of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineReport {
+    /// What it is.
+    pub description: String,
+    /// File it was fitted on.
+    pub train_file: String,
+    /// Sessions it was fitted on.
+    pub train_sessions: usize,
+    /// TF-IDF vocabulary size.
+    pub vocabulary: usize,
+    /// Its metrics on the evaluated file.
+    pub metrics: RankingMetrics,
+    /// Seconds to fit.
+    pub fit_seconds: f64,
+}
+
+/// Clustering results of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusteringReport {
+    /// Parameters used.
+    pub params: serde_json::Value,
+    /// eps used.
+    pub eps: f64,
+    /// eps suggested by the k-distance curve, when asked for.
+    pub eps_suggested: Option<f64>,
+    /// Dimensions DBSCAN ran in.
+    pub dims: usize,
+    /// Clusters found.
+    pub clusters: usize,
+    /// Clusters spanning at least `min_accounts` accounts.
+    pub coordinated_clusters: usize,
+    /// Sessions left as noise.
+    pub noise_sessions: usize,
+    /// Against ground truth over all sessions: each campaign is a class,
+    /// benign sessions one more class; noise is one cluster.
+    pub quality_all: ClusterQuality,
+    /// The same over extraction sessions only.
+    pub quality_extraction: ClusterQuality,
+    /// Seconds per stage.
+    pub timings: StageTimings,
+}
+
+/// The bundle a report evaluates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleInfo {
+    /// Directory.
+    pub dir: String,
+    /// Name.
+    pub name: String,
+    /// distill-guard version that wrote it.
+    pub version: String,
+    /// Base model.
+    pub base_model: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// Everything `metrics.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// When the report was written.
+    pub created_at: String,
+    /// The bundle.
+    pub bundle: BundleInfo,
+    /// Session-level results at the bundle's threshold, per archetype.
+    pub evaluation: Evaluation,
+    /// The model's ranking metrics.
+    pub ranking: RankingMetrics,
+    /// The baseline, when fitted.
+    pub baseline: Option<BaselineReport>,
+    /// Calibration curve.
+    pub calibration: Vec<CalibrationBin>,
+    /// Benign session scores per bin ([`SCORE_BINS`] on [0, 1]).
+    pub benign_histogram: Vec<usize>,
+    /// Extraction session scores per bin.
+    pub extraction_histogram: Vec<usize>,
+    /// Account-level detection, by sessions and after propagation.
+    pub detection: Detection,
+    /// Clustering.
+    pub clustering: ClusteringReport,
+    /// Seconds spent scoring.
+    pub scoring_seconds: f64,
+    /// Sessions scored per second.
+    pub sessions_per_second: f64,
+}
+
+/// Output file names.
+pub const REPORT_HTML: &str = "report.html";
+/// Markdown report.
+pub const REPORT_MD: &str = "report.md";
+/// Metrics.
+pub const METRICS_JSON: &str = "metrics.json";
+
+/// Scores every session of a labeled file with embeddings kept, with a
+/// progress bar.
+pub fn score_labeled(
+    bundle: &Bundle,
+    sessions: Vec<Session>,
+    options: &ScoreOptions,
+) -> Result<Vec<ScoredSession>> {
+    let bar = crate::progress::bar(sessions.len() as u64, "scoring");
+    let mut scored = Vec::with_capacity(sessions.len());
+    let options = ScoreOptions {
+        keep_embeddings: true,
+        ..*options
+    };
+    score_sessions(bundle, sessions.into_iter().map(Ok), &options, |chunk| {
+        bar.inc(chunk.len() as u64);
+        scored.extend(chunk);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(scored)
+}
+
+fn clustering_report(discovery: &Discovery, sessions: &[&Session]) -> Result<ClusteringReport> {
+    let truth: Vec<&str> = sessions
+        .iter()
+        .map(|s| match (&s.label, &s.campaign_id) {
+            (Some(datasets::Label::Extraction), Some(c)) => c.as_str(),
+            (Some(datasets::Label::Extraction), None) => "extraction",
+            _ => "benign",
+        })
+        .collect();
+    let extraction: Vec<usize> = (0..sessions.len())
+        .filter(|&i| truth[i] != "benign")
+        .collect();
+    let pick = |idx: &[usize]| -> (Vec<&str>, Vec<Option<usize>>) {
+        idx.iter().map(|&i| (truth[i], discovery.labels[i])).unzip()
+    };
+    let (t_ext, p_ext) = pick(&extraction);
+    Ok(ClusteringReport {
+        params: serde_json::to_value(&discovery.params)?,
+        eps: discovery.eps,
+        eps_suggested: discovery.eps_suggested,
+        dims: discovery.dims,
+        clusters: discovery.clusters.len(),
+        coordinated_clusters: discovery
+            .clusters
+            .iter()
+            .filter(|c| c.verdict.is_coordinated())
+            .count(),
+        noise_sessions: discovery.labels.iter().filter(|l| l.is_none()).count(),
+        quality_all: cluster_quality(&truth, &discovery.labels),
+        quality_extraction: cluster_quality(&t_ext, &p_ext),
+        timings: discovery.timings.clone(),
+    })
+}
+
+/// Everything computed for a report, before it is written.
+pub struct Evaluated {
+    /// The numbers.
+    pub report: EvalReport,
+    /// Scored sessions, in file order.
+    pub scored: Vec<ScoredSession>,
+    /// Baseline scores (parallel to `scored`), when fitted.
+    pub baseline_scores: Option<Vec<f32>>,
+    /// Clusters and account verdicts.
+    pub discovery: Discovery,
+}
+
+/// Runs the evaluation of `bundle` on the labeled file `data`.
+pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Result<Evaluated> {
+    let sessions = read_labeled(data)?;
+    let sha256 = sha256_file(data)?;
+    let started = Instant::now();
+    let n = sessions.len();
+    let scored = score_labeled(bundle, sessions, &options.score)?;
+    let scoring_seconds = started.elapsed().as_secs_f64();
+    info!(sessions = n, seconds = scoring_seconds, "scored");
+
+    let threshold = bundle.threshold.threshold;
+    let refs: Vec<&Session> = scored.iter().map(|s| &s.session).collect();
+    let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
+    let positive = positives(&refs);
+    let evaluation = Evaluation::of(data, sha256, &refs, &scores, threshold);
+
+    let discovery = discover(&scored, threshold, &options.cluster).context("clustering")?;
+    info!(
+        clusters = discovery.clusters.len(),
+        eps = discovery.eps,
+        "clustered"
+    );
+
+    let (baseline, baseline_scores) = match &options.baseline_train {
+        Some(path) => {
+            let started = Instant::now();
+            let train = read_labeled(path).with_context(|| {
+                format!("reading the baseline's training file {}", path.display())
+            })?;
+            let model = Baseline::fit(&train, &options.baseline)?;
+            let fit_seconds = started.elapsed().as_secs_f64();
+            let eval_sessions: Vec<Session> = refs.iter().map(|s| (*s).clone()).collect();
+            let b_scores = model.score(&eval_sessions)?;
+            info!(seconds = fit_seconds, "baseline fitted");
+            let report = BaselineReport {
+                description: format!(
+                    "TF-IDF over word {}-{} grams (top {} by frequency) + standardised behavioural features, L2 logistic regression (alpha {})",
+                    options.baseline.ngrams.0,
+                    options.baseline.ngrams.1,
+                    options.baseline.max_features,
+                    options.baseline.alpha
+                ),
+                train_file: path.display().to_string(),
+                train_sessions: train.len(),
+                vocabulary: model.vocabulary(),
+                metrics: RankingMetrics::of(&b_scores, &positive),
+                fit_seconds,
+            };
+            (Some(report), Some(b_scores))
+        }
+        None => (None, None),
+    };
+
+    let benign: Vec<f32> = scores
+        .iter()
+        .zip(&positive)
+        .filter(|(_, &p)| !p)
+        .map(|(&s, _)| s)
+        .collect();
+    let extraction: Vec<f32> = scores
+        .iter()
+        .zip(&positive)
+        .filter(|(_, &p)| p)
+        .map(|(&s, _)| s)
+        .collect();
+    let m = &bundle.metadata;
+    let report = EvalReport {
+        created_at: datasets::schema::timestamp::format(&chrono::Utc::now()),
+        bundle: BundleInfo {
+            dir: bundle.dir.display().to_string(),
+            name: m.name.clone(),
+            version: m.version.clone(),
+            base_model: m.base_model.clone(),
+            created_at: m.created_at.clone(),
+        },
+        ranking: RankingMetrics::of(&scores, &positive),
+        baseline,
+        calibration: calibration(&scores, &positive, CALIBRATION_BINS),
+        benign_histogram: histogram(benign, SCORE_BINS),
+        extraction_histogram: histogram(extraction, SCORE_BINS),
+        detection: detection(&refs, &discovery.accounts),
+        clustering: clustering_report(&discovery, &refs)?,
+        scoring_seconds,
+        sessions_per_second: n as f64 / scoring_seconds.max(1e-9),
+        evaluation,
+    };
+    Ok(Evaluated {
+        report,
+        scored,
+        baseline_scores,
+        discovery,
+    })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+impl Evaluated {
+    /// Writes the output folder atomically (a failure leaves a previous
+    /// report in `dir` intact). Returns the folder.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let threshold = self.report.evaluation.threshold;
+        datasets::writer::replace_dir(
+            dir,
+            |p, e| anyhow::Error::new(e).context(format!("writing {}", p.display())),
+            |staging| {
+                write_json(&staging.join(METRICS_JSON), &self.report)?;
+                self.discovery
+                    .write_files(staging, &self.scored, threshold)?;
+                let doc = render::document(self)?;
+                std::fs::write(staging.join(REPORT_MD), doc.to_markdown())
+                    .context("writing report.md")?;
+                std::fs::write(staging.join(REPORT_HTML), doc.to_html())
+                    .context("writing report.html")?;
+                Ok(())
+            },
+        )
+    }
+}
