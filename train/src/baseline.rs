@@ -25,6 +25,9 @@ pub struct BaselineConfig {
     pub alpha: f64,
     /// L-BFGS iterations.
     pub max_iterations: u64,
+    /// Prompts of a session the text features read: evenly spaced, first
+    /// and last included (pipeline sessions carry thousands).
+    pub max_prompts: usize,
 }
 
 impl Default for BaselineConfig {
@@ -35,6 +38,7 @@ impl Default for BaselineConfig {
             min_document_frequency: 0.001,
             alpha: 1.0,
             max_iterations: 200,
+            max_prompts: 32,
         }
     }
 }
@@ -44,14 +48,23 @@ pub struct Baseline {
     vectorizer: FittedTfIdfVectorizer,
     norm: FeatureNormalizer,
     model: FittedLogisticRegression<f64, usize>,
+    max_prompts: usize,
 }
 
-/// The text of a session as the baseline sees it: all its prompts.
-fn session_text(session: &Session) -> String {
-    session
-        .events
-        .iter()
-        .map(|e| e.prompt.as_str())
+/// The text of a session as the baseline sees it: at most `max_prompts`
+/// prompts, evenly spaced, first and last included.
+fn session_text(session: &Session, max_prompts: usize) -> String {
+    let n = session.events.len();
+    let keep = max_prompts.clamp(1, n.max(1));
+    (0..keep)
+        .map(|i| {
+            if keep == 1 {
+                0
+            } else {
+                i * (n - 1) / (keep - 1)
+            }
+        })
+        .map(|i| session.events[i].prompt.as_str())
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -67,7 +80,10 @@ impl Baseline {
         if positives == 0 || positives == labels.len() {
             bail!("the baseline needs both benign and extraction sessions to train on");
         }
-        let texts: Array1<String> = sessions.iter().map(session_text).collect();
+        let texts: Array1<String> = sessions
+            .iter()
+            .map(|s| session_text(s, config.max_prompts))
+            .collect();
         let vectorizer = TfIdfVectorizer::default()
             .n_gram_range(config.ngrams.0, config.ngrams.1)
             .document_frequency(config.min_document_frequency, 1.0)
@@ -86,6 +102,7 @@ impl Baseline {
             vectorizer,
             norm,
             model,
+            max_prompts: config.max_prompts,
         })
     }
 
@@ -116,14 +133,27 @@ impl Baseline {
 
     /// Probability of extraction for each session.
     pub fn score(&self, sessions: &[Session]) -> Result<Vec<f32>> {
-        let texts: Array1<String> = sessions.iter().map(session_text).collect();
+        let texts: Array1<String> = sessions
+            .iter()
+            .map(|s| session_text(s, self.max_prompts))
+            .collect();
         let raw: Vec<_> = sessions.iter().map(session_features).collect();
         let x = Self::design(&self.vectorizer, &self.norm, &texts, &raw)?;
+        // linfa-logistic's probabilities are those of its "positive" class,
+        // which is the more frequent one in the training labels, whichever
+        // it is.
+        let of_extraction = self.model.labels().pos.class == 1;
         Ok(self
             .model
             .predict_probabilities(&x)
             .iter()
-            .map(|&p| p as f32)
+            .map(|&p| {
+                if of_extraction {
+                    p as f32
+                } else {
+                    1.0 - p as f32
+                }
+            })
             .collect())
     }
 
@@ -154,6 +184,14 @@ mod tests {
     #[test]
     fn separates_templated_extraction_from_chat() {
         let mut train = Vec::new();
+        // Benign is the majority class, as in real traffic.
+        for i in 0..60 {
+            train.push(session(
+                200 + i,
+                &format!("tell me a story about a dragon called number {i}"),
+                Label::Benign,
+            ));
+        }
         for i in 0..40 {
             train.push(session(
                 i,

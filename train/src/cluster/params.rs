@@ -90,7 +90,7 @@ pub const DEFAULT_TEXT_WEIGHT: f32 = 1.0;
 /// Default feature weight.
 pub const DEFAULT_FEATURE_WEIGHT: f32 = 0.5;
 /// Default PCA dimensions.
-pub const DEFAULT_PCA_DIMS: usize = 32;
+pub const DEFAULT_PCA_DIMS: usize = 16;
 /// Default propagation threshold.
 pub const DEFAULT_PROPAGATION_THRESHOLD: f32 = 0.5;
 /// Default PCA seed.

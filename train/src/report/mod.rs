@@ -283,10 +283,11 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
             info!(seconds = fit_seconds, "baseline fitted");
             let report = BaselineReport {
                 description: format!(
-                    "TF-IDF over word {}-{} grams (top {} by frequency) + standardised behavioural features, L2 logistic regression (alpha {})",
+                    "TF-IDF over word {}-{} grams (top {} by frequency) of at most {} prompts per session + standardised behavioural features, L2 logistic regression (alpha {})",
                     options.baseline.ngrams.0,
                     options.baseline.ngrams.1,
                     options.baseline.max_features,
+                    options.baseline.max_prompts,
                     options.baseline.alpha
                 ),
                 train_file: path.display().to_string(),

@@ -1,0 +1,189 @@
+//! Benchmark of coordination discovery at campaign-network scale: seconds
+//! and quality of each clustering choice (PCA dimensions, neighbour index)
+//! on the same synthetic 384-dimensional session embeddings, with plain
+//! linfa DBSCAN on the full embeddings (KdTree) as the baseline.
+//!
+//! Points: campaign accounts sit around one random direction per campaign
+//! (templated prompts embed close together); benign accounts spread around
+//! many broad topics. Quality is measured against the campaign labels.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Parser;
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use train::cluster::{
+    dbscan, eps::suggest_eps, points::reduce, quality::cluster_quality, NeighbourIndex, EPS_SAMPLE,
+};
+
+/// Clustering benchmark at 24k / 100k accounts.
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    /// Accounts (one session each) per run.
+    #[arg(long, value_delimiter = ',', default_value = "24000,100000")]
+    sizes: Vec<usize>,
+    /// Embedding dimensions.
+    #[arg(long, default_value_t = 384)]
+    dims: usize,
+    /// Share of accounts that belong to campaigns.
+    #[arg(long, default_value_t = 0.3)]
+    campaign_share: f64,
+    /// Accounts per campaign.
+    #[arg(long, default_value_t = 200)]
+    campaign_accounts: usize,
+    /// Benign topics.
+    #[arg(long, default_value_t = 300)]
+    topics: usize,
+    /// Noise of a campaign account around its campaign direction (per dimension, times sqrt(dims)).
+    #[arg(long, default_value_t = 0.35)]
+    campaign_spread: f64,
+    /// Noise of a benign account around its topic.
+    #[arg(long, default_value_t = 1.2)]
+    benign_spread: f64,
+    /// DBSCAN min_points.
+    #[arg(long, default_value_t = 4)]
+    min_points: usize,
+    /// Run plain DBSCAN on the full embeddings up to this many points
+    /// (it grows super-linearly: ~37 s at 24k here).
+    #[arg(long, default_value_t = 24000)]
+    plain_up_to: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 5)]
+    seed: u64,
+}
+
+fn unit_rows(mut m: Array2<f32>) -> Array2<f32> {
+    for mut row in m.rows_mut() {
+        let n = row.dot(&row).sqrt().max(1e-12);
+        row /= n;
+    }
+    m
+}
+
+/// Synthetic embeddings and their campaign label (`None` = benign).
+fn synthesise(args: &Args, n: usize) -> (Array2<f32>, Vec<Option<usize>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ n as u64);
+    let normal = Normal::new(0.0f32, 1.0).expect("valid normal");
+    let d = args.dims;
+    let campaigns = ((n as f64 * args.campaign_share) as usize / args.campaign_accounts).max(1);
+    let centre =
+        |rng: &mut ChaCha8Rng| -> Vec<f32> { (0..d).map(|_| normal.sample(rng)).collect() };
+    let campaign_centres: Vec<Vec<f32>> = (0..campaigns).map(|_| centre(&mut rng)).collect();
+    let topic_centres: Vec<Vec<f32>> = (0..args.topics).map(|_| centre(&mut rng)).collect();
+    let mut points = Array2::<f32>::zeros((n, d));
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let (c, spread, label) = if i < campaigns * args.campaign_accounts {
+            let k = i / args.campaign_accounts;
+            (&campaign_centres[k], args.campaign_spread, Some(k))
+        } else {
+            let k = rng.random_range(0..args.topics);
+            (&topic_centres[k], args.benign_spread, None)
+        };
+        for j in 0..d {
+            points[[i, j]] = c[j] + spread as f32 * normal.sample(&mut rng);
+        }
+        labels.push(label);
+    }
+    (unit_rows(points), labels)
+}
+
+struct Outcome {
+    seconds: f64,
+    eps: f64,
+    ari: f64,
+    campaign_clustered: f64,
+    benign_clustered: f64,
+    clusters: usize,
+}
+
+fn run(
+    points: &Array2<f32>,
+    labels: &[Option<usize>],
+    pca: Option<usize>,
+    index: NeighbourIndex,
+    min_points: usize,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let reduced = match pca {
+        Some(d) => reduce(points.clone(), d, 17)?,
+        None => points.clone(),
+    };
+    let eps = suggest_eps(&reduced, min_points, EPS_SAMPLE, index)?.unwrap_or(0.2);
+    let found = dbscan(&reduced, eps, min_points, index)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let truth: Vec<i64> = labels.iter().map(|l| l.map_or(-1, |k| k as i64)).collect();
+    let q = cluster_quality(&truth, &found);
+    let (mut camp, mut camp_in, mut ben, mut ben_in) = (0usize, 0usize, 0usize, 0usize);
+    for (l, f) in labels.iter().zip(&found) {
+        if l.is_some() {
+            camp += 1;
+            camp_in += usize::from(f.is_some());
+        } else {
+            ben += 1;
+            ben_in += usize::from(f.is_some());
+        }
+    }
+    Ok(Outcome {
+        seconds,
+        eps,
+        ari: q.adjusted_rand_index,
+        campaign_clustered: camp_in as f64 / camp.max(1) as f64,
+        benign_clustered: ben_in as f64 / ben.max(1) as f64,
+        clusters: found
+            .iter()
+            .flatten()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+    })
+}
+
+fn main() -> Result<()> {
+    datasets::logging::init();
+    let args = Args::parse();
+    println!(
+        "points: {} dims, {:.0}% campaign accounts in campaigns of {}, {} benign topics; min_points {}; threads: linfa DBSCAN is single-threaded",
+        args.dims,
+        100.0 * args.campaign_share,
+        args.campaign_accounts,
+        args.topics,
+        args.min_points
+    );
+    println!("\n| accounts | choice | seconds | vs plain 384-d KdTree | eps | clusters | ARI | campaign accounts clustered | benign accounts clustered |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let choices: [(&str, Option<usize>, NeighbourIndex); 5] = [
+        ("plain: 384-d, KdTree", None, NeighbourIndex::KdTree),
+        ("PCA 32, KdTree", Some(32), NeighbourIndex::KdTree),
+        ("PCA 16, KdTree (default)", Some(16), NeighbourIndex::KdTree),
+        ("PCA 32, BallTree", Some(32), NeighbourIndex::BallTree),
+        ("PCA 8, KdTree", Some(8), NeighbourIndex::KdTree),
+    ];
+    for &n in &args.sizes {
+        let (points, labels) = synthesise(&args, n);
+        let mut plain_seconds = None;
+        for (name, pca, index) in choices {
+            if pca.is_none() && n > args.plain_up_to {
+                println!(
+                    "| {n} | {name} | not run (> --plain-up-to {}) | | | | | | |",
+                    args.plain_up_to
+                );
+                continue;
+            }
+            let o = run(&points, &labels, pca, index, args.min_points)?;
+            if pca.is_none() {
+                plain_seconds = Some(o.seconds);
+            }
+            let ratio =
+                plain_seconds.map_or(String::new(), |p| format!("{:.1}x faster", p / o.seconds));
+            println!(
+                "| {n} | {name} | {:.2} | {ratio} | {:.3} | {} | {:.3} | {:.3} | {:.3} |",
+                o.seconds, o.eps, o.clusters, o.ari, o.campaign_clustered, o.benign_clustered
+            );
+        }
+    }
+    Ok(())
+}
