@@ -17,7 +17,7 @@ use serde::Serialize;
 pub struct BaselineConfig {
     /// Word n-gram range.
     pub ngrams: (usize, usize),
-    /// Vocabulary size (most frequent n-grams).
+    /// Vocabulary size (n-grams found in the most sessions).
     pub max_features: usize,
     /// Minimum share of sessions an n-gram must appear in.
     pub min_document_frequency: f32,
@@ -48,7 +48,22 @@ pub struct Baseline {
     vectorizer: FittedTfIdfVectorizer,
     norm: FeatureNormalizer,
     model: FittedLogisticRegression<f64, usize>,
+    /// Design-matrix column of each vocabulary entry: the n-grams in sorted
+    /// order, whatever order the vectorizer holds them in.
+    columns: Vec<usize>,
     max_prompts: usize,
+}
+
+/// Column of each vocabulary entry when the entries are sorted.
+fn sorted_columns(vectorizer: &FittedTfIdfVectorizer) -> Vec<usize> {
+    let vocab = vectorizer.vocabulary();
+    let mut order: Vec<usize> = (0..vocab.len()).collect();
+    order.sort_by(|&a, &b| vocab[a].cmp(&vocab[b]));
+    let mut columns = vec![0; vocab.len()];
+    for (column, &entry) in order.iter().enumerate() {
+        columns[entry] = column;
+    }
+    columns
 }
 
 /// The text of a session as the baseline sees it: at most `max_prompts`
@@ -84,15 +99,11 @@ impl Baseline {
             .iter()
             .map(|s| session_text(s, config.max_prompts))
             .collect();
-        let vectorizer = TfIdfVectorizer::default()
-            .n_gram_range(config.ngrams.0, config.ngrams.1)
-            .document_frequency(config.min_document_frequency, 1.0)
-            .max_features(Some(config.max_features))
-            .fit(&texts)
-            .map_err(|e| anyhow!("fitting the TF-IDF vocabulary: {e}"))?;
+        let vectorizer = Self::vocabulary_of(&texts, config)?;
         let raw: Vec<_> = sessions.iter().map(session_features).collect();
         let norm = FeatureNormalizer::fit(&raw);
-        let x = Self::design(&vectorizer, &norm, &texts, &raw)?;
+        let columns = sorted_columns(&vectorizer);
+        let x = Self::design(&vectorizer, &columns, &norm, &texts, &raw)?;
         let model = LogisticRegression::default()
             .alpha(config.alpha)
             .max_iterations(config.max_iterations)
@@ -102,13 +113,52 @@ impl Baseline {
             vectorizer,
             norm,
             model,
+            columns,
             max_prompts: config.max_prompts,
         })
+    }
+
+    /// The TF-IDF vectorizer over the `max_features` n-grams found in the
+    /// most sessions, ties broken by the n-gram itself, so the same
+    /// vocabulary on every run (linfa's own `max_features` breaks ties in
+    /// hash-map order).
+    fn vocabulary_of(
+        texts: &Array1<String>,
+        config: &BaselineConfig,
+    ) -> Result<FittedTfIdfVectorizer> {
+        let params = TfIdfVectorizer::default().n_gram_range(config.ngrams.0, config.ngrams.1);
+        let full = params
+            .clone()
+            .document_frequency(config.min_document_frequency, 1.0)
+            .fit(texts)
+            .map_err(|e| anyhow!("fitting the TF-IDF vocabulary: {e}"))?;
+        let counts = full
+            .transform(texts)
+            .map_err(|e| anyhow!("TF-IDF transform: {e}"))?;
+        let mut document_frequency = vec![0usize; full.nentries()];
+        for row in counts.outer_iterator() {
+            for (col, _) in row.iter() {
+                document_frequency[col] += 1;
+            }
+        }
+        let vocab = full.vocabulary();
+        let mut order: Vec<usize> = (0..vocab.len()).collect();
+        order.sort_by(|&a, &b| {
+            document_frequency[b]
+                .cmp(&document_frequency[a])
+                .then_with(|| vocab[a].cmp(&vocab[b]))
+        });
+        order.truncate(config.max_features);
+        let chosen: Vec<&String> = order.iter().map(|&i| &vocab[i]).collect();
+        params
+            .fit_vocabulary(&chosen)
+            .map_err(|e| anyhow!("fixing the TF-IDF vocabulary: {e}"))
     }
 
     /// The design matrix: TF-IDF columns, then the standardised features.
     fn design(
         vectorizer: &FittedTfIdfVectorizer,
+        columns: &[usize],
         norm: &FeatureNormalizer,
         texts: &Array1<String>,
         raw: &[datasets::FeatureVector],
@@ -120,7 +170,7 @@ impl Baseline {
         let mut x = Array2::<f64>::zeros((texts.len(), vocab + NUM_FEATURES));
         for (row, vec) in tfidf.outer_iterator().enumerate() {
             for (col, &v) in vec.iter() {
-                x[[row, col]] = v;
+                x[[row, columns[col]]] = v;
             }
         }
         for (row, f) in raw.iter().enumerate() {
@@ -138,7 +188,7 @@ impl Baseline {
             .map(|s| session_text(s, self.max_prompts))
             .collect();
         let raw: Vec<_> = sessions.iter().map(session_features).collect();
-        let x = Self::design(&self.vectorizer, &self.norm, &texts, &raw)?;
+        let x = Self::design(&self.vectorizer, &self.columns, &self.norm, &texts, &raw)?;
         // linfa-logistic's probabilities are those of its "positive" class,
         // which is the more frequent one in the training labels, whichever
         // it is.
@@ -206,6 +256,21 @@ mod tests {
         }
         let baseline = Baseline::fit(&train, &BaselineConfig::default()).unwrap();
         assert!(baseline.vocabulary() > 5);
+        // A small vocabulary is chosen the same way every time.
+        let small = BaselineConfig {
+            max_features: 7,
+            ..BaselineConfig::default()
+        };
+        let a = Baseline::fit(&train, &small).unwrap();
+        let b = Baseline::fit(&train, &small).unwrap();
+        let sorted = |b: &Baseline| {
+            let mut v = b.vectorizer.vocabulary().clone();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&a), sorted(&b));
+        assert_eq!(a.vocabulary(), 7);
+        assert_eq!(a.score(&train).unwrap(), b.score(&train).unwrap());
         let test = [
             session(
                 1000,

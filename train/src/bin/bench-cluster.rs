@@ -51,6 +51,10 @@ struct Args {
     /// (it grows super-linearly: ~37 s at 24k here).
     #[arg(long, default_value_t = 24000)]
     plain_up_to: usize,
+    /// Only the choices whose name contains one of these (comma-separated,
+    /// e.g. `PCA 16`); default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Seed.
     #[arg(long, default_value_t = 5)]
     seed: u64,
@@ -166,6 +170,9 @@ fn main() -> Result<()> {
         let (points, labels) = synthesise(&args, n);
         let mut plain_seconds = None;
         for (name, pca, index) in choices {
+            if !args.only.is_empty() && !args.only.iter().any(|o| name.contains(o.as_str())) {
+                continue;
+            }
             if pca.is_none() && n > args.plain_up_to {
                 println!(
                     "| {n} | {name} | not run (> --plain-up-to {}) | | | | | | |",

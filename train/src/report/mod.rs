@@ -283,7 +283,7 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
             info!(seconds = fit_seconds, "baseline fitted");
             let report = BaselineReport {
                 description: format!(
-                    "TF-IDF over word {}-{} grams (top {} by frequency) of at most {} prompts per session + standardised behavioural features, L2 logistic regression (alpha {})",
+                    "TF-IDF over word {}-{} grams (the {} found in the most sessions) of at most {} prompts per session + standardised behavioural features, L2 logistic regression (alpha {})",
                     options.baseline.ngrams.0,
                     options.baseline.ngrams.1,
                     options.baseline.max_features,
