@@ -24,6 +24,11 @@ pub struct LabeledSplit {
     pub file: DataFile,
 }
 
+/// An I/O failure on `path`, as an error that names the path.
+pub fn io_error(path: &Path, error: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(error).context(format!("writing {}", path.display()))
+}
+
 /// sha256 of a file's bytes, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();

@@ -274,10 +274,8 @@ impl Discovery {
         sessions: &[ScoredSession],
         session_threshold: f32,
     ) -> Result<std::path::PathBuf> {
-        datasets::writer::replace_dir(
-            dir,
-            |p, e| anyhow::Error::new(e).context(format!("writing {}", p.display())),
-            |staging| self.write_files(staging, sessions, session_threshold),
-        )
+        datasets::writer::replace_dir(dir, crate::data::io_error, |staging| {
+            self.write_files(staging, sessions, session_threshold)
+        })
     }
 }

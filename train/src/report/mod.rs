@@ -352,20 +352,16 @@ impl Evaluated {
     /// report in `dir` intact). Returns the folder.
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         let threshold = self.report.evaluation.threshold;
-        datasets::writer::replace_dir(
-            dir,
-            |p, e| anyhow::Error::new(e).context(format!("writing {}", p.display())),
-            |staging| {
-                write_json(&staging.join(METRICS_JSON), &self.report)?;
-                self.discovery
-                    .write_files(staging, &self.scored, threshold)?;
-                let doc = render::document(self)?;
-                std::fs::write(staging.join(REPORT_MD), doc.to_markdown())
-                    .context("writing report.md")?;
-                std::fs::write(staging.join(REPORT_HTML), doc.to_html())
-                    .context("writing report.html")?;
-                Ok(())
-            },
-        )
+        datasets::writer::replace_dir(dir, crate::data::io_error, |staging| {
+            write_json(&staging.join(METRICS_JSON), &self.report)?;
+            self.discovery
+                .write_files(staging, &self.scored, threshold)?;
+            let doc = render::document(self)?;
+            std::fs::write(staging.join(REPORT_MD), doc.to_markdown())
+                .context("writing report.md")?;
+            std::fs::write(staging.join(REPORT_HTML), doc.to_html())
+                .context("writing report.html")?;
+            Ok(())
+        })
     }
 }
