@@ -34,6 +34,33 @@ fn draw(
     root.present().map_err(|e| anyhow!("plot: {e}"))
 }
 
+/// A chart builder with the report's caption style, margins and label areas.
+fn builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(44);
+    b
+}
+
+/// Draws the series legend at `position`.
+fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plot: {e:?}")
 }
@@ -43,11 +70,7 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 pub fn roc(series: &[Series]) -> Result<String> {
     let mut svg = String::new();
     draw(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("ROC (log false-positive rate)", ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(44)
+        let mut chart = builder(root, "ROC (log false-positive rate)")
             .build_cartesian_2d((MIN_FPR..1.0f64).log_scale(), 0.0..1.0f64)
             .map_err(plot_err)?;
         chart
@@ -76,13 +99,7 @@ pub fn roc(series: &[Series]) -> Result<String> {
                     PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     })?;
     Ok(svg)
 }
@@ -91,11 +108,7 @@ pub fn roc(series: &[Series]) -> Result<String> {
 pub fn precision_recall(series: &[Series]) -> Result<String> {
     let mut svg = String::new();
     draw(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Precision-recall", ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(44)
+        let mut chart = builder(root, "Precision-recall")
             .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)
             .map_err(plot_err)?;
         chart
@@ -116,13 +129,7 @@ pub fn precision_recall(series: &[Series]) -> Result<String> {
                     PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)
     })?;
     Ok(svg)
 }
@@ -132,11 +139,7 @@ pub fn precision_recall(series: &[Series]) -> Result<String> {
 pub fn calibration(bins: &[CalibrationBin]) -> Result<String> {
     let mut svg = String::new();
     draw(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Calibration", ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(44)
+        let mut chart = builder(root, "Calibration")
             .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)
             .map_err(plot_err)?;
         chart
@@ -181,11 +184,7 @@ pub fn score_histograms(benign: &[usize], extraction: &[usize]) -> Result<String
     let top = b.iter().chain(&e).copied().fold(0.0, f64::max).max(0.01) * 1.05;
     let mut svg = String::new();
     draw(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Scores by class", ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(44)
+        let mut chart = builder(root, "Scores by class")
             .build_cartesian_2d(0.0..1.0f64, 0.0..top)
             .map_err(plot_err)?;
         chart
@@ -207,13 +206,7 @@ pub fn score_histograms(benign: &[usize], extraction: &[usize]) -> Result<String
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.mix(0.5).filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperMiddle)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)
+        legend(&mut chart, SeriesLabelPosition::UpperMiddle)
     })?;
     Ok(svg)
 }
