@@ -51,6 +51,10 @@ struct Args {
     /// (it grows super-linearly: ~37 s at 24k here).
     #[arg(long, default_value_t = 24000)]
     plain_up_to: usize,
+    /// Fixed DBSCAN eps for every choice (default: suggested per choice by
+    /// the k-distance curve, as `train cluster` does without `--eps`).
+    #[arg(long)]
+    eps: Option<f64>,
     /// Only the choices whose name contains one of these (comma-separated,
     /// e.g. `PCA 16`); default: all.
     #[arg(long, value_delimiter = ',')]
@@ -111,13 +115,17 @@ fn run(
     pca: Option<usize>,
     index: NeighbourIndex,
     min_points: usize,
+    fixed_eps: Option<f64>,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let reduced = match pca {
         Some(d) => reduce(points.clone(), d, 17)?,
         None => points.clone(),
     };
-    let eps = suggest_eps(&reduced, min_points, EPS_SAMPLE, index)?.unwrap_or(0.2);
+    let eps = match fixed_eps {
+        Some(eps) => eps,
+        None => suggest_eps(&reduced, min_points, EPS_SAMPLE, index)?.unwrap_or(0.2),
+    };
     let found = dbscan(&reduced, eps, min_points, index)?;
     let seconds = started.elapsed().as_secs_f64();
     let truth: Vec<i64> = labels.iter().map(|l| l.map_or(-1, |k| k as i64)).collect();
@@ -180,7 +188,7 @@ fn main() -> Result<()> {
                 );
                 continue;
             }
-            let o = run(&points, &labels, pca, index, args.min_points)?;
+            let o = run(&points, &labels, pca, index, args.min_points, args.eps)?;
             if pca.is_none() {
                 plain_seconds = Some(o.seconds);
             }
