@@ -182,12 +182,12 @@ impl Baseline {
     }
 
     /// Probability of extraction for each session.
-    pub fn score(&self, sessions: &[Session]) -> Result<Vec<f32>> {
+    pub fn score(&self, sessions: &[&Session]) -> Result<Vec<f32>> {
         let texts: Array1<String> = sessions
             .iter()
             .map(|s| session_text(s, self.max_prompts))
             .collect();
-        let raw: Vec<_> = sessions.iter().map(session_features).collect();
+        let raw: Vec<_> = sessions.iter().map(|s| session_features(s)).collect();
         let x = Self::design(&self.vectorizer, &self.columns, &self.norm, &texts, &raw)?;
         // linfa-logistic's probabilities are those of its "positive" class,
         // which is the more frequent one in the training labels, whichever
@@ -270,7 +270,8 @@ mod tests {
         };
         assert_eq!(sorted(&a), sorted(&b));
         assert_eq!(a.vocabulary(), 7);
-        assert_eq!(a.score(&train).unwrap(), b.score(&train).unwrap());
+        let refs: Vec<&Session> = train.iter().collect();
+        assert_eq!(a.score(&refs).unwrap(), b.score(&refs).unwrap());
         let test = [
             session(
                 1000,
@@ -279,7 +280,21 @@ mod tests {
             ),
             session(1001, "a good recipe for dinner please", Label::Benign),
         ];
+        let test: Vec<&Session> = test.iter().collect();
         let p = baseline.score(&test).unwrap();
+        assert!(p[0] > 0.5 && p[1] < 0.5, "{p:?}");
+        // The same with extraction as the majority class.
+        let mut flipped = train.clone();
+        flipped.retain(|s| {
+            s.label == Some(Label::Extraction)
+                || s.session_id.starts_with("s10")
+                || s.session_id.starts_with("s11")
+        });
+        assert_eq!(flipped.len(), 60);
+        let p = Baseline::fit(&flipped, &BaselineConfig::default())
+            .unwrap()
+            .score(&test)
+            .unwrap();
         assert!(p[0] > 0.5 && p[1] < 0.5, "{p:?}");
         let one_class: Vec<Session> = train[..1].to_vec();
         assert!(Baseline::fit(&one_class, &BaselineConfig::default()).is_err());

@@ -17,7 +17,7 @@ use train::{
     device::parse_device,
     fit::{fit, FitConfig, TrainLayers},
     report::{self, evaluate_file, EvalOptions, EvalReport},
-    score::{score_sessions, ScoreOptions},
+    score::{score_all, score_sessions, ScoreOptions},
 };
 
 /// distill-guard training.
@@ -325,19 +325,8 @@ fn run_cluster(input: &InputArgs, out: &Path, cluster: &ClusterArgs) -> Result<(
     let bundle = input.model.load()?;
     let threshold = bundle.threshold.threshold;
     let bar = train::progress::counter("scoring", "sessions");
-    let mut scored = Vec::new();
-    let options = ScoreOptions {
-        keep_embeddings: true,
-        ..input.model.score_options()
-    };
-    input.stream(|sessions| {
-        score_sessions(&bundle, sessions, &options, |chunk| {
-            bar.inc(chunk.len() as u64);
-            scored.extend(chunk);
-            Ok(())
-        })
-    })?;
-    bar.finish_and_clear();
+    let options = input.model.score_options();
+    let scored = input.stream(|sessions| score_all(&bundle, sessions, &options, &bar))?;
     let discovery = discover(&scored, threshold, &params)?;
     let written = discovery.write(out, &scored, threshold)?;
     print_discovery(&discovery);

@@ -178,6 +178,31 @@ where
     })
 }
 
+/// Scores every session of `input` with embeddings kept (clustering needs
+/// them) and collects them in input order, counting progress on `bar`.
+pub fn score_all<I>(
+    bundle: &Bundle,
+    input: I,
+    options: &ScoreOptions,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<ScoredSession>>
+where
+    I: Iterator<Item = Result<Session, DataError>> + Send,
+{
+    let options = ScoreOptions {
+        keep_embeddings: true,
+        ..*options
+    };
+    let mut scored = Vec::new();
+    score_sessions(bundle, input, &options, |chunk| {
+        bar.inc(chunk.len() as u64);
+        scored.extend(chunk);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(scored)
+}
+
 fn score_chunk(
     bundle: &Bundle,
     chunk: PreparedChunk,

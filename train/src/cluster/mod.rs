@@ -196,10 +196,7 @@ pub fn discover(
 impl Discovery {
     /// The verdict of an account.
     pub fn account(&self, account_id: &str) -> Option<&AccountVerdict> {
-        self.accounts
-            .binary_search_by(|a| a.account_id.as_str().cmp(account_id))
-            .ok()
-            .map(|i| &self.accounts[i])
+        propagate::find_verdict(&self.accounts, account_id)
     }
 
     /// Scores-file lines after clustering: a session is flagged when it

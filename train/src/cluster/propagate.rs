@@ -38,6 +38,18 @@ impl AccountVerdict {
     }
 }
 
+/// The verdict of `account_id` among verdicts sorted by account id (as
+/// [`account_verdicts`] returns them).
+pub fn find_verdict<'a>(
+    accounts: &'a [AccountVerdict],
+    account_id: &str,
+) -> Option<&'a AccountVerdict> {
+    accounts
+        .binary_search_by(|a| a.account_id.as_str().cmp(account_id))
+        .ok()
+        .map(|i| &accounts[i])
+}
+
 /// One session as propagation sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionView<'a> {

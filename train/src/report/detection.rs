@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use datasets::{Label, Session};
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::propagate::AccountVerdict;
+use crate::cluster::propagate::{find_verdict, AccountVerdict};
 
 /// A campaign is "low-and-slow" when its accounts send a median of at most
 /// this many requests in the evaluated file.
@@ -118,12 +118,6 @@ fn total<'a>(groups: impl Iterator<Item = &'a GroupDetection>) -> DetectionTotal
 /// counts how many each route flags. `accounts` are the verdicts of every
 /// account of `sessions`, sorted by account id.
 pub fn detection(sessions: &[&Session], accounts: &[AccountVerdict]) -> Detection {
-    let verdict = |id: &str| {
-        accounts
-            .binary_search_by(|a| a.account_id.as_str().cmp(id))
-            .ok()
-            .map(|i| &accounts[i])
-    };
     let mut campaigns: BTreeMap<&str, GroupAcc> = BTreeMap::new();
     let mut benign: BTreeMap<&str, GroupAcc> = BTreeMap::new();
     for s in sessions {
@@ -144,7 +138,7 @@ pub fn detection(sessions: &[&Session], accounts: &[AccountVerdict]) -> Detectio
             .map(|(group, g)| {
                 let (mut by_sessions, mut after) = (0, 0);
                 for id in g.requests.keys() {
-                    if let Some(v) = verdict(id) {
+                    if let Some(v) = find_verdict(accounts, id) {
                         by_sessions += usize::from(v.flagged_by_sessions);
                         after += usize::from(v.flagged());
                     }

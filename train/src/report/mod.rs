@@ -38,7 +38,7 @@ use crate::{
     data::{read_labeled, sha256_file},
     evaluate::{positives, Evaluation},
     metrics::{calibration, histogram, recall_at_fpr, CalibrationBin},
-    score::{score_sessions, ScoreOptions, ScoredSession},
+    score::{score_all, ScoreOptions, ScoredSession},
 };
 use detection::{detection, Detection};
 
@@ -179,28 +179,6 @@ pub const REPORT_MD: &str = "report.md";
 /// Metrics.
 pub const METRICS_JSON: &str = "metrics.json";
 
-/// Scores every session of a labeled file with embeddings kept, with a
-/// progress bar.
-pub fn score_labeled(
-    bundle: &Bundle,
-    sessions: Vec<Session>,
-    options: &ScoreOptions,
-) -> Result<Vec<ScoredSession>> {
-    let bar = crate::progress::bar(sessions.len() as u64, "scoring");
-    let mut scored = Vec::with_capacity(sessions.len());
-    let options = ScoreOptions {
-        keep_embeddings: true,
-        ..*options
-    };
-    score_sessions(bundle, sessions.into_iter().map(Ok), &options, |chunk| {
-        bar.inc(chunk.len() as u64);
-        scored.extend(chunk);
-        Ok(())
-    })?;
-    bar.finish_and_clear();
-    Ok(scored)
-}
-
 fn clustering_report(discovery: &Discovery, sessions: &[&Session]) -> Result<ClusteringReport> {
     let truth: Vec<&str> = sessions
         .iter()
@@ -253,7 +231,8 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
     let sha256 = sha256_file(data)?;
     let started = Instant::now();
     let n = sessions.len();
-    let scored = score_labeled(bundle, sessions, &options.score)?;
+    let bar = crate::progress::bar(n as u64, "scoring");
+    let scored = score_all(bundle, sessions.into_iter().map(Ok), &options.score, &bar)?;
     let scoring_seconds = started.elapsed().as_secs_f64();
     info!(sessions = n, seconds = scoring_seconds, "scored");
 
@@ -278,8 +257,7 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
             })?;
             let model = Baseline::fit(&train, &options.baseline)?;
             let fit_seconds = started.elapsed().as_secs_f64();
-            let eval_sessions: Vec<Session> = refs.iter().map(|s| (*s).clone()).collect();
-            let b_scores = model.score(&eval_sessions)?;
+            let b_scores = model.score(&refs)?;
             info!(seconds = fit_seconds, "baseline fitted");
             let report = BaselineReport {
                 description: format!(
