@@ -20,6 +20,8 @@ pub mod writer;
 
 pub use error::{DataError, LineError};
 pub use features::{session_features, FeatureVector, FEATURE_NAMES, NUM_FEATURES};
-pub use reader::{read_sessions, BadLinePolicy, JsonlReader, ReadStats, SessionReader};
+pub use reader::{
+    read_sessions, sha256_file, BadLinePolicy, JsonlReader, ReadStats, SessionReader,
+};
 pub use schema::{Account, Event, Label, Session};
 pub use writer::JsonlWriter;

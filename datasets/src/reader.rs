@@ -108,6 +108,15 @@ pub fn open_input(path: &Path) -> Result<Box<dyn BufRead + Send>, DataError> {
     }
 }
 
+/// Hex sha256 of a file's bytes (data provenance in bundles and reports).
+pub fn sha256_file(path: &Path) -> Result<String, DataError> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    std::io::copy(&mut file, &mut hasher).map_err(|e| DataError::io(path, e))?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 fn read_prefix(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {

@@ -27,6 +27,14 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// A device name could not be used.
+    #[error("device {name:?}: {message}")]
+    Device {
+        /// The name as given.
+        name: String,
+        /// Why it cannot be used.
+        message: String,
+    },
 }
 
 impl ModelError {

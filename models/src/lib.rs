@@ -11,8 +11,10 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod feature_norm;
+pub mod reasons;
 pub mod session_input;
 pub mod tiny;
 

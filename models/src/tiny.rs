@@ -100,3 +100,73 @@ pub fn write_base_model<'a>(
     varmap.save(dir.join("model.safetensors"))?;
     Ok(())
 }
+
+/// Writes a tiny, randomly initialised session-classifier bundle into `dir`
+/// (vocabulary from `texts`, identity feature statistics, the given
+/// operating threshold), for tests of scoring and serving code. Its scores
+/// mean nothing; what matters is that every reader of bundles accepts it.
+pub fn write_tiny_bundle<'a>(
+    dir: &std::path::Path,
+    texts: impl IntoIterator<Item = &'a str>,
+    threshold: f32,
+) -> crate::Result<std::path::PathBuf> {
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+    use datasets::{FEATURE_NAMES, NUM_FEATURES};
+
+    use crate::{
+        bundle::{write_bundle, BundleMetadata, BundleParts, Threshold},
+        classifier::{HeadConfig, SessionClassifier},
+        feature_norm::FeatureNormalizer,
+        session_input::SessionTokenizer,
+    };
+
+    let tokenizer = tiny_tokenizer(texts, 3000);
+    let bert = tiny_config(tokenizer.get_vocab_size(true));
+    let head = HeadConfig {
+        num_features: NUM_FEATURES,
+        hidden_dim: 16,
+        dropout: 0.1,
+        max_tokens: 64,
+        max_prompts: 4,
+    };
+    let varmap = VarMap::new();
+    SessionClassifier::load(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &bert,
+        &head,
+    )?;
+    let name = dir
+        .file_name()
+        .map_or("tiny".into(), |n| n.to_string_lossy().into_owned());
+    write_bundle(
+        dir,
+        &BundleParts {
+            varmap: &varmap,
+            bert: &bert,
+            head: &head,
+            tokenizer: &SessionTokenizer::new(tokenizer, head.max_tokens, head.max_prompts)?,
+            norm: &FeatureNormalizer {
+                names: FEATURE_NAMES.iter().map(|n| n.to_string()).collect(),
+                mean: vec![0.0; NUM_FEATURES],
+                std: vec![1.0; NUM_FEATURES],
+            },
+            threshold: &Threshold {
+                threshold,
+                target_fpr: 0.001,
+                validation_fpr: 0.0,
+                validation_recall: 0.0,
+            },
+            metadata: &BundleMetadata {
+                name,
+                version: env!("CARGO_PKG_VERSION").into(),
+                created_at: "2026-01-01T00:00:00Z".into(),
+                base_model: "tiny-random".into(),
+                data_files: Vec::new(),
+                hyper_parameters: serde_json::json!({}),
+                validation_metrics: serde_json::json!({}),
+                test_metrics: None,
+            },
+        },
+    )
+}

@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use datasets::{read_sessions, session_features, BadLinePolicy, FeatureVector, Label, Session};
+use anyhow::{bail, Result};
+use datasets::{
+    read_sessions, session_features, sha256_file, BadLinePolicy, FeatureVector, Label, Session,
+};
 use models::{bundle::DataFile, SessionTokenizer};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
 /// One labeled split, tokenised.
 pub struct LabeledSplit {
@@ -27,15 +28,6 @@ pub struct LabeledSplit {
 /// An I/O failure on `path`, as an error that names the path.
 pub fn io_error(path: &Path, error: std::io::Error) -> anyhow::Error {
     anyhow::Error::new(error).context(format!("writing {}", path.display()))
-}
-
-/// sha256 of a file's bytes, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Reads a labeled sessions file (strict: the first bad line stops the run;

@@ -6,7 +6,6 @@
 pub mod baseline;
 pub mod cluster;
 pub mod data;
-pub mod device;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;

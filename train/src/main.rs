@@ -10,11 +10,13 @@ use datasets::{
     read_sessions, sessionize::sessionize_file, sessionize::SessionizeArgs, BadLinePolicy,
     DataError, JsonlWriter, Session,
 };
-use models::bundle::{Bundle, BundleMetadata, METADATA_FILE};
+use models::{
+    bundle::{Bundle, BundleMetadata, METADATA_FILE},
+    device::parse_device,
+};
 use train::{
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},
-    device::parse_device,
     fit::{fit, FitConfig, TrainLayers},
     report::{self, evaluate_file, EvalOptions, EvalReport},
     score::{score_all, score_sessions, ScoreOptions},

@@ -18,7 +18,8 @@ use linfa_nn::distance::L2Dist;
 use ndarray::Array2;
 use serde::Serialize;
 
-use crate::score::{session_reasons, ScoreRecord, ScoredSession};
+use crate::score::{ScoreRecord, ScoredSession};
+use models::reasons::session_reasons;
 pub use params::{
     ClusterArgs, ClusterParams, ClusterParamsError, NeighbourIndex, ValidClusterParams,
 };

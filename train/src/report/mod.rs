@@ -23,6 +23,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use datasets::sha256_file;
 use datasets::Session;
 use models::bundle::Bundle;
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ use crate::{
         quality::{cluster_quality, ClusterQuality},
         Discovery, StageTimings, ValidClusterParams,
     },
-    data::{read_labeled, sha256_file},
+    data::read_labeled,
     evaluate::{positives, Evaluation},
     metrics::{calibration, histogram, recall_at_fpr, CalibrationBin},
     score::{score_all, ScoreOptions, ScoredSession},

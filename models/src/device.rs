@@ -1,26 +1,33 @@
-//! `--device cpu | cuda[:N]`.
+//! `--device cpu | cuda[:N]`, shared by every binary that runs a model.
 
-use anyhow::{bail, Result};
 use candle_core::Device;
+
+use crate::error::{ModelError, Result};
 
 /// Parses a device name: `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda`
 /// cargo feature).
 pub fn parse_device(name: &str) -> Result<Device> {
+    let error = |message: &str| ModelError::Device {
+        name: name.to_string(),
+        message: message.to_string(),
+    };
     match name {
         "cpu" => Ok(Device::Cpu),
         _ if name == "cuda" || name.starts_with("cuda:") => {
             let ordinal = match name.strip_prefix("cuda:") {
                 Some(n) => n
                     .parse::<usize>()
-                    .map_err(|_| anyhow::anyhow!("bad device {name:?}: expected cuda:N"))?,
+                    .map_err(|_| error("expected cuda:N with N a GPU ordinal"))?,
                 None => 0,
             };
             if !candle_core::utils::cuda_is_available() {
-                bail!("device {name}: this binary was built without CUDA (rebuild with --features cuda)");
+                return Err(error(
+                    "this binary was built without CUDA (rebuild with --features cuda)",
+                ));
             }
             Ok(Device::new_cuda(ordinal)?)
         }
-        _ => bail!("unknown device {name:?}: expected cpu, cuda or cuda:N"),
+        _ => Err(error("unknown device: expected cpu, cuda or cuda:N")),
     }
 }
 

@@ -1,0 +1,155 @@
+//! Scoring one request: admission (bounded in-flight requests, 429
+//! beyond), tokenisation and features on the blocking pool (off the model
+//! worker), queueing, and waiting for the worker's results under the
+//! per-request timeout. Dropping the future (client gone, timeout) closes
+//! the result channels, so the queue drops the work.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use datasets::{session_features, Session};
+use models::reasons::session_reasons;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::{
+    error::ApiError,
+    model::{LoadedModel, ModelSlot},
+    queue::{Entry, Queue},
+    request::{ParsedRequest, SessionResult},
+};
+
+/// Everything needed to score requests.
+pub struct Infer {
+    queue: Arc<Queue>,
+    slot: Arc<ModelSlot>,
+    permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    timeout: Duration,
+    worker_alive: Arc<AtomicBool>,
+}
+
+/// A session on its way through the queue.
+struct Pending {
+    session_id: String,
+    model: Arc<LoadedModel>,
+    zscores: datasets::FeatureVector,
+    result: oneshot::Receiver<Result<crate::queue::Scored, ApiError>>,
+}
+
+impl Infer {
+    /// Scoring over `queue` with the model in `slot`, at most
+    /// `max_concurrent` requests in flight, each given `timeout`.
+    pub fn new(
+        queue: Arc<Queue>,
+        slot: Arc<ModelSlot>,
+        max_concurrent: usize,
+        timeout: Duration,
+        worker_alive: Arc<AtomicBool>,
+    ) -> Self {
+        Infer {
+            queue,
+            slot,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+            timeout,
+            worker_alive,
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrent - self.permits.available_permits()
+    }
+
+    /// Whether a model is loaded and the worker runs; the reason if not.
+    pub fn readiness(&self) -> Result<Arc<LoadedModel>, ApiError> {
+        if !self.worker_alive.load(Ordering::SeqCst) {
+            return Err(ApiError::NotReady("the model worker is not running".into()));
+        }
+        self.slot.current().ok_or_else(|| {
+            ApiError::NotReady(match self.slot.last_error() {
+                Some(e) => format!("no model loaded: {e}"),
+                None => "no model loaded yet".into(),
+            })
+        })
+    }
+
+    /// Scores a validated request; results in request order.
+    pub async fn score(&self, request: ParsedRequest) -> Result<Vec<SessionResult>, ApiError> {
+        let _permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Overloaded(format!(
+                "{} requests in flight, the limit: retry later",
+                self.max_concurrent
+            ))
+        })?;
+        let model = self.readiness()?;
+        let want_embedding = request.return_embedding;
+        let work = async {
+            let sessions = request.sessions;
+            let (entries, pending) = tokio::task::spawn_blocking(move || prepare(&model, sessions))
+                .await
+                .map_err(|e| ApiError::Internal(format!("tokeniser failed: {e}")))??;
+            self.queue.push(entries)?;
+            let mut results = Vec::with_capacity(pending.len());
+            for p in pending {
+                let scored = p.result.await.map_err(|_| {
+                    ApiError::Internal("the model worker dropped the request".into())
+                })??;
+                let threshold = p.model.bundle.threshold.threshold;
+                results.push(SessionResult {
+                    session_id: p.session_id,
+                    score: scored.score,
+                    flagged: scored.score >= threshold,
+                    threshold,
+                    model: p.model.model_ref.clone(),
+                    reasons: session_reasons(scored.score, threshold, &p.zscores),
+                    embedding: want_embedding.then_some(scored.embedding),
+                });
+            }
+            Ok(results)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| {
+                ApiError::Timeout(format!(
+                    "not scored within the {} ms request timeout",
+                    self.timeout.as_millis()
+                ))
+            })?
+    }
+}
+
+/// Tokenises sessions and computes their features for `model`.
+fn prepare(
+    model: &Arc<LoadedModel>,
+    sessions: Vec<Session>,
+) -> Result<(Vec<Entry>, Vec<Pending>), ApiError> {
+    let mut entries = Vec::with_capacity(sessions.len());
+    let mut pending = Vec::with_capacity(sessions.len());
+    for (i, session) in sessions.into_iter().enumerate() {
+        let ids = model.bundle.tokenizer.encode(&session).map_err(|e| {
+            ApiError::Validation(format!("field `sessions[{i}]`: cannot tokenise: {e}"))
+        })?;
+        let features = session_features(&session);
+        let (tx, rx) = oneshot::channel();
+        entries.push(Entry {
+            model: model.clone(),
+            ids,
+            features,
+            enqueued: Instant::now(),
+            respond: tx,
+        });
+        pending.push(Pending {
+            session_id: session.session_id,
+            model: model.clone(),
+            zscores: model.bundle.norm.apply(&features),
+            result: rx,
+        });
+    }
+    Ok((entries, pending))
+}

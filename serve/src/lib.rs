@@ -1,0 +1,16 @@
+//! distill-guard serving: an axum service that scores sessions with an
+//! exported bundle. Requests are validated, tokenised off the model
+//! thread, queued, and scored in dynamic batches (token budget and batch
+//! size) by one model worker; overload is a 429, not a timeout.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod infer;
+pub mod metrics;
+pub mod model;
+pub mod queue;
+pub mod request;
+pub mod routes;
+pub mod server;
+pub mod worker;

@@ -1,0 +1,196 @@
+//! The batching queue: tokenised sessions wait here until the model worker
+//! takes the next batch, formed first-come first-served under a maximum
+//! batch size and a token budget (padded tokens: sessions x longest).
+//! Entries whose client went away are dropped when a batch is formed.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Condvar, Mutex},
+    time::{Duration, Instant},
+};
+
+use datasets::FeatureVector;
+use tokio::sync::oneshot;
+
+use crate::{error::ApiError, metrics, model::LoadedModel};
+
+/// What the worker sends back for one session.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// Probability of extraction.
+    pub score: f32,
+    /// Pooled text embedding.
+    pub embedding: Vec<f32>,
+}
+
+/// One tokenised session waiting for the model.
+pub struct Entry {
+    /// The model it was tokenised for (and will be scored with).
+    pub model: Arc<LoadedModel>,
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Raw behavioural features.
+    pub features: FeatureVector,
+    /// When it entered the queue.
+    pub enqueued: Instant,
+    /// Where its result goes; closed when the client went away.
+    pub respond: oneshot::Sender<Result<Scored, ApiError>>,
+}
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most sessions per batch.
+    pub max_batch_size: usize,
+    /// Most padded tokens per batch (sessions x longest); a single session
+    /// over the budget still forms a batch of one.
+    pub max_batch_tokens: usize,
+    /// How long the oldest entry may wait for a batch to fill (zero: take
+    /// what is queued the moment the worker is free).
+    pub max_wait: Duration,
+}
+
+struct State {
+    entries: VecDeque<Entry>,
+    closed: bool,
+}
+
+/// The queue between request handlers and the model worker.
+pub struct Queue {
+    state: Mutex<State>,
+    ready: Condvar,
+    limits: BatchLimits,
+}
+
+impl Queue {
+    /// An empty, open queue.
+    pub fn new(limits: BatchLimits) -> Self {
+        Queue {
+            state: Mutex::new(State {
+                entries: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            limits,
+        }
+    }
+
+    /// Batching limits.
+    pub fn limits(&self) -> BatchLimits {
+        self.limits
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a request's entries (kept together, in order).
+    pub fn push(&self, mut entries: Vec<Entry>) -> Result<(), ApiError> {
+        let now = Instant::now();
+        for e in &mut entries {
+            e.enqueued = now;
+        }
+        let mut state = self.lock();
+        if state.closed {
+            return Err(ApiError::NotReady("the server is shutting down".into()));
+        }
+        state.entries.extend(entries);
+        metrics::queue_depth(state.entries.len());
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Sessions waiting now.
+    pub fn depth(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Stops accepting entries; the worker drains what is queued, then
+    /// [`Queue::next_batch`] returns `None`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Blocks until a batch is ready (or the queue is closed and empty).
+    pub fn next_batch(&self) -> Option<Vec<Entry>> {
+        let mut state = self.lock();
+        loop {
+            while state.entries.is_empty() {
+                if state.closed {
+                    return None;
+                }
+                state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            let deadline = state.entries[0].enqueued + self.limits.max_wait;
+            while !state.closed && !is_full(&state.entries, &self.limits) {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                state = self
+                    .ready
+                    .wait_timeout(state, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            let (batch, dropped) = take_batch(&mut state.entries, &self.limits);
+            metrics::queue_depth(state.entries.len());
+            metrics::dropped(dropped);
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
+    }
+}
+
+/// Padded tokens of a batch of `n` sessions whose longest has `longest`
+/// tokens.
+fn padded_tokens(n: usize, longest: usize) -> usize {
+    n * longest
+}
+
+fn is_full(entries: &VecDeque<Entry>, limits: &BatchLimits) -> bool {
+    if entries.len() >= limits.max_batch_size {
+        return true;
+    }
+    let longest = entries.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    padded_tokens(entries.len() + 1, longest) > limits.max_batch_tokens
+}
+
+/// Takes the next batch off the front of `entries`: first come first
+/// served, entries of the front entry's model only, stopping before the
+/// batch would pass `max_batch_size` or `max_batch_tokens` (at least one
+/// entry always goes). Entries whose client went away are removed and
+/// counted, not scored. Returns the batch and the number dropped.
+pub fn take_batch(entries: &mut VecDeque<Entry>, limits: &BatchLimits) -> (Vec<Entry>, usize) {
+    let mut batch: Vec<Entry> = Vec::new();
+    let mut dropped = 0;
+    let mut longest = 0;
+    let mut kept = VecDeque::new();
+    while let Some(entry) = entries.pop_front() {
+        if entry.respond.is_closed() {
+            dropped += 1;
+            continue;
+        }
+        if let Some(first) = batch.first() {
+            if !Arc::ptr_eq(&first.model, &entry.model) {
+                kept.push_back(entry);
+                continue;
+            }
+            let would_be = padded_tokens(batch.len() + 1, longest.max(entry.ids.len()));
+            if batch.len() >= limits.max_batch_size || would_be > limits.max_batch_tokens {
+                entries.push_front(entry);
+                break;
+            }
+        }
+        longest = longest.max(entry.ids.len());
+        batch.push(entry);
+    }
+    // Entries of another model keep their place ahead of the rest.
+    while let Some(entry) = kept.pop_back() {
+        entries.push_front(entry);
+    }
+    (batch, dropped)
+}

@@ -1,0 +1,316 @@
+//! The HTTP API: routes, handlers, bearer-token auth, body limits, request
+//! ids, and panics turned into JSON 500s.
+
+use std::{path::PathBuf, sync::Arc, time::Instant};
+
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, DefaultBodyLimit, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    config::ServeConfig,
+    error::ApiError,
+    infer::Infer,
+    metrics,
+    model::{ModelSlot, Reloader},
+    queue::Queue,
+    request::{parse_score_request, ScoreResponse},
+};
+
+/// The OpenAPI document served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Shared state of the handlers.
+pub struct AppState {
+    /// Scoring.
+    pub infer: Arc<Infer>,
+    /// The model served.
+    pub slot: Arc<ModelSlot>,
+    /// The batching queue (for `/info`).
+    pub queue: Arc<Queue>,
+    /// Bundle loading.
+    pub reloader: Arc<Reloader>,
+    /// Prometheus exposition.
+    pub metrics: PrometheusHandle,
+    /// The configuration served under.
+    pub config: ServeConfig,
+}
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let scoring =
+        Router::new()
+            .route("/v1/score", post(score))
+            .route_layer(middleware::from_fn_with_state(
+                state.config.api_token.clone().map(Arc::<str>::from),
+                require_token,
+            ));
+    let admin = Router::new()
+        .route("/admin/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(
+            state.config.admin_token.clone().map(Arc::<str>::from),
+            require_token,
+        ));
+    Router::new()
+        .merge(scoring)
+        .merge(admin)
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/info", get(info))
+        .route("/metrics", get(prometheus))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Internal("the server failed on this request".into()).into_response()
+}
+
+/// Checks `Authorization: Bearer <token>` when a token is configured.
+async fn require_token(
+    State(token): State<Option<Arc<str>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return ApiError::Unauthorized("missing or wrong bearer token".into()).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares two byte strings in time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(format!("request body over the {limit}-byte limit"))
+    } else {
+        ApiError::BadRequest(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+/// Logs server-side failures; client errors are the client's business.
+fn log_error(route: &str, e: &ApiError) {
+    if e.status().is_server_error() {
+        tracing::warn!(route, error_type = e.error_type(), "{e}");
+    } else {
+        tracing::debug!(route, error_type = e.error_type(), "{e}");
+    }
+}
+
+async fn score(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let body = body.map_err(|r| body_error(r, state.config.max_body_bytes))?;
+        let request = parse_score_request(&body, state.config.max_sessions_per_request)?;
+        state.infer.score(request).await
+    }
+    .await;
+    match result {
+        Ok(results) => {
+            metrics::request("score", "ok", started.elapsed());
+            Json(ScoreResponse { results }).into_response()
+        }
+        Err(e) => {
+            metrics::request("score", e.error_type(), started.elapsed());
+            log_error("score", &e);
+            e.into_response()
+        }
+    }
+}
+
+/// Body of `POST /admin/reload` (optional).
+#[derive(Debug, Default, Deserialize)]
+struct ReloadRequest {
+    /// Bundle directory to load instead of the one served now.
+    #[serde(default)]
+    model_dir: Option<PathBuf>,
+}
+
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let body = body.map_err(|r| body_error(r, state.config.max_body_bytes))?;
+        let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            ReloadRequest::default()
+        } else {
+            serde_json::from_slice(&body).map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
+                _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+            })?
+        };
+        state.reloader.reload(request.model_dir).await
+    }
+    .await;
+    match result {
+        Ok(model) => {
+            metrics::request("reload", "ok", started.elapsed());
+            Json(json!({"status": "reloaded", "model": model, "model_dir": state.slot.current_dir()}))
+                .into_response()
+        }
+        Err(e) => {
+            metrics::request("reload", e.error_type(), started.elapsed());
+            log_error("reload", &e);
+            e.into_response()
+        }
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match state.infer.readiness() {
+        Ok(model) => Json(json!({"status": "ready", "model": model.model_ref})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn info(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let c = &state.config;
+    let model = state.slot.current().map(|m| {
+        let b = &m.bundle;
+        json!({
+            "name": m.model_ref.name,
+            "version": m.model_ref.version,
+            "dir": state.slot.current_dir(),
+            "created_at": b.metadata.created_at,
+            "trained_by": b.metadata.version,
+            "base_model": b.metadata.base_model,
+            "threshold": b.threshold,
+            "max_tokens": b.head.max_tokens,
+            "max_prompts": b.head.max_prompts,
+            "validation_metrics": b.metadata.validation_metrics,
+            "test_metrics": b.metadata.test_metrics,
+        })
+    });
+    Json(json!({
+        "server": {"name": "distill-guard serve", "version": env!("CARGO_PKG_VERSION")},
+        "model": model,
+        "last_load_error": state.slot.last_error(),
+        "device": c.device,
+        "limits": {
+            "max_concurrent_requests": c.max_concurrent,
+            "max_sessions_per_request": c.max_sessions_per_request,
+            "max_body_bytes": c.max_body_bytes,
+            "request_timeout_ms": c.request_timeout_ms,
+        },
+        "batching": {
+            "max_batch_size": c.max_batch_size,
+            "max_batch_tokens": c.max_batch_tokens,
+            "max_wait_ms": c.max_wait_ms,
+            "model_threads": c.model_threads,
+        },
+        "auth": {"scoring": c.api_token.is_some(), "admin": c.admin_token.is_some()},
+        "load": {"in_flight_requests": state.infer.in_flight(), "queued_sessions": state.queue.depth()},
+    }))
+}
+
+async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for route in [
+            "/v1/score",
+            "/admin/reload",
+            "/health",
+            "/ready",
+            "/info",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains_key(route), "openapi.json lacks {route}");
+        }
+    }
+}
