@@ -194,3 +194,110 @@ pub fn take_batch(entries: &mut VecDeque<Entry>, limits: &BatchLimits) -> (Vec<E
     }
     (batch, dropped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datasets::NUM_FEATURES;
+
+    fn model(dir: &std::path::Path) -> Arc<LoadedModel> {
+        let bundle = models::tiny::write_tiny_bundle(dir, ["a few words"], 0.5).unwrap();
+        Arc::new(LoadedModel::load(&bundle, &candle_core::Device::Cpu).unwrap())
+    }
+
+    type Result = oneshot::Receiver<std::result::Result<Scored, ApiError>>;
+
+    fn entry(model: &Arc<LoadedModel>, tokens: usize) -> (Entry, Result) {
+        let (tx, rx) = oneshot::channel();
+        let entry = Entry {
+            model: model.clone(),
+            ids: vec![1; tokens],
+            features: [0.0; NUM_FEATURES],
+            enqueued: Instant::now(),
+            respond: tx,
+        };
+        (entry, rx)
+    }
+
+    fn limits(size: usize, tokens: usize) -> BatchLimits {
+        BatchLimits {
+            max_batch_size: size,
+            max_batch_tokens: tokens,
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    fn lengths(batch: &[Entry]) -> Vec<usize> {
+        batch.iter().map(|e| e.ids.len()).collect()
+    }
+
+    #[test]
+    fn batches_are_fifo_under_size_and_token_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = model(tmp.path());
+        let (entries, _rx): (VecDeque<Entry>, Vec<Result>) = [10, 10, 50, 5, 5, 5, 200]
+            .iter()
+            .map(|&n| entry(&m, n))
+            .unzip();
+        let mut queue = entries;
+        let lim = limits(3, 60);
+        let (b, d) = take_batch(&mut queue, &lim);
+        assert_eq!((lengths(&b), d), (vec![10, 10], 0));
+        let (b, _) = take_batch(&mut queue, &lim);
+        assert_eq!(lengths(&b), vec![50]);
+        let (b, _) = take_batch(&mut queue, &lim);
+        assert_eq!(lengths(&b), vec![5, 5, 5], "stops at the batch size");
+        let (b, _) = take_batch(&mut queue, &lim);
+        assert_eq!(
+            lengths(&b),
+            vec![200],
+            "a session over the budget goes alone"
+        );
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn abandoned_entries_are_dropped_and_models_never_mix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (model(&tmp.path().join("a")), model(&tmp.path().join("b")));
+        let (e1, r1) = entry(&a, 3);
+        let (e2, r2) = entry(&a, 4);
+        let (e3, _r3) = entry(&b, 5);
+        let (e4, _r4) = entry(&a, 6);
+        let (e5, _r5) = entry(&b, 7);
+        drop(r1);
+        let mut queue = VecDeque::from([e1, e2, e3, e4, e5]);
+        let lim = limits(8, 1000);
+        let (batch, dropped) = take_batch(&mut queue, &lim);
+        assert_eq!((lengths(&batch), dropped), (vec![4, 6], 1));
+        assert!(batch.iter().all(|e| Arc::ptr_eq(&e.model, &a)));
+        let (batch, _) = take_batch(&mut queue, &lim);
+        assert_eq!(lengths(&batch), vec![5, 7]);
+        drop(r2);
+    }
+
+    #[test]
+    fn next_batch_waits_for_company_only_up_to_max_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = model(tmp.path());
+        let wait = Duration::from_millis(150);
+        let queue = Queue::new(BatchLimits {
+            max_wait: wait,
+            ..limits(2, 1000)
+        });
+        let (e, _r1) = entry(&m, 3);
+        queue.push(vec![e]).unwrap();
+        let started = Instant::now();
+        assert_eq!(queue.next_batch().unwrap().len(), 1);
+        assert!(started.elapsed() >= wait, "a lone entry waits for company");
+        let ((e1, _r2), (e2, _r3)) = (entry(&m, 3), entry(&m, 3));
+        queue.push(vec![e1, e2]).unwrap();
+        let started = Instant::now();
+        assert_eq!(queue.next_batch().unwrap().len(), 2);
+        assert!(started.elapsed() < wait, "a full batch goes at once");
+        queue.close();
+        assert!(queue.next_batch().is_none());
+        let (e, _r4) = entry(&m, 3);
+        assert_eq!(queue.push(vec![e]).unwrap_err().error_type(), "not_ready");
+    }
+}

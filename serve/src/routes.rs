@@ -77,7 +77,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            TraceLayer::new_for_http()
+                // Failures are logged by the handlers, with their reason.
+                .on_failure(())
+                .make_span_with(|req: &Request| {
                 let id = req
                     .headers()
                     .get("x-request-id")

@@ -1,0 +1,643 @@
+//! The `serve` binary over real HTTP on a loopback port, with tiny random
+//! bundles: scores against offline `train score`, concurrent clients,
+//! every error status from a real bad request, overload, hot reload under
+//! load, SIGHUP, and draining on SIGTERM.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use datasets::{Event, JsonlWriter, Session};
+use e2e::{workspace_binary, workspace_root};
+use serde_json::{json, Value};
+
+/// A `serve` process; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `serve` on a free loopback port with `args`, returning once
+    /// it prints its address.
+    fn start(model_dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(workspace_binary("serve"))
+            .arg("--model-dir")
+            .arg(model_dir)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("DG_API_TOKEN")
+            .env_remove("DG_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://"))
+            .unwrap_or_else(|| panic!("serve printed {line:?} instead of its address"))
+            .to_string();
+        Server { child, url }
+    }
+
+    /// Starts `serve` and waits until `/ready` answers 200.
+    fn start_ready(model_dir: &Path, args: &[&str]) -> Server {
+        let server = Server::start(model_dir, args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&server.url, "/ready").0 != 200 {
+            assert!(Instant::now() < deadline, "serve never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
+}
+
+/// Status and JSON body of a response, error statuses included.
+fn reply(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+fn get(url: &str, path: &str) -> (u16, Value) {
+    match agent().get(&format!("{url}{path}")).call() {
+        Err(ureq::Error::Transport(_)) => (0, Value::Null),
+        r => reply(r),
+    }
+}
+
+fn post(url: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = agent()
+        .post(&format!("{url}{path}"))
+        .set("content-type", "application/json");
+    if let Some(t) = token {
+        request = request.set("authorization", &format!("Bearer {t}"));
+    }
+    reply(request.send_string(body))
+}
+
+/// Sessions of 1-6 real prompts each, with varied metadata.
+fn sessions(n: usize) -> Vec<Session> {
+    let corpus =
+        std::fs::read_to_string(workspace_root().join("datasets/corpora/dolly.jsonl")).unwrap();
+    let prompts: Vec<String> = corpus
+        .lines()
+        .take(400)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-02-10T12:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    (0..n)
+        .map(|i| Session {
+            session_id: format!("s-{i}"),
+            account_id: format!("acct-{}", i % 7),
+            label: None,
+            campaign_id: None,
+            archetype: None,
+            account: None,
+            events: (0..1 + i % 6)
+                .map(|j| Event {
+                    ts: t0 + chrono::Duration::seconds((i * 100 + j * (3 + i % 40)) as i64),
+                    prompt: prompts[(i * 5 + j) % prompts.len()].clone(),
+                    ip: Some(format!("203.0.113.{}", i % 9)),
+                    asn: Some(64500 + (i % 3) as u32),
+                    user_agent: Some("python-httpx/0.27.0".into()),
+                    model: None,
+                    response_tokens: Some(100 + (i * j) as u32),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn tiny_bundle(dir: &Path) -> PathBuf {
+    let corpus =
+        std::fs::read_to_string(workspace_root().join("datasets/corpora/dolly.jsonl")).unwrap();
+    models::tiny::write_tiny_bundle(dir, [corpus.as_str()], 0.5).unwrap()
+}
+
+/// Scores of `sessions` by `train score` with `bundle` in batches of
+/// `batch_size`, by session id.
+fn offline_scores(
+    bundle: &Path,
+    sessions: &[Session],
+    tmp: &Path,
+    batch_size: usize,
+) -> HashMap<String, f64> {
+    let name = bundle.file_name().unwrap().to_string_lossy();
+    let input = tmp.join(format!("offline-{name}-{batch_size}.jsonl"));
+    let mut w = JsonlWriter::create(&input).unwrap();
+    for s in sessions {
+        w.write(s).unwrap();
+    }
+    w.finish().unwrap();
+    let output = input.with_extension("scores.jsonl");
+    let out = Command::new(workspace_binary("train"))
+        .args(["score", "--batch-size", &batch_size.to_string(), "--bundle"])
+        .arg(bundle)
+        .arg("-i")
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["session_id"].as_str().unwrap().to_string(),
+                v["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn score_body(sessions: &[Session]) -> String {
+    json!({ "sessions": sessions }).to_string()
+}
+
+/// Largest difference between served and offline scores. Batches differ
+/// (other sessions, other padding), which may change the last float bits;
+/// unbatched, they are equal bit for bit (tested below).
+const SCORE_TOLERANCE: f64 = 1e-5;
+
+#[test]
+fn unbatched_scores_equal_offline_scores_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let all = sessions(24);
+    let offline = offline_scores(&bundle, &all, tmp.path(), 1);
+    let server = Server::start_ready(&bundle, &["--max-batch-size", "1"]);
+    let (status, body) = post(&server.url, "/v1/score", &score_body(&all), None);
+    assert_eq!(status, 200, "{body}");
+    for r in body["results"].as_array().unwrap() {
+        let id = r["session_id"].as_str().unwrap();
+        assert_eq!(r["score"].as_f64().unwrap(), offline[id], "{id}");
+    }
+}
+
+#[test]
+fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let all = sessions(96);
+    let offline = offline_scores(&bundle, &all, tmp.path(), 32);
+    let server = Server::start_ready(&bundle, &["--max-batch-size", "8", "--max-wait-ms", "5"]);
+
+    // 8 clients at once, each with its own slice of sessions in requests
+    // of 1-5 sessions.
+    let results: Vec<Vec<Value>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(12)
+            .map(|mine| {
+                let url = server.url.clone();
+                scope.spawn(move || {
+                    let mut got = Vec::new();
+                    let mut at = 0;
+                    let mut size = 1;
+                    while at < mine.len() {
+                        let part = &mine[at..(at + size).min(mine.len())];
+                        let (status, body) = post(&url, "/v1/score", &score_body(part), None);
+                        assert_eq!(status, 200, "{body}");
+                        let results = body["results"].as_array().unwrap().clone();
+                        let ids: Vec<&str> = results
+                            .iter()
+                            .map(|r| r["session_id"].as_str().unwrap())
+                            .collect();
+                        let sent: Vec<&str> = part.iter().map(|s| s.session_id.as_str()).collect();
+                        assert_eq!(ids, sent, "a client got someone else's results");
+                        got.extend(results);
+                        at += size;
+                        size = size % 5 + 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let served: Vec<Value> = results.into_iter().flatten().collect();
+    assert_eq!(served.len(), all.len());
+    let mut exact = 0;
+    for r in &served {
+        let id = r["session_id"].as_str().unwrap();
+        let score = r["score"].as_f64().unwrap();
+        let expected = offline[id];
+        assert!(
+            (score - expected).abs() <= SCORE_TOLERANCE,
+            "{id}: served {score}, offline {expected}"
+        );
+        exact += usize::from(score == expected);
+        assert_eq!(r["flagged"].as_bool().unwrap(), score >= 0.5);
+        assert_eq!(r["threshold"].as_f64().unwrap(), 0.5);
+        assert_eq!(r["model"]["name"], "tiny");
+        assert!(r.get("embedding").is_none());
+    }
+    eprintln!(
+        "{exact} of {} served scores equal offline ones bit for bit",
+        served.len()
+    );
+
+    // The prompts shortcut and embeddings on request.
+    let (status, body) = post(
+        &server.url,
+        "/v1/score",
+        r#"{"prompts": ["Why can camels survive for long without water?"], "return_embedding": true}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let r = &body["results"][0];
+    assert_eq!(r["session_id"], "prompt-0");
+    assert_eq!(r["embedding"].as_array().unwrap().len(), 32);
+
+    // Metrics saw the work.
+    let metrics = agent()
+        .get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let scored: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("distill_guard_sessions_scored_total "))
+        .expect("sessions counter")
+        .parse()
+        .unwrap();
+    assert_eq!(scored, 97.0);
+    for name in [
+        "distill_guard_requests_total{route=\"score\",outcome=\"ok\"}",
+        "distill_guard_queue_duration_seconds_bucket",
+        "distill_guard_inference_duration_seconds_bucket",
+        "distill_guard_request_duration_seconds_bucket",
+        "distill_guard_batch_size_bucket",
+        "distill_guard_queue_depth",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+    let (status, info) = get(&server.url, "/info");
+    assert_eq!(status, 200);
+    assert_eq!(info["batching"]["max_batch_size"], 8);
+    assert_eq!(info["model"]["name"], "tiny");
+    let (status, doc) = get(&server.url, "/openapi.json");
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/v1/score"].is_object());
+    assert_eq!(get(&server.url, "/health").0, 200);
+}
+
+#[test]
+fn every_error_status_comes_from_a_real_bad_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let one = score_body(&sessions(1));
+
+    // 503 until a model loads; a reload with a good bundle fixes it.
+    let missing = tmp.path().join("missing");
+    let server = Server::start(&missing, &["--admin-token", "admin-secret"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = get(&server.url, "/ready");
+        if body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("missing"))
+            || Instant::now() > deadline
+        {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (503, Some("not_ready")),
+        "{body}"
+    );
+    let (status, body) = post(&server.url, "/v1/score", &one, None);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (503, Some("not_ready"))
+    );
+    let reload = json!({ "model_dir": bundle }).to_string();
+    let (status, body) = post(&server.url, "/admin/reload", &reload, None);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = post(&server.url, "/admin/reload", &reload, Some("wrong"));
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = post(&server.url, "/admin/reload", &reload, Some("admin-secret"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(post(&server.url, "/v1/score", &one, None).0, 200);
+    drop(server);
+
+    let server = Server::start_ready(
+        &bundle,
+        &[
+            "--max-body-bytes",
+            "4000",
+            "--max-sessions-per-request",
+            "3",
+            "--api-token",
+            "s3cret",
+        ],
+    );
+    let call = |body: &str, token: Option<&str>| post(&server.url, "/v1/score", body, token);
+    let ok = Some("s3cret");
+    let (status, body) = call(&one, None);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(call(&one, ok).0, 200);
+    let (status, body) = call("{\"sessions\": [", ok);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let big = json!({ "prompts": ["x".repeat(5000)] }).to_string();
+    let (status, body) = call(&big, ok);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let mut bad = sessions(2);
+    bad[1].events[0].prompt.clear();
+    let (status, body) = call(&score_body(&bad), ok);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (422, Some("validation"))
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("sessions[1].events[0].prompt"),
+        "{body}"
+    );
+    let bad_ts = r#"{"sessions": [{"session_id": "a", "account_id": "b", "events": [{"ts": "soon", "prompt": "p"}]}]}"#;
+    let (status, body) = call(bad_ts, ok);
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("sessions[0].events[0].ts"),
+        "{body}"
+    );
+    let (status, body) = call(r#"{"prompts": ["a", "b", "c", "d"]}"#, ok);
+    assert_eq!(status, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("limit of 3"),
+        "{body}"
+    );
+    let (status, body) = get(&server.url, "/v2/score");
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (404, Some("not_found"))
+    );
+    // A bundle that fails to load leaves the old one serving.
+    let (status, body) = post(
+        &server.url,
+        "/admin/reload",
+        &json!({ "model_dir": tmp.path().join("missing") }).to_string(),
+        None,
+    );
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (422, Some("bundle_invalid")),
+        "{body}"
+    );
+    assert_eq!(call(&one, ok).0, 200);
+    drop(server);
+
+    // 429 beyond the in-flight limit, 504 past the request timeout: a
+    // batch that waits for company holds the only slot.
+    let server = Server::start_ready(
+        &bundle,
+        &[
+            "--max-concurrent",
+            "1",
+            "--max-wait-ms",
+            "1500",
+            "--request-timeout-ms",
+            "600",
+        ],
+    );
+    std::thread::scope(|scope| {
+        let url = server.url.clone();
+        let body = one.clone();
+        let slow = scope.spawn(move || post(&url, "/v1/score", &body, None));
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let (status, body) = post(&server.url, "/v1/score", &one, None);
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (429, Some("overloaded")),
+            "{body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "429 must come at once"
+        );
+        let (status, body) = slow.join().unwrap();
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (504, Some("timeout")),
+            "{body}"
+        );
+    });
+}
+
+#[test]
+fn overload_yields_429_not_timeouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let server = Server::start_ready(&bundle, &["--max-concurrent", "2", "--max-wait-ms", "300"]);
+    let body = score_body(&sessions(4));
+    let outcomes: Vec<(u16, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (url, body) = (server.url.clone(), body.clone());
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let (status, _) = post(&url, "/v1/score", &body, None);
+                    (status, started.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outcomes.iter().filter(|o| o.0 == 200).count();
+    let overloaded = outcomes.iter().filter(|o| o.0 == 429).count();
+    assert_eq!(ok + overloaded, 16, "{outcomes:?}");
+    assert!(ok >= 1 && overloaded >= 1, "{outcomes:?}");
+    for (status, took) in &outcomes {
+        if *status == 429 {
+            assert!(*took < Duration::from_secs(2), "a 429 took {took:?}");
+        }
+    }
+}
+
+#[test]
+fn reload_under_load_drops_nothing_and_sighup_reloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tiny_bundle(&tmp.path().join("tiny-a"));
+    let b = tiny_bundle(&tmp.path().join("tiny-b"));
+    let all = sessions(24);
+    let expected: HashMap<&str, HashMap<String, f64>> = HashMap::from([
+        ("tiny-a", offline_scores(&a, &all, tmp.path(), 32)),
+        ("tiny-b", offline_scores(&b, &all, tmp.path(), 32)),
+    ]);
+    let server = Server::start_ready(&a, &["--max-wait-ms", "2"]);
+    let stop = AtomicBool::new(false);
+    let served: Vec<Value> = std::thread::scope(|scope| {
+        let clients: Vec<_> = all
+            .chunks(6)
+            .map(|mine| {
+                let (url, stop) = (server.url.clone(), &stop);
+                scope.spawn(move || {
+                    let mut got = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let (status, body) = post(&url, "/v1/score", &score_body(mine), None);
+                        assert_eq!(status, 200, "a request failed during reload: {body}");
+                        got.extend(body["results"].as_array().unwrap().clone());
+                    }
+                    got
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, body) = post(
+            &server.url,
+            "/admin/reload",
+            &json!({ "model_dir": b }).to_string(),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["model"]["name"], "tiny-b");
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+        clients
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut by_model: HashMap<String, usize> = HashMap::new();
+    for r in &served {
+        let name = r["model"]["name"].as_str().unwrap();
+        *by_model.entry(name.to_string()).or_default() += 1;
+        let want = expected[name][r["session_id"].as_str().unwrap()];
+        let got = r["score"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= SCORE_TOLERANCE,
+            "{name}: {got} vs {want}"
+        );
+    }
+    assert!(
+        by_model.get("tiny-a").is_some_and(|&n| n > 0),
+        "{by_model:?}"
+    );
+    assert!(
+        by_model.get("tiny-b").is_some_and(|&n| n > 0),
+        "{by_model:?}"
+    );
+
+    // SIGHUP reloads the directory served now from disk.
+    let version = |s: &Server| get(&s.url, "/ready").1["model"]["version"].clone();
+    let before = version(&server);
+    tiny_bundle(&b);
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version(&server) == before {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_accepting_and_drains_in_flight_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let mut server = Server::start_ready(&bundle, &["--max-wait-ms", "1500"]);
+    let body = score_body(&sessions(3));
+    std::thread::scope(|scope| {
+        let url = server.url.clone();
+        let in_flight = scope.spawn(move || post(&url, "/v1/score", &body, None));
+        std::thread::sleep(Duration::from_millis(300));
+        server.signal("TERM");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            get(&server.url, "/health").0,
+            0,
+            "still accepting after SIGTERM"
+        );
+        let (status, body) = in_flight.join().unwrap();
+        assert_eq!(status, 200, "in-flight request lost on shutdown: {body}");
+        assert_eq!(body["results"].as_array().unwrap().len(), 3);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit after draining"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "serve exited with {status}");
+}
