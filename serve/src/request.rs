@@ -104,7 +104,7 @@ pub fn parse_score_request(body: &[u8], max_sessions: usize) -> Result<ParsedReq
 
 /// A 422 for data that does not fit the contract (naming the field), a 400
 /// for anything that is not JSON at all.
-fn json_error(e: serde_json::Error, path: &str) -> ApiError {
+pub fn json_error(e: serde_json::Error, path: &str) -> ApiError {
     match e.classify() {
         serde_json::error::Category::Data => ApiError::Validation(format!("field `{path}`: {e}")),
         _ => ApiError::BadRequest(format!("malformed JSON: {e}")),

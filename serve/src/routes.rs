@@ -13,7 +13,7 @@ use axum::{
     Json, Router,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -28,7 +28,7 @@ use crate::{
     metrics,
     model::{ModelSlot, Reloader},
     queue::Queue,
-    request::{parse_score_request, ScoreResponse},
+    request::{json_error, parse_score_request, ScoreResponse},
 };
 
 /// The OpenAPI document served at `GET /openapi.json`.
@@ -134,12 +134,28 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// Logs server-side failures; client errors are the client's business.
-fn log_error(route: &str, e: &ApiError) {
-    if e.status().is_server_error() {
-        tracing::warn!(route, error_type = e.error_type(), "{e}");
-    } else {
-        tracing::debug!(route, error_type = e.error_type(), "{e}");
+/// Counts and times a finished request and turns its outcome into the
+/// response; server-side failures are logged (client errors only at
+/// debug level: they are the client's business).
+fn finish<T: Serialize>(
+    route: &'static str,
+    started: Instant,
+    result: Result<T, ApiError>,
+) -> Response {
+    match result {
+        Ok(body) => {
+            metrics::request(route, "ok", started.elapsed());
+            Json(body).into_response()
+        }
+        Err(e) => {
+            metrics::request(route, e.error_type(), started.elapsed());
+            if e.status().is_server_error() {
+                tracing::warn!(route, error_type = e.error_type(), "{e}");
+            } else {
+                tracing::debug!(route, error_type = e.error_type(), "{e}");
+            }
+            e.into_response()
+        }
     }
 }
 
@@ -154,17 +170,11 @@ async fn score(
         state.infer.score(request).await
     }
     .await;
-    match result {
-        Ok(results) => {
-            metrics::request("score", "ok", started.elapsed());
-            Json(ScoreResponse { results }).into_response()
-        }
-        Err(e) => {
-            metrics::request("score", e.error_type(), started.elapsed());
-            log_error("score", &e);
-            e.into_response()
-        }
-    }
+    finish(
+        "score",
+        started,
+        result.map(|results| ScoreResponse { results }),
+    )
 }
 
 /// Body of `POST /admin/reload` (optional).
@@ -185,26 +195,16 @@ async fn reload(
         let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
             ReloadRequest::default()
         } else {
-            serde_json::from_slice(&body).map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
-                _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
-            })?
+            serde_json::from_slice(&body).map_err(|e| json_error(e, "."))?
         };
         state.reloader.reload(request.model_dir).await
     }
     .await;
-    match result {
-        Ok(model) => {
-            metrics::request("reload", "ok", started.elapsed());
-            Json(json!({"status": "reloaded", "model": model, "model_dir": state.slot.current_dir()}))
-                .into_response()
-        }
-        Err(e) => {
-            metrics::request("reload", e.error_type(), started.elapsed());
-            log_error("reload", &e);
-            e.into_response()
-        }
-    }
+    finish(
+        "reload",
+        started,
+        result.map(|model| json!({"status": "reloaded", "model": model, "model_dir": state.slot.current_dir()})),
+    )
 }
 
 async fn health() -> Json<serde_json::Value> {

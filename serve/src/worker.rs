@@ -45,30 +45,69 @@ pub fn spawn(queue: Arc<Queue>, alive: Arc<AtomicBool>) -> std::io::Result<JoinH
         })
 }
 
-fn run_batch(batch: Vec<Entry>) {
+/// Padding allowed within a length group, as a share of its real tokens:
+/// a batch is split into groups of similar length so that short sessions
+/// are not padded to the longest of the batch (on a CPU, padding costs as
+/// much as real tokens).
+pub const MAX_PADDING_SHARE: f64 = 0.25;
+
+/// Splits lengths sorted ascending into consecutive groups whose padded
+/// size (count x longest) stays within `1 + max_padding` of their real
+/// tokens; every group holds at least one length.
+pub fn length_groups(sorted: &[usize], max_padding: f64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut real) = (0, 0usize);
+    for (i, &len) in sorted.iter().enumerate() {
+        let padded = (i + 1 - start) * len;
+        if i > start && padded as f64 > (1.0 + max_padding) * (real + len) as f64 {
+            groups.push(start..i);
+            (start, real) = (i, 0);
+        }
+        real += len;
+    }
+    if start < sorted.len() {
+        groups.push(start..sorted.len());
+    }
+    groups
+}
+
+fn run_batch(mut batch: Vec<Entry>) {
     let started = Instant::now();
     for e in &batch {
         metrics::queued(started - e.enqueued);
     }
-    let model = batch[0].model.clone();
-    let ids: Vec<&[u32]> = batch.iter().map(|e| e.ids.as_slice()).collect();
-    let features: Vec<FeatureVector> = batch.iter().map(|e| e.features).collect();
-    let longest = ids.iter().map(|i| i.len()).max().unwrap_or(0);
+    batch.sort_by_key(|e| e.ids.len());
+    let lengths: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+    let mut padded = 0;
+    let mut entries = batch.into_iter();
+    for group in length_groups(&lengths, MAX_PADDING_SHARE) {
+        padded += group.len() * lengths[group.end - 1];
+        let group: Vec<Entry> = entries.by_ref().take(group.len()).collect();
+        run_group(group);
+    }
+    metrics::batch(lengths.len(), padded, started.elapsed());
+}
+
+/// Runs one model forward pass over entries of similar length and answers
+/// them.
+fn run_group(group: Vec<Entry>) {
+    let model = group[0].model.clone();
+    let ids: Vec<&[u32]> = group.iter().map(|e| e.ids.as_slice()).collect();
+    let features: Vec<FeatureVector> = group.iter().map(|e| e.features).collect();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         model.bundle.score_encoded(&ids, &features)
     }));
-    metrics::batch(batch.len(), batch.len() * longest, started.elapsed());
     match outcome {
         Ok(Ok(scores)) => {
-            for (entry, s) in batch.into_iter().zip(scores) {
+            for (entry, s) in group.into_iter().zip(scores) {
                 let _ = entry.respond.send(Ok(Scored {
                     score: s.score,
                     embedding: s.embedding,
                 }));
             }
         }
-        Ok(Err(e)) => fail(batch, format!("model failed on a batch: {e}")),
-        Err(_) => fail(batch, "model panicked on a batch".into()),
+        Ok(Err(e)) => fail(group, format!("model failed on a batch: {e}")),
+        Err(_) => fail(group, "model panicked on a batch".into()),
     }
 }
 
@@ -76,5 +115,31 @@ fn fail(batch: Vec<Entry>, message: String) {
     tracing::error!(sessions = batch.len(), "{message}");
     for entry in batch {
         let _ = entry.respond.send(Err(ApiError::Internal(message.clone())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_groups;
+
+    #[test]
+    fn groups_bound_the_padding() {
+        assert!(length_groups(&[], 0.25).is_empty());
+        assert_eq!(length_groups(&[7], 0.25), vec![0..1]);
+        assert_eq!(length_groups(&[10, 10, 11, 12], 0.25), vec![0..4]);
+        // 10 then 40: padding 10 to 40 would double the tokens.
+        assert_eq!(
+            length_groups(&[10, 40, 41, 128], 0.25),
+            vec![0..1, 1..3, 3..4]
+        );
+        for lengths in [vec![3, 5, 8, 13, 21, 34, 55, 89, 128], vec![50; 9]] {
+            let groups = length_groups(&lengths, 0.25);
+            assert_eq!(groups.iter().map(|g| g.len()).sum::<usize>(), lengths.len());
+            for g in groups {
+                let real: usize = lengths[g.clone()].iter().sum();
+                let padded = g.len() * lengths[g.end - 1];
+                assert!(g.len() == 1 || padded as f64 <= 1.25 * real as f64, "{g:?}");
+            }
+        }
     }
 }

@@ -5,7 +5,8 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
@@ -303,19 +304,16 @@ fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
     assert_eq!(r["embedding"].as_array().unwrap().len(), 32);
 
     // Metrics saw the work.
+    assert_eq!(
+        counter(&server.url, "distill_guard_sessions_scored_total"),
+        97.0
+    );
     let metrics = agent()
         .get(&format!("{}/metrics", server.url))
         .call()
         .unwrap()
         .into_string()
         .unwrap();
-    let scored: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("distill_guard_sessions_scored_total "))
-        .expect("sessions counter")
-        .parse()
-        .unwrap();
-    assert_eq!(scored, 97.0);
     for name in [
         "distill_guard_requests_total{route=\"score\",outcome=\"ok\"}",
         "distill_guard_queue_duration_seconds_bucket",
@@ -640,4 +638,51 @@ fn sigterm_stops_accepting_and_drains_in_flight_requests() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "serve exited with {status}");
+}
+
+/// A counter's value in the `/metrics` text (0 when not yet recorded).
+fn counter(url: &str, name: &str) -> f64 {
+    let text = agent()
+        .get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn work_of_a_client_that_went_away_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let server = Server::start_ready(&bundle, &["--max-wait-ms", "800"]);
+    let body = score_body(&sessions(2));
+    {
+        let mut stream = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "POST /v1/score HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // The client hangs up while its sessions wait for a batch.
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        counter(&server.url, "distill_guard_dropped_sessions_total"),
+        2.0
+    );
+    assert_eq!(
+        counter(&server.url, "distill_guard_sessions_scored_total"),
+        0.0
+    );
+    // The server goes on serving.
+    assert_eq!(post(&server.url, "/v1/score", &body, None).0, 200);
+    assert_eq!(
+        counter(&server.url, "distill_guard_sessions_scored_total"),
+        2.0
+    );
 }
