@@ -48,7 +48,16 @@ fn tokenizer_error(e: impl std::fmt::Display) -> ModelError {
 impl SessionTokenizer {
     /// Wraps a BERT tokenizer (it must know `[CLS]`, `[SEP]` and `[PAD]`).
     /// `max_tokens` must leave room for at least one token per prompt.
-    pub fn new(tokenizer: Tokenizer, max_tokens: usize, max_prompts: usize) -> Result<Self> {
+    ///
+    /// Any padding or truncation the tokenizer file configures is switched
+    /// off (all-MiniLM-L6-v2's pads every text to 128 `[PAD]` tokens):
+    /// prompts are cut by the session budget here, and batches are padded
+    /// with an attention mask by [`SessionTokenizer::pad_batch`].
+    pub fn new(mut tokenizer: Tokenizer, max_tokens: usize, max_prompts: usize) -> Result<Self> {
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         if max_prompts == 0 || max_tokens < 1 + 2 * max_prompts {
             return Err(ModelError::Tokenizer(format!(
                 "max_tokens {max_tokens} is too small for {max_prompts} prompts (need at least {})",

@@ -46,6 +46,36 @@ fn decode(t: &SessionTokenizer, ids: &[u32]) -> String {
 }
 
 #[test]
+fn padding_and_truncation_of_the_tokenizer_file_are_ignored() {
+    // all-MiniLM-L6-v2's tokenizer.json pads every text to 128 tokens and
+    // truncates at 128: neither may leak into a session's ids.
+    let mut padded = tiny_tokenizer([WORDS], 100);
+    padded.with_padding(Some(tokenizers::PaddingParams {
+        strategy: tokenizers::PaddingStrategy::Fixed(128),
+        ..Default::default()
+    }));
+    padded
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: 3,
+            ..Default::default()
+        }))
+        .unwrap();
+    let padded = SessionTokenizer::new(padded, 64, 4).unwrap();
+    let plain = tokenizer(64, 4);
+    let s = session(&["solve step by step", "first problem"]);
+    let ids = padded.encode(&s).unwrap();
+    assert_eq!(ids, plain.encode(&s).unwrap());
+    assert_eq!(
+        decode(&padded, &ids),
+        "[CLS] solve step by step [SEP] first problem [SEP]"
+    );
+    // The saved tokenizer carries no padding either.
+    let saved = padded.tokenizer().to_string(false).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert!(json["padding"].is_null() && json["truncation"].is_null());
+}
+
+#[test]
 fn keeps_an_evenly_spaced_sample_of_prompts_with_first_and_last() {
     let t = tokenizer(64, 4);
     let prompts = [
