@@ -48,6 +48,10 @@ struct Args {
     /// Threads each server gives its model.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Extra flags for serve (repeat for several, e.g.
+    /// `--serve-arg=--max-batch-size --serve-arg=8`).
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
 }
 
 /// A server under test; killed when dropped.
@@ -249,6 +253,7 @@ fn main() -> Result<()> {
         .arg(&args.model_dir)
         .args(["--addr", "127.0.0.1:0"])
         .args(["--model-threads", &args.threads.to_string()])
+        .args(&args.serve_arg)
         .env("RUST_LOG", "warn");
     let mut targets = vec![start("serve", serve)?];
     if args.python != "none" {
