@@ -274,6 +274,35 @@ fn main_job_then_score_cluster_and_eval_reports() {
     );
     assert_eq!(read_jsonl(&cluster_dir.join("scores.jsonl")), scores);
 
+    // Blocked DBSCAN: every clustered session belongs to a listed cluster,
+    // and the table counts exactly those sessions.
+    let blocked_dir = tmp.path().join("cluster-blocked");
+    let out = train(&[
+        "cluster",
+        "--bundle",
+        &bundle_arg,
+        "--input",
+        &test_arg,
+        "--out",
+        &path(&blocked_dir),
+        "--blocks",
+        "4",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let blocked_clusters = read_json(&blocked_dir.join("clusters.json"));
+    let blocked_clusters = blocked_clusters.as_array().unwrap();
+    let blocked_scores = read_jsonl(&blocked_dir.join("scores.jsonl"));
+    assert_eq!(blocked_scores.len(), scores.len());
+    let mut per_cluster = vec![0u64; blocked_clusters.len()];
+    for s in &blocked_scores {
+        if let Some(c) = s["cluster_id"].as_u64() {
+            per_cluster[c as usize] += 1;
+        }
+    }
+    for (c, n) in blocked_clusters.iter().zip(&per_cluster) {
+        assert_eq!(c["sessions"].as_u64().unwrap(), *n, "{c}");
+    }
+
     // eval on its own writes the same report numbers (baseline from the
     // bundle's recorded training file).
     let again = tmp.path().join("eval-again");
@@ -431,6 +460,23 @@ fn scoring_reports_bad_lines_by_policy() {
     assert!(!out.status.success());
     assert!(
         text(&out).contains("eps must be in (0, 2]"),
+        "{}",
+        text(&out)
+    );
+    let out = train(&[
+        "cluster",
+        "--bundle",
+        &path(&bundle),
+        "--input",
+        &path(&input),
+        "--blocks",
+        "4",
+        "--pca-dims",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("blocks (4) need pca_dims"),
         "{}",
         text(&out)
     );

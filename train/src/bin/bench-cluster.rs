@@ -16,7 +16,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use train::cluster::{
-    dbscan, eps::suggest_eps, points::reduce, quality::cluster_quality, NeighbourIndex, EPS_SAMPLE,
+    blocks::{blocked_dbscan, FALLBACK_EPS},
+    dbscan,
+    eps::suggest_eps,
+    points::reduce,
+    quality::cluster_quality,
+    NeighbourIndex, EPS_SAMPLE,
 };
 
 /// Clustering benchmark at 24k / 100k accounts.
@@ -59,9 +64,20 @@ struct Args {
     /// e.g. `PCA 16`); default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// k-means blocks of the blocked choice.
+    #[arg(long, default_value_t = 32)]
+    blocks: usize,
     /// Seed.
     #[arg(long, default_value_t = 5)]
     seed: u64,
+}
+
+/// How a choice clusters: one DBSCAN over (optionally PCA-reduced) points,
+/// or blocked DBSCAN.
+#[derive(Clone, Copy)]
+enum Method {
+    Single(Option<usize>),
+    Blocked(usize),
 }
 
 fn unit_rows(mut m: Array2<f32>) -> Array2<f32> {
@@ -112,21 +128,31 @@ struct Outcome {
 fn run(
     points: &Array2<f32>,
     labels: &[Option<usize>],
-    pca: Option<usize>,
+    method: Method,
     index: NeighbourIndex,
-    min_points: usize,
-    fixed_eps: Option<f64>,
+    args: &Args,
 ) -> Result<Outcome> {
+    let (min_points, fixed_eps) = (args.min_points, args.eps);
     let started = Instant::now();
-    let reduced = match pca {
-        Some(d) => reduce(points.clone(), d, 17)?,
-        None => points.clone(),
+    let (found, eps) = match method {
+        Method::Single(pca) => {
+            let reduced = match pca {
+                Some(d) => reduce(points.clone(), d, 17)?,
+                None => points.clone(),
+            };
+            let eps = match fixed_eps {
+                Some(eps) => eps,
+                None => {
+                    suggest_eps(&reduced, min_points, EPS_SAMPLE, index)?.unwrap_or(FALLBACK_EPS)
+                }
+            };
+            (dbscan(&reduced, eps, min_points, index)?, eps)
+        }
+        Method::Blocked(dims) => {
+            let b = blocked_dbscan(points, args.blocks, dims, min_points, index, fixed_eps, 17)?;
+            (b.labels, b.eps)
+        }
     };
-    let eps = match fixed_eps {
-        Some(eps) => eps,
-        None => suggest_eps(&reduced, min_points, EPS_SAMPLE, index)?.unwrap_or(0.2),
-    };
-    let found = dbscan(&reduced, eps, min_points, index)?;
     let seconds = started.elapsed().as_secs_f64();
     let truth: Vec<i64> = labels.iter().map(|l| l.map_or(-1, |k| k as i64)).collect();
     let q = cluster_quality(&truth, &found);
@@ -167,29 +193,55 @@ fn main() -> Result<()> {
     );
     println!("\n| accounts | choice | seconds | vs plain 384-d KdTree | eps | clusters | ARI | campaign accounts clustered | benign accounts clustered |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-    let choices: [(&str, Option<usize>, NeighbourIndex); 5] = [
-        ("plain: 384-d, KdTree", None, NeighbourIndex::KdTree),
-        ("PCA 32, KdTree", Some(32), NeighbourIndex::KdTree),
-        ("PCA 16, KdTree (default)", Some(16), NeighbourIndex::KdTree),
-        ("PCA 32, BallTree", Some(32), NeighbourIndex::BallTree),
-        ("PCA 8, KdTree", Some(8), NeighbourIndex::KdTree),
+    let blocked = format!(
+        "blocked: {} k-means blocks, PCA 16 each, KdTree",
+        args.blocks
+    );
+    let choices: [(&str, Method, NeighbourIndex); 6] = [
+        (
+            "plain: 384-d, KdTree",
+            Method::Single(None),
+            NeighbourIndex::KdTree,
+        ),
+        (
+            "PCA 32, KdTree",
+            Method::Single(Some(32)),
+            NeighbourIndex::KdTree,
+        ),
+        (
+            "PCA 16, KdTree (default)",
+            Method::Single(Some(16)),
+            NeighbourIndex::KdTree,
+        ),
+        (
+            "PCA 32, BallTree",
+            Method::Single(Some(32)),
+            NeighbourIndex::BallTree,
+        ),
+        (
+            "PCA 8, KdTree",
+            Method::Single(Some(8)),
+            NeighbourIndex::KdTree,
+        ),
+        (&blocked, Method::Blocked(16), NeighbourIndex::KdTree),
     ];
     for &n in &args.sizes {
         let (points, labels) = synthesise(&args, n);
         let mut plain_seconds = None;
-        for (name, pca, index) in choices {
+        for (name, method, index) in choices {
             if !args.only.is_empty() && !args.only.iter().any(|o| name.contains(o.as_str())) {
                 continue;
             }
-            if pca.is_none() && n > args.plain_up_to {
+            let plain = matches!(method, Method::Single(None));
+            if plain && n > args.plain_up_to {
                 println!(
                     "| {n} | {name} | not run (> --plain-up-to {}) | | | | | | |",
                     args.plain_up_to
                 );
                 continue;
             }
-            let o = run(&points, &labels, pca, index, args.min_points, args.eps)?;
-            if pca.is_none() {
+            let o = run(&points, &labels, method, index, &args)?;
+            if plain {
                 plain_seconds = Some(o.seconds);
             }
             let ratio =

@@ -2,6 +2,7 @@
 //! built from the model's embeddings and behavioural features, a cluster
 //! table, and account-level propagation (see [`propagate`] for the rule).
 
+pub mod blocks;
 pub mod eps;
 pub mod params;
 pub mod points;
@@ -123,17 +124,24 @@ fn renumber(
     labels.iter().map(|l| l.map(|c| new_id[c])).collect()
 }
 
-/// Clusters scored sessions (embeddings kept), summarises clusters and
-/// decides every account.
-pub fn discover(
-    sessions: &[ScoredSession],
-    session_threshold: f32,
+/// What one clustering pass found, before clusters are renumbered.
+struct Pass {
+    /// Cluster of each point, `None` for noise.
+    labels: Vec<Option<usize>>,
+    /// eps used.
+    eps: f64,
+    /// eps suggested (when none was given).
+    eps_suggested: Option<f64>,
+    /// Dimensions DBSCAN ran in.
+    dims: usize,
+}
+
+/// One DBSCAN over all points (after PCA when asked).
+fn single_dbscan(
+    points: Array2<f32>,
     params: &ValidClusterParams,
-) -> Result<Discovery> {
-    let mut timings = StageTimings::default();
-    let started = Instant::now();
-    let points = points_of(sessions, params)?;
-    timings.points_s = started.elapsed().as_secs_f64();
+    timings: &mut StageTimings,
+) -> Result<Pass> {
     let started = Instant::now();
     let points = match params.pca_dims {
         Some(dims) => points::reduce(points, dims, params.seed)?,
@@ -154,6 +162,52 @@ pub fn discover(
     let started = Instant::now();
     let raw = dbscan(&points, eps, params.min_points, params.index)?;
     timings.dbscan_s = started.elapsed().as_secs_f64();
+    Ok(Pass {
+        labels: raw,
+        eps,
+        eps_suggested,
+        dims: points.ncols(),
+    })
+}
+
+/// Clusters scored sessions (embeddings kept), summarises clusters and
+/// decides every account.
+pub fn discover(
+    sessions: &[ScoredSession],
+    session_threshold: f32,
+    params: &ValidClusterParams,
+) -> Result<Discovery> {
+    let mut timings = StageTimings::default();
+    let started = Instant::now();
+    let points = points_of(sessions, params)?;
+    timings.points_s = started.elapsed().as_secs_f64();
+    let Pass {
+        labels: raw,
+        eps,
+        eps_suggested,
+        dims,
+    } = match params.pca_dims {
+        Some(dims) if params.blocks > 1 => {
+            let started = Instant::now();
+            let found = blocks::blocked_dbscan(
+                &points,
+                params.blocks,
+                dims,
+                params.min_points,
+                params.index,
+                params.eps,
+                params.seed,
+            )?;
+            timings.dbscan_s = started.elapsed().as_secs_f64();
+            Pass {
+                eps_suggested: params.eps.is_none().then_some(found.eps),
+                labels: found.labels,
+                eps: found.eps,
+                dims,
+            }
+        }
+        _ => single_dbscan(points, params, &mut timings)?,
+    };
 
     let labels = renumber(&raw, |members| {
         members
@@ -186,7 +240,7 @@ pub fn discover(
         params: params.clone(),
         eps,
         eps_suggested,
-        dims: points.ncols(),
+        dims,
         labels,
         clusters,
         accounts,

@@ -54,6 +54,9 @@ pub enum ClusterParamsError {
     /// The propagation threshold is a probability.
     #[error("propagation_threshold must be in [0, 1], got {0}")]
     PropagationThreshold(f32),
+    /// Blocked DBSCAN reduces each block with PCA.
+    #[error("blocks ({0}) need pca_dims: every block is reduced with its own PCA")]
+    BlocksWithoutPca(usize),
 }
 
 /// Checked hyper-parameters of [`super::discover`].
@@ -79,6 +82,9 @@ pub struct ValidClusterParams {
     pub propagation_threshold: f32,
     /// Seed of PCA's sample and solver.
     pub seed: u64,
+    /// Split points into this many k-means blocks, each with its own PCA
+    /// and DBSCAN (see [`super::blocks`]); 0 or 1 = one DBSCAN over all.
+    pub blocks: usize,
 }
 
 /// Default DBSCAN neighbourhood size.
@@ -112,6 +118,7 @@ impl Default for ClusterParams {
             index: NeighbourIndex::KdTree,
             propagation_threshold: DEFAULT_PROPAGATION_THRESHOLD,
             seed: DEFAULT_SEED,
+            blocks: 0,
         })
     }
 }
@@ -153,6 +160,11 @@ impl ClusterParams {
         self.0.propagation_threshold = t;
         self
     }
+    /// Sets the number of k-means blocks (0 or 1: none).
+    pub fn blocks(mut self, blocks: usize) -> Self {
+        self.0.blocks = blocks;
+        self
+    }
     /// Sets the seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.0.seed = seed;
@@ -189,6 +201,9 @@ impl ParamGuard for ClusterParams {
         }
         if p.pca_dims == Some(0) {
             return Err(ClusterParamsError::PcaDims);
+        }
+        if p.blocks > 1 && p.pca_dims.is_none() {
+            return Err(ClusterParamsError::BlocksWithoutPca(p.blocks));
         }
         if !(0.0..=1.0).contains(&p.propagation_threshold) {
             return Err(ClusterParamsError::PropagationThreshold(
@@ -237,6 +252,11 @@ pub struct ClusterArgs {
     /// Seed of PCA's fitting sample.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub cluster_seed: u64,
+    /// Large files: split sessions into this many k-means blocks, each
+    /// with its own PCA and DBSCAN, one eps for all (0 = one DBSCAN over
+    /// everything; see docs/evaluation.md).
+    #[arg(long, default_value_t = 0)]
+    pub blocks: usize,
 }
 
 impl ClusterArgs {
@@ -251,6 +271,7 @@ impl ClusterArgs {
             .index(self.neighbour_index)
             .propagation_threshold(self.propagation_threshold)
             .seed(self.cluster_seed)
+            .blocks(self.blocks)
             .check()
     }
 }
@@ -290,6 +311,10 @@ mod tests {
         assert_eq!(
             d().pca_dims(Some(0)).check(),
             Err(ClusterParamsError::PcaDims)
+        );
+        assert_eq!(
+            d().pca_dims(None).blocks(8).check(),
+            Err(ClusterParamsError::BlocksWithoutPca(8))
         );
         assert_eq!(
             d().propagation_threshold(1.5).check(),

@@ -263,11 +263,19 @@ pub fn document(e: &Evaluated) -> Result<Document> {
 
     let cl = &r.clustering;
     d.heading("Coordination clusters");
+    let blocks = cl.params["blocks"].as_u64().filter(|&b| b > 1);
+    let (method, suggested_by) = match blocks {
+        Some(b) => (
+            format!("Blocked DBSCAN ({b} k-means blocks, each with its own PCA)"),
+            "Otsu's split of the blocks' pooled k-distance curves",
+        ),
+        None => ("DBSCAN".to_string(), "the k-distance curve"),
+    };
     d.paragraph(format!(
-        "DBSCAN with eps {:.4}{} in {} dimensions: {} clusters ({} coordinated), {} sessions left as noise. Stage seconds: points {:.2}, PCA {:.2}, eps {:.2}, DBSCAN {:.2}.",
+        "{method} with eps {:.4}{} in {} dimensions: {} clusters ({} coordinated), {} sessions left as noise. Stage seconds: points {:.2}, PCA {:.2}, eps {:.2}, DBSCAN {:.2}.",
         cl.eps,
         cl.eps_suggested
-            .map_or(String::new(), |s| format!(" (suggested {s:.4} by the k-distance curve)")),
+            .map_or(String::new(), |s| format!(" (suggested {s:.4} by {suggested_by})")),
         cl.dims,
         cl.clusters,
         cl.coordinated_clusters,
