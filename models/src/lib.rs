@@ -5,6 +5,7 @@
 //! a token budget, feature normalisation and the session classifier head.
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod base_model;
 pub mod bert;
 pub mod bundle;

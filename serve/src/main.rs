@@ -4,6 +4,7 @@ use clap::Parser;
 use serve::{config::ServeConfig, server};
 
 fn main() -> anyhow::Result<()> {
+    models::allocator::retain_freed_memory();
     let config = ServeConfig::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

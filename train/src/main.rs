@@ -443,6 +443,7 @@ fn record_test_metrics(bundle_dir: &Path, report: &EvalReport) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    models::allocator::retain_freed_memory();
     datasets::logging::init();
     match Cli::parse().command {
         Command::Fit(args) => run_fit(&args).map(|_| ()),

@@ -42,6 +42,10 @@ struct Args {
     /// train_b16_s128, train_b16_s256).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Let the allocator return freed memory to the kernel, as before
+    /// `models::allocator::retain_freed_memory` (to measure what it buys).
+    #[arg(long)]
+    return_freed_memory: bool,
 }
 
 struct Shape {
@@ -180,6 +184,13 @@ fn torch_run(
 fn main() -> Result<()> {
     datasets::logging::init();
     let args = Args::parse();
+    if !args.return_freed_memory {
+        models::allocator::retain_freed_memory();
+    }
+    println!(
+        "allocator: mimalloc, purge delay {} ms (-1: freed memory is kept)",
+        models::allocator::purge_delay_ms()
+    );
     let (files, _) = base_model::resolve(&args.base_model)?;
     let bert = BertConfig::from_file(&files.config)?;
     let model_dir = files
