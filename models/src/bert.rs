@@ -3,13 +3,15 @@
 //! candle-transformers' `BertModel` cannot be fine-tuned as shipped: its
 //! LayerNorm takes a fused path without a backward pass, its dropout is a
 //! no-op and it has no pooling. Here every layer runs differentiable ops
-//! (`layer_norm_slow`, `softmax`, real dropout) in [`Mode::Train`] and the
-//! fused kernels in [`Mode::Eval`]; both compute the same function.
+//! (`layer_norm_slow`, real dropout) in [`Mode::Train`] and the fused
+//! kernels in [`Mode::Eval`]; both compute the same function. GELU and the
+//! attention softmax come from [`crate::cpu_kernels`] in both modes.
 
-use candle_core::{Module, Tensor, D};
+use candle_core::{Module, Tensor};
 use candle_nn::{embedding, linear, Dropout, Embedding, Linear, VarBuilder};
 
 use crate::config::{BertConfig, HiddenAct};
+use crate::cpu_kernels;
 
 /// Whether a forward pass is for training (dropout, differentiable ops) or
 /// for inference (no dropout, fused kernels).
@@ -158,10 +160,7 @@ impl BertAttention {
         let v = self.split_heads(&self.value.forward(xs)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
-        let probs = match mode {
-            Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
-            Mode::Eval => candle_nn::ops::softmax_last_dim(&scores)?,
-        };
+        let probs = cpu_kernels::softmax_last_dim(&scores, mode.training())?;
         let probs = self.attention_dropout.forward(&probs, mode.training())?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
         let out = self.output.forward(&context)?;
@@ -208,7 +207,7 @@ impl BertFeedForward {
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
         let h = self.intermediate.forward(xs)?;
         let h = match self.act {
-            HiddenAct::Gelu => h.gelu_erf()?,
+            HiddenAct::Gelu => cpu_kernels::gelu_erf(&h)?,
             HiddenAct::GeluNew => h.gelu()?,
             HiddenAct::Relu => h.relu()?,
         };

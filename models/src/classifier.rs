@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     bert::{BertEncoder, Mode},
     config::BertConfig,
+    cpu_kernels,
 };
 
 /// Name prefix of the head's variables (absent from base checkpoints).
@@ -55,7 +56,7 @@ impl ClassifierHead {
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
         let x = Tensor::cat(&[text, features], 1)?;
-        let h = self.hidden.forward(&x)?.gelu_erf()?;
+        let h = cpu_kernels::gelu_erf(&self.hidden.forward(&x)?)?;
         let h = self.dropout.forward(&h, mode == Mode::Train)?;
         self.output.forward(&h)?.squeeze(1)
     }

@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod cpu_kernels;
 pub mod device;
 pub mod error;
 pub mod feature_norm;
