@@ -2,10 +2,10 @@
 //!
 //! candle-transformers' `BertModel` cannot be fine-tuned as shipped: its
 //! LayerNorm takes a fused path without a backward pass, its dropout is a
-//! no-op and it has no pooling. Here every layer runs differentiable ops
-//! (`layer_norm_slow`, real dropout) in [`Mode::Train`] and the fused
-//! kernels in [`Mode::Eval`]; both compute the same function. GELU and the
-//! attention softmax come from [`crate::cpu_kernels`] in both modes.
+//! no-op and it has no pooling. Here every layer is differentiable: GELU,
+//! the attention softmax and LayerNorm come from [`crate::cpu_kernels`]
+//! (fused CPU kernels with backward passes, candle's ops elsewhere), and
+//! dropout is real in [`Mode::Train`] and off in [`Mode::Eval`].
 
 use candle_core::{Module, Tensor};
 use candle_nn::{embedding, linear, Dropout, Embedding, Linear, VarBuilder};
@@ -49,12 +49,7 @@ impl TrainableLayerNorm {
 
     /// Normalises over the last dimension.
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
-        match mode {
-            Mode::Train => candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps),
-            Mode::Eval => {
-                candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps)
-            }
-        }
+        cpu_kernels::layer_norm(xs, &self.weight, &self.bias, self.eps, mode.training())
     }
 }
 

@@ -1,19 +1,22 @@
-//! Fused, vectorisable and multi-threaded f32 CPU kernels for the two
-//! element-wise ops where candle's CPU backend spends most of its non-matmul
-//! time in this model: exact (erf) GELU and the attention softmax.
+//! Fused, vectorisable and multi-threaded f32 CPU kernels for the ops where
+//! candle's CPU backend spends most of its non-matmul time in this model:
+//! exact (erf) GELU, the masked attention softmax and LayerNorm.
 //!
 //! candle evaluates GELU with a scalar `erf` from libm on one thread, and its
-//! differentiable softmax as five separate tensor ops. Here both are one pass
-//! over the data, split across rayon's threads, with `erf` and `exp`
-//! computed by polynomial approximations written so the compiler can
-//! vectorise them (maximum error against libm: about 1e-7, checked by the
-//! tests). Both ops have backward passes, so training uses them too.
+//! differentiable softmax and LayerNorm as chains of separate tensor ops.
+//! Here each is one pass over the data (two for LayerNorm's statistics),
+//! split across rayon's threads, with `erf` and `exp` computed by polynomial
+//! approximations written so the compiler can vectorise them (maximum error
+//! against libm: a few units in the last place, checked by the tests). All
+//! have fused backward passes, so training uses them too.
 //!
-//! On other devices and dtypes [`gelu_erf`] and [`attention_softmax`] fall
-//! back to candle's own ops.
+//! On other devices and dtypes [`gelu_erf`], [`attention_softmax`] and
+//! [`layer_norm`] fall back to candle's own ops.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+
+mod layer_norm;
 
 /// Elements per parallel work item of the element-wise kernels.
 const CHUNK: usize = 1 << 14;
@@ -47,6 +50,30 @@ pub fn attention_softmax(scores: &Tensor, mask_bias: &Tensor, training: bool) ->
         } else {
             candle_nn::ops::softmax_last_dim(&masked)
         }
+    }
+}
+
+/// LayerNorm over the last dimension with per-column `weight` and `bias`,
+/// differentiable in all three. `training` picks, on devices other than
+/// the CPU, between candle's differentiable composite and its fused
+/// inference kernel.
+pub fn layer_norm(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+    training: bool,
+) -> Result<Tensor> {
+    if is_cpu_f32(xs) {
+        xs.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            layer_norm::LayerNorm { eps },
+        )
+    } else if training {
+        candle_nn::ops::layer_norm_slow(xs, weight, bias, eps)
+    } else {
+        candle_nn::ops::layer_norm(&xs.contiguous()?, weight, bias, eps)
     }
 }
 
