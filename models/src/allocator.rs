@@ -24,10 +24,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// memory goes back to the kernel, `-1` for never.
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
+/// mimalloc's own setting of the purge delay, which takes precedence.
+pub const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
+
 /// Keeps memory the process frees for reuse instead of returning it to the
-/// kernel, for the rest of the process. Call it first thing in `main` of a
-/// program that runs the model; the process then holds its peak memory.
+/// kernel, for the rest of the process, unless `MIMALLOC_PURGE_DELAY` is
+/// set. Call it first thing in `main` of a program that runs the model; the
+/// process then holds its peak memory.
 pub fn retain_freed_memory() {
+    if std::env::var_os(PURGE_DELAY_ENV).is_some() {
+        return;
+    }
     // SAFETY: setting an option is a plain store into mimalloc's option
     // table, allowed at any time and from any thread.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };

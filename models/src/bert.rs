@@ -203,7 +203,7 @@ impl BertFeedForward {
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
         let h = self.intermediate.forward(xs)?;
         let h = match self.act {
-            HiddenAct::Gelu => cpu_kernels::gelu_erf(&h)?,
+            HiddenAct::Gelu => cpu_kernels::gelu_erf(&h, mode.training())?,
             HiddenAct::GeluNew => h.gelu()?,
             HiddenAct::Relu => h.relu()?,
         };

@@ -56,7 +56,7 @@ impl ClassifierHead {
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
         let x = Tensor::cat(&[text, features], 1)?;
-        let h = cpu_kernels::gelu_erf(&self.hidden.forward(&x)?)?;
+        let h = cpu_kernels::gelu_erf(&self.hidden.forward(&x)?, mode == Mode::Train)?;
         let h = self.dropout.forward(&h, mode == Mode::Train)?;
         self.output.forward(&h)?.squeeze(1)
     }

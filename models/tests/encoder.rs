@@ -101,6 +101,20 @@ fn train_mode_without_dropout_equals_eval_mode() {
 }
 
 #[test]
+fn only_training_mode_records_the_graph_for_backpropagation() {
+    // An inference output that recorded its ops would keep every
+    // intermediate tensor of the forward pass alive while it is held
+    // (a cache of frozen-layer outputs grew past 20 GB that way).
+    let cfg = tiny_config(0.0);
+    let (_, encoder) = build(&cfg);
+    let (ids, mask) = batch();
+    let bottom = encoder.forward_bottom(&ids, &mask, 2, Mode::Eval).unwrap();
+    assert!(!bottom.track_op());
+    assert!(!encoder.forward(&ids, &mask, Mode::Eval).unwrap().track_op());
+    assert!(encoder.forward(&ids, &mask, Mode::Train).unwrap().track_op());
+}
+
+#[test]
 fn padding_does_not_change_the_pooled_embedding() {
     let cfg = tiny_config(0.1);
     let (_, encoder) = build(&cfg);

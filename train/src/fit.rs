@@ -203,7 +203,12 @@ fn build_cache(
         let (ids, mask) = tokenizer.pad_batch(&batch, device)?;
         let out = encoder.forward_bottom(&ids, &mask, start_layer, Mode::Eval)?;
         for (row, &i) in chunk.iter().enumerate() {
-            hidden[i] = Some(out.get(row)?.narrow(0, 0, encoded[i].len())?.contiguous()?);
+            hidden[i] = Some(
+                out.get(row)?
+                    .narrow(0, 0, encoded[i].len())?
+                    .contiguous()?
+                    .detach(),
+            );
         }
         bar.inc(chunk.len() as u64);
     }

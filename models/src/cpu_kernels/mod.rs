@@ -21,12 +21,18 @@ mod layer_norm;
 /// Elements per parallel work item of the element-wise kernels.
 const CHUNK: usize = 1 << 14;
 
-/// GELU with the exact erf, `x / 2 * (1 + erf(x / sqrt 2))`, differentiable.
-pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    if is_cpu_f32(xs) {
+/// GELU with the exact erf, `x / 2 * (1 + erf(x / sqrt 2))`.
+///
+/// Like every kernel here, it records itself for backpropagation only when
+/// `training`: an inference result must not keep its inputs alive (cached
+/// frozen-layer outputs would otherwise hold every intermediate tensor).
+pub fn gelu_erf(xs: &Tensor, training: bool) -> Result<Tensor> {
+    if !is_cpu_f32(xs) {
+        xs.gelu_erf()
+    } else if training {
         xs.contiguous()?.apply_op1(GeluErf)
     } else {
-        xs.gelu_erf()
+        xs.contiguous()?.apply_op1_no_bwd(&GeluErf)
     }
 }
 
@@ -40,9 +46,12 @@ pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
 pub fn attention_softmax(scores: &Tensor, mask_bias: &Tensor, training: bool) -> Result<Tensor> {
     let (batch, _, _, keys) = scores.dims4()?;
     if is_cpu_f32(scores) && mask_bias.dims4()? == (batch, 1, 1, keys) {
-        scores
-            .contiguous()?
-            .apply_op2(&mask_bias.contiguous()?, MaskedSoftmax)
+        let (scores, mask_bias) = (scores.contiguous()?, mask_bias.contiguous()?);
+        if training {
+            scores.apply_op2(&mask_bias, MaskedSoftmax)
+        } else {
+            scores.apply_op2_no_bwd(&mask_bias, &MaskedSoftmax)
+        }
     } else {
         let masked = scores.broadcast_add(mask_bias)?;
         if training {
@@ -65,11 +74,13 @@ pub fn layer_norm(
     training: bool,
 ) -> Result<Tensor> {
     if is_cpu_f32(xs) {
-        xs.contiguous()?.apply_op3(
-            &weight.contiguous()?,
-            &bias.contiguous()?,
-            layer_norm::LayerNorm { eps },
-        )
+        let (xs, weight, bias) = (xs.contiguous()?, weight.contiguous()?, bias.contiguous()?);
+        let op = layer_norm::LayerNorm { eps };
+        if training {
+            xs.apply_op3(&weight, &bias, op)
+        } else {
+            xs.apply_op3_no_bwd(&weight, &bias, &op)
+        }
     } else if training {
         candle_nn::ops::layer_norm_slow(xs, weight, bias, eps)
     } else {
@@ -508,12 +519,12 @@ mod tests {
     #[test]
     fn gelu_matches_candle_forward_and_backward() {
         let xs = inputs((3, 50, 1000));
-        let diff = max_scaled_diff(&gelu_erf(&xs).unwrap(), &xs.gelu_erf().unwrap(), &xs);
+        let diff = max_scaled_diff(&gelu_erf(&xs, false).unwrap(), &xs.gelu_erf().unwrap(), &xs);
         assert!(diff < 1e-6, "forward difference {diff}");
 
         let var = Var::from_tensor(&xs.clamp(-20f32, 20f32).unwrap()).unwrap();
         let weights = inputs((3, 50, 1000)).clamp(-3f32, 3f32).unwrap();
-        let ours = (gelu_erf(var.as_tensor()).unwrap() * &weights)
+        let ours = (gelu_erf(var.as_tensor(), true).unwrap() * &weights)
             .unwrap()
             .sum_all()
             .unwrap()
@@ -606,6 +617,6 @@ mod tests {
             candle_nn::ops::softmax(&xs.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
         assert!(max_abs_diff(&attention_softmax(&xs, &mask, false).unwrap(), &expected) < 1e-6);
         let expected = xs.gelu_erf().unwrap();
-        assert!(max_scaled_diff(&gelu_erf(&xs).unwrap(), &expected, &xs) < 1e-6);
+        assert!(max_scaled_diff(&gelu_erf(&xs, false).unwrap(), &expected, &xs) < 1e-6);
     }
 }
