@@ -111,7 +111,10 @@ fn only_training_mode_records_the_graph_for_backpropagation() {
     let bottom = encoder.forward_bottom(&ids, &mask, 2, Mode::Eval).unwrap();
     assert!(!bottom.track_op());
     assert!(!encoder.forward(&ids, &mask, Mode::Eval).unwrap().track_op());
-    assert!(encoder.forward(&ids, &mask, Mode::Train).unwrap().track_op());
+    assert!(encoder
+        .forward(&ids, &mask, Mode::Train)
+        .unwrap()
+        .track_op());
 }
 
 #[test]
