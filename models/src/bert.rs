@@ -5,13 +5,14 @@
 //! no-op and it has no pooling. Here every layer is differentiable: GELU,
 //! the attention softmax and LayerNorm come from [`crate::cpu_kernels`]
 //! (fused CPU kernels with backward passes, candle's ops elsewhere), and
-//! dropout is real in [`Mode::Train`] and off in [`Mode::Eval`].
+//! dropout (seedable, see [`cpu_kernels::seed_dropout`]) is real in [`Mode::Train`] and off in [`Mode::Eval`].
 
 use candle_core::{Module, Tensor};
-use candle_nn::{embedding, linear, Dropout, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use crate::config::{BertConfig, HiddenAct};
-use crate::cpu_kernels;
+use crate::cpu_kernels::{self, Dropout};
+use crate::linear::Linear;
 
 /// Whether a forward pass is for training (dropout, differentiable ops) or
 /// for inference (no dropout, fused kernels).
@@ -122,10 +123,10 @@ impl BertAttention {
         let h = cfg.hidden_size;
         let sa = vb.pp("self");
         Ok(BertAttention {
-            query: linear(h, h, sa.pp("query"))?,
-            key: linear(h, h, sa.pp("key"))?,
-            value: linear(h, h, sa.pp("value"))?,
-            output: linear(h, h, vb.pp("output").pp("dense"))?,
+            query: Linear::load(h, h, sa.pp("query"))?,
+            key: Linear::load(h, h, sa.pp("key"))?,
+            value: Linear::load(h, h, sa.pp("value"))?,
+            output: Linear::load(h, h, vb.pp("output").pp("dense"))?,
             norm: TrainableLayerNorm::load(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
             attention_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
@@ -150,16 +151,16 @@ impl BertAttention {
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
         let (b, s, h) = xs.dims3()?;
-        let q = self.split_heads(&self.query.forward(xs)?)?;
-        let k = self.split_heads(&self.key.forward(xs)?)?;
-        let v = self.split_heads(&self.value.forward(xs)?)?;
+        let q = self.split_heads(&self.query.forward(xs, mode.training())?)?;
+        let k = self.split_heads(&self.key.forward(xs, mode.training())?)?;
+        let v = self.split_heads(&self.value.forward(xs, mode.training())?)?;
         // Scaling the queries costs a quarter of scaling the scores.
         let q = (q * (1.0 / (self.head_dim as f64).sqrt()))?;
         let scores = q.matmul(&k.t()?)?;
         let probs = cpu_kernels::attention_softmax(&scores, mask_bias, mode.training())?;
         let probs = self.attention_dropout.forward(&probs, mode.training())?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        let out = self.output.forward(&context)?;
+        let out = self.output.forward(&context, mode.training())?;
         let out = self.hidden_dropout.forward(&out, mode.training())?;
         self.norm.forward(&(out + xs)?, mode)
     }
@@ -179,12 +180,12 @@ impl BertFeedForward {
     /// Loads `intermediate.dense` and `output.*` of a layer.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         Ok(BertFeedForward {
-            intermediate: linear(
+            intermediate: Linear::load(
                 cfg.hidden_size,
                 cfg.intermediate_size,
                 vb.pp("intermediate").pp("dense"),
             )?,
-            output: linear(
+            output: Linear::load(
                 cfg.intermediate_size,
                 cfg.hidden_size,
                 vb.pp("output").pp("dense"),
@@ -201,7 +202,7 @@ impl BertFeedForward {
 
     /// Applies the block to (batch, seq, hidden).
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
-        let h = self.intermediate.forward(xs)?;
+        let h = self.intermediate.forward(xs, mode.training())?;
         let h = match self.act {
             HiddenAct::Gelu => cpu_kernels::gelu_erf(&h, mode.training())?,
             HiddenAct::GeluNew => h.gelu()?,
@@ -209,7 +210,7 @@ impl BertFeedForward {
         };
         let out = self
             .dropout
-            .forward(&self.output.forward(&h)?, mode.training())?;
+            .forward(&self.output.forward(&h, mode.training())?, mode.training())?;
         self.norm.forward(&(out + xs)?, mode)
     }
 }

@@ -1,14 +1,15 @@
 //! The session classifier: pooled text embedding concatenated with the
 //! normalised behavioural features -> small MLP -> extraction logit.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Dropout, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     bert::{BertEncoder, Mode},
     config::BertConfig,
-    cpu_kernels,
+    cpu_kernels::{self, Dropout},
+    linear::Linear,
 };
 
 /// Name prefix of the head's variables (absent from base checkpoints).
@@ -41,8 +42,8 @@ impl ClassifierHead {
     /// Loads `head.hidden` and `head.output`.
     pub fn load(vb: VarBuilder, text_dim: usize, cfg: &HeadConfig) -> candle_core::Result<Self> {
         Ok(ClassifierHead {
-            hidden: linear(text_dim + cfg.num_features, cfg.hidden_dim, vb.pp("hidden"))?,
-            output: linear(cfg.hidden_dim, 1, vb.pp("output"))?,
+            hidden: Linear::load(text_dim + cfg.num_features, cfg.hidden_dim, vb.pp("hidden"))?,
+            output: Linear::load(cfg.hidden_dim, 1, vb.pp("output"))?,
             dropout: Dropout::new(cfg.dropout),
         })
     }
@@ -56,9 +57,12 @@ impl ClassifierHead {
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
         let x = Tensor::cat(&[text, features], 1)?;
-        let h = cpu_kernels::gelu_erf(&self.hidden.forward(&x)?, mode == Mode::Train)?;
+        let h = cpu_kernels::gelu_erf(
+            &self.hidden.forward(&x, mode == Mode::Train)?,
+            mode == Mode::Train,
+        )?;
         let h = self.dropout.forward(&h, mode == Mode::Train)?;
-        self.output.forward(&h)?.squeeze(1)
+        self.output.forward(&h, mode == Mode::Train)?.squeeze(1)
     }
 }
 

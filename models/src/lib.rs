@@ -16,6 +16,8 @@ pub mod cpu_kernels;
 pub mod device;
 pub mod error;
 pub mod feature_norm;
+pub mod linear;
+pub mod optim;
 pub mod reasons;
 pub mod session_input;
 pub mod tiny;

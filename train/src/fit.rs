@@ -18,13 +18,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use datasets::NUM_FEATURES;
 use models::{
     base_model,
     bundle::{write_bundle, BundleMetadata, BundleParts, Threshold},
     checkpoint::load_into,
     classifier::HEAD_PREFIX,
+    cpu_kernels::seed_dropout,
+    optim::FusedAdamW,
     BertConfig, BertEncoder, FeatureNormalizer, HeadConfig, Mode, SessionClassifier,
     SessionTokenizer,
 };
@@ -443,9 +445,10 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         max_tokens: config.max_tokens,
         max_prompts: config.max_prompts,
     };
+    // CPU dropout masks come from the project's seedable kernel; other
+    // devices draw them from the device generator.
+    seed_dropout(config.seed);
     if !device.is_cpu() {
-        // candle's CPU generator cannot be seeded; dropout there is not
-        // reproducible bit for bit.
         device.set_seed(config.seed)?;
     }
     let varmap = VarMap::new();
@@ -504,8 +507,8 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         weight_decay: config.weight_decay,
         ..Default::default()
     };
-    let mut head_opt = AdamW::new(head_vars, params(config.head_learning_rate))?;
-    let mut encoder_opt = AdamW::new(encoder_vars, params(config.learning_rate))?;
+    let mut head_opt = FusedAdamW::new(head_vars, params(config.head_learning_rate))?;
+    let mut encoder_opt = FusedAdamW::new(encoder_vars, params(config.learning_rate))?;
 
     let start_layer = match config.train_layers {
         TrainLayers::All => None,

@@ -1,6 +1,7 @@
 //! Fused, vectorisable and multi-threaded f32 CPU kernels for the ops where
 //! candle's CPU backend spends most of its non-matmul time in this model:
-//! exact (erf) GELU, the masked attention softmax and LayerNorm.
+//! exact (erf) GELU, the masked attention softmax, LayerNorm, dropout and
+//! the bias add of linear layers.
 //!
 //! candle evaluates GELU with a scalar `erf` from libm on one thread, and its
 //! differentiable softmax and LayerNorm as chains of separate tensor ops.
@@ -16,10 +17,15 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+mod bias;
+mod dropout;
 mod layer_norm;
 
+pub use bias::add_bias;
+pub use dropout::{seed_dropout, Dropout};
+
 /// Elements per parallel work item of the element-wise kernels.
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// GELU with the exact erf, `x / 2 * (1 + erf(x / sqrt 2))`.
 ///
@@ -96,7 +102,7 @@ fn is_cpu_f32(xs: &Tensor) -> bool {
 /// else AVX2 + FMA, else the build's baseline): the kernels' loops are
 /// written so that the compiler vectorises them for whichever it is.
 #[inline(always)]
-fn with_widest_simd(work: impl FnOnce()) {
+pub(crate) fn with_widest_simd(work: impl FnOnce()) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -132,7 +138,11 @@ mod x86_simd {
 }
 
 /// The contiguous f32 data of a storage, or an error naming the op.
-fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+pub(crate) fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{op}: expected f32 data");
     };

@@ -13,8 +13,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use clap::Parser;
 use datasets::NUM_FEATURES;
 use models::{
-    base_model, checkpoint::load_into, classifier::HEAD_PREFIX, BertConfig, HeadConfig, Mode,
-    SessionClassifier,
+    base_model, checkpoint::load_into, classifier::HEAD_PREFIX, optim::FusedAdamW, BertConfig,
+    HeadConfig, Mode, SessionClassifier,
 };
 use serde_json::json;
 
@@ -46,6 +46,10 @@ struct Args {
     /// `models::allocator::retain_freed_memory` (to measure what it buys).
     #[arg(long)]
     return_freed_memory: bool,
+    /// Train with candle's own AdamW instead of the fused one (to measure
+    /// what the fused optimizer step buys).
+    #[arg(long)]
+    candle_adamw: bool,
 }
 
 struct Shape {
@@ -93,6 +97,20 @@ fn candle_run(
     weights: &std::path::Path,
     shape: &Shape,
 ) -> Result<f64> {
+    if args.candle_adamw {
+        candle_run_with::<AdamW>(args, bert, weights, shape)
+    } else {
+        candle_run_with::<FusedAdamW>(args, bert, weights, shape)
+    }
+}
+
+/// Sequences per second of `shape` with the optimizer `O` for training.
+fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
+    args: &Args,
+    bert: &BertConfig,
+    weights: &std::path::Path,
+    shape: &Shape,
+) -> Result<f64> {
     let device = Device::Cpu;
     let head = HeadConfig {
         num_features: NUM_FEATURES,
@@ -112,7 +130,7 @@ fn candle_run(
     let labels = Tensor::rand(0f32, 1f32, shape.batch, &device)?
         .ge(0.5)?
         .to_dtype(DType::F32)?;
-    let mut opt = AdamW::new(
+    let mut opt = O::new(
         varmap.all_vars(),
         ParamsAdamW {
             lr: 2e-5,

@@ -1,0 +1,50 @@
+//! A linear layer whose bias add is [`cpu_kernels::add_bias`] (a fast bias
+//! gradient on the CPU), loaded like `candle_nn::linear`.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::cpu_kernels;
+
+/// `xs @ weight^T + bias`, weight `(out, in)` as in Hugging Face checkpoints.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// Loads `weight` and `bias` under `vb`, initialised as
+    /// `candle_nn::linear` does when they are new variables.
+    pub fn load(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        let layer = candle_nn::linear(in_dim, out_dim, vb)?;
+        let bias = layer
+            .bias()
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg("linear layer without a bias".into()))?;
+        Ok(Linear {
+            weight: layer.weight().clone(),
+            bias,
+        })
+    }
+
+    /// Applies the layer to `(..., in)`; differentiable when `training`.
+    /// Leading dimensions fold into the rows of one matrix product (a
+    /// broadcast weight would make the weight gradient a batched product
+    /// summed over the batch).
+    pub fn forward(&self, xs: &Tensor, training: bool) -> candle_core::Result<Tensor> {
+        let (&in_dim, leading) = xs
+            .dims()
+            .split_last()
+            .ok_or_else(|| candle_core::Error::Msg("linear layer on a scalar".into()))?;
+        let rows = leading.iter().product::<usize>();
+        let out = xs
+            .contiguous()?
+            .reshape((rows, in_dim))?
+            .matmul(&self.weight.t()?)?;
+        let out = cpu_kernels::add_bias(&out, &self.bias, training)?;
+        let mut dims = leading.to_vec();
+        dims.push(self.bias.elem_count());
+        out.reshape(dims)
+    }
+}
