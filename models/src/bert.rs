@@ -156,10 +156,12 @@ impl BertAttention {
         let v = self.split_heads(&self.value.forward(xs, mode.training())?)?;
         // Scaling the queries costs a quarter of scaling the scores.
         let q = (q * (1.0 / (self.head_dim as f64).sqrt()))?;
-        let scores = q.matmul(&k.t()?)?;
+        let scores = cpu_kernels::batched_matmul(&q, &k.t()?, mode.training())?;
         let probs = cpu_kernels::attention_softmax(&scores, mask_bias, mode.training())?;
         let probs = self.attention_dropout.forward(&probs, mode.training())?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let context = cpu_kernels::batched_matmul(&probs, &v, mode.training())?
+            .transpose(1, 2)?
+            .reshape((b, s, h))?;
         let out = self.output.forward(&context, mode.training())?;
         let out = self.hidden_dropout.forward(&out, mode.training())?;
         self.norm.forward(&(out + xs)?, mode)

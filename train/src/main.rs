@@ -239,7 +239,7 @@ struct FitArgs {
     seed: u64,
     /// Train on a seeded random sample of at most this many sessions
     /// (0 = all).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 0)]
     max_train_sessions: usize,
     /// Continue from the run directory's last checkpoint.
     #[arg(long)]

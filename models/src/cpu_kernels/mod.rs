@@ -1,7 +1,7 @@
 //! Fused, vectorisable and multi-threaded f32 CPU kernels for the ops where
 //! candle's CPU backend spends most of its non-matmul time in this model:
-//! exact (erf) GELU, the masked attention softmax, LayerNorm, dropout and
-//! the bias add of linear layers.
+//! exact (erf) GELU, the masked attention softmax, LayerNorm, dropout, the
+//! bias add of linear layers and attention's batched matrix products.
 //!
 //! candle evaluates GELU with a scalar `erf` from libm on one thread, and its
 //! differentiable softmax and LayerNorm as chains of separate tensor ops.
@@ -17,10 +17,12 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+mod batched_matmul;
 mod bias;
 mod dropout;
 mod layer_norm;
 
+pub use batched_matmul::batched_matmul;
 pub use bias::add_bias;
 pub use dropout::{seed_dropout, Dropout};
 
