@@ -122,21 +122,9 @@ impl CustomOp1 for ColumnSums {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::max_abs_diff;
     use super::*;
     use candle_core::{Device, Var};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn matches_candle_forward_and_backward() {

@@ -208,15 +208,7 @@ mod tests {
     use candle_core::{Device, Tensor, Var};
 
     use super::super::layer_norm;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .unwrap()
-    }
+    use super::super::test_support::max_abs_diff;
 
     /// Deterministic values with a row-dependent offset and spread.
     fn values(rows: usize, n: usize, scale: f32) -> Vec<f32> {

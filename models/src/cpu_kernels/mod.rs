@@ -458,8 +458,25 @@ impl CustomOp2 for SoftmaxBackward {
     }
 }
 
+/// Helpers shared by the kernels' tests.
+#[cfg(test)]
+mod test_support {
+    use candle_core::Tensor;
+
+    /// Largest element-wise absolute difference of two tensors.
+    pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::max_abs_diff;
     use super::*;
     use candle_core::{Device, Var};
 
@@ -478,19 +495,6 @@ mod tests {
             })
             .collect();
         Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]
