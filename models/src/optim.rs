@@ -15,7 +15,7 @@ use candle_core::{
 use candle_nn::{Optimizer, ParamsAdamW};
 use rayon::prelude::*;
 
-use crate::cpu_kernels::{with_widest_simd, CHUNK};
+use crate::cpu_kernels::{contiguous_f32, contiguous_f32_mut, with_widest_simd, CHUNK};
 
 /// A parameter and its moments, `[m; v]` flattened to shape `(2, n)`.
 struct Moments {
@@ -138,7 +138,7 @@ impl InplaceOp2 for UpdateMoments {
         grad_layout: &Layout,
     ) -> Result<()> {
         let moments = contiguous_f32_mut(self.name(), moments, moments_layout)?;
-        let grad = crate::cpu_kernels::contiguous_f32(self.name(), grad, grad_layout)?;
+        let grad = contiguous_f32(self.name(), grad, grad_layout)?;
         if moments.len() != 2 * grad.len() {
             candle_core::bail!("{}: moments and gradient sizes differ", self.name());
         }
@@ -177,7 +177,7 @@ impl InplaceOp2 for UpdateParam {
         moments_layout: &Layout,
     ) -> Result<()> {
         let param = contiguous_f32_mut(self.name(), param, param_layout)?;
-        let moments = crate::cpu_kernels::contiguous_f32(self.name(), moments, moments_layout)?;
+        let moments = contiguous_f32(self.name(), moments, moments_layout)?;
         if moments.len() != 2 * param.len() {
             candle_core::bail!("{}: moments and parameter sizes differ", self.name());
         }
@@ -198,21 +198,6 @@ impl InplaceOp2 for UpdateParam {
                 })
             });
         Ok(())
-    }
-}
-
-/// The contiguous f32 data of a storage, writable, or an error naming the op.
-fn contiguous_f32_mut<'a>(
-    op: &str,
-    storage: &'a mut CpuStorage,
-    layout: &Layout,
-) -> Result<&'a mut [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: expected f32 data");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&mut data[start..end]),
-        None => candle_core::bail!("{op}: the tensor must be contiguous"),
     }
 }
 

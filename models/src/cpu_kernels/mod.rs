@@ -154,6 +154,21 @@ pub(crate) fn contiguous_f32<'a>(
     }
 }
 
+/// The contiguous f32 data of a storage, writable, or an error naming the op.
+pub(crate) fn contiguous_f32_mut<'a>(
+    op: &str,
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: expected f32 data");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("{op}: the tensor must be contiguous"),
+    }
+}
+
 /// `1 / sqrt(2)`.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
