@@ -206,3 +206,76 @@ fn a_one_day_window_still_generates() {
     let splits = simulate(&config).unwrap();
     assert!(!splits.get(SplitName::Train).is_empty());
 }
+
+/// The wording fragments around the task, lowercased, without the
+/// punctuation casual typing may drop.
+fn fragments(wording: &str) -> Vec<String> {
+    wording
+        .split("{task_lower}")
+        .flat_map(|p| p.split("{task}"))
+        .map(|f| {
+            f.trim()
+                .trim_end_matches(['.', '?', '!'])
+                .trim()
+                .to_lowercase()
+        })
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_disguised_campaign_words_every_account_like_one_student_ask() {
+    use datasets::simulator::{config::Disguise, wording::STUDENT_ASKS};
+    let mut config = small_config();
+    let index = config
+        .campaigns
+        .iter()
+        .position(|c| c.kind.archetype() == "cot_harvest")
+        .unwrap();
+    let mut campaign = config.campaigns[index].clone();
+    campaign.id = "camp-disguised".into();
+    campaign.disguise = Disguise::Student;
+    campaign.paraphrase_per_account = false;
+    campaign.benign_padding = 0.0;
+    campaign.accounts = 30;
+    config.campaigns.push(campaign.clone());
+    let splits = simulate(&config).unwrap();
+    let sessions: Vec<_> = all(&splits)
+        .map(|(_, g)| &g.session)
+        .filter(|s| s.campaign_id.as_deref() == Some("camp-disguised"))
+        .collect();
+    let accounts: HashSet<_> = sessions.iter().map(|s| &s.account_id).collect();
+    assert_eq!(accounts.len(), 30);
+    // Every prompt of every account carries the fragments of one and the
+    // same student wording.
+    let mut shared: Option<HashSet<&str>> = None;
+    for s in &sessions {
+        for e in &s.events {
+            let prompt = e.prompt.to_lowercase();
+            let fits: HashSet<&str> = STUDENT_ASKS
+                .iter()
+                .copied()
+                .filter(|w| {
+                    let f = fragments(w);
+                    !f.is_empty() && f.iter().all(|f| prompt.contains(f.as_str()))
+                })
+                .collect();
+            shared = Some(match shared {
+                None => fits,
+                Some(s) => s.intersection(&fits).copied().collect(),
+            });
+        }
+    }
+    assert!(!shared.unwrap().is_empty(), "no student wording in common");
+    // Answers as long as students' rather than harvest-length.
+    let tokens_f = feature("log_response_tokens_mean");
+    let mean_log_tokens = |campaign: &str| {
+        let rows: Vec<f32> = all(&splits)
+            .filter(|(_, g)| g.session.campaign_id.as_deref() == Some(campaign))
+            .map(|(_, g)| session_features(&g.session)[tokens_f])
+            .collect();
+        rows.iter().sum::<f32>() / rows.len() as f32
+    };
+    let plain = config.campaigns[index].id.clone();
+    assert!(mean_log_tokens("camp-disguised") < mean_log_tokens(&plain) - 0.5);
+}

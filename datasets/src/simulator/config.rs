@@ -164,6 +164,24 @@ pub enum Cadence {
     HumanJitter,
 }
 
+/// Whose wording a campaign borrows (evasion): instead of the operator's
+/// harvesting template, each task is wrapped in one of the phrasings
+/// ordinary users of that kind type, the answers are as long as theirs,
+/// and the typing is as casual. What stays is the operator's: one wording
+/// across all accounts (unless `paraphrase_per_account`), the task queue,
+/// the proxies and the cadence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disguise {
+    /// The operator's own harvesting template.
+    #[default]
+    None,
+    /// Students asking for homework help.
+    Student,
+    /// Developers asking about a programming task.
+    Developer,
+}
+
 /// Which split a campaign's sessions go to (source mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -230,6 +248,10 @@ pub struct CampaignConfig {
     /// Evasion: browser user agents instead of scripted clients.
     #[serde(default)]
     pub spoofed_user_agents: bool,
+    /// Evasion: word requests like ordinary users (`none`, `student`,
+    /// `developer`).
+    #[serde(default)]
+    pub disguise: Disguise,
 }
 
 fn default_start_delay() -> [u32; 2] {

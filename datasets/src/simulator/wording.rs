@@ -274,11 +274,24 @@ impl CampaignTemplate {
         )
     }
 
+    /// One of ordinary users' wordings, chosen as an operator's template
+    /// (the `disguise` evasion): one that carries the task and asks
+    /// something of it (the operator wants the worked answer, so never the
+    /// bare task).
+    pub fn borrowed<R: Rng>(rng: &mut R, wordings: &[&str]) -> Self {
+        let carrying: Vec<&str> = wordings
+            .iter()
+            .copied()
+            .filter(|w| w.contains("{task") && w.trim() != "{task}")
+            .collect();
+        CampaignTemplate {
+            layout: pick(rng, &carrying).to_string(),
+        }
+    }
+
     /// Fills in a task (and topic).
     pub fn render(&self, task: &str, topic: &str) -> String {
-        self.layout
-            .replace("{topic}", topic)
-            .replace("{task}", task)
+        fill(&self.layout.replace("{topic}", topic), task)
     }
 }
 

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{
-    config::{Cadence, CampaignConfig, CampaignKind, SimConfig, SplitName},
+    config::{Cadence, CampaignConfig, CampaignKind, Disguise, SimConfig, SplitName},
     corpus::{Corpora, CorpusItem, Pool},
     infra::{self, pick},
     timing::{self, Rhythm},
@@ -76,6 +76,13 @@ impl IdMint {
 const MODEL_NEW: &str = "large-2026-02";
 const MODEL_OLD: &str = "large-2025-10";
 const MODEL_SMALL: &str = "small-2026-02";
+
+/// Answer length of students' requests: lognormal median and spread.
+const STUDENT_ANSWER_TOKENS: (f64, f64) = (450.0, 0.5);
+/// Answer length of developers' requests.
+const DEVELOPER_ANSWER_TOKENS: (f64, f64) = (550.0, 0.5);
+/// Answer length of an operator's harvesting template (long reasoning).
+const HARVEST_ANSWER_TOKENS: (f64, f64) = (900.0, 0.4);
 
 /// Who sends a session's requests.
 #[derive(Debug, Clone)]
@@ -316,7 +323,8 @@ impl<'a> World<'a> {
     pub fn developers(&mut self, sessions: usize) -> Result<(), WorldError> {
         let mut rng = self.rng("developer");
         let pool = self.pool(Pool::Code, "developer")?;
-        let pace = HumanPace::new(Rhythm::People, 90.0, 550.0, 0.5);
+        let (tokens, spread) = DEVELOPER_ANSWER_TOKENS;
+        let pace = HumanPace::new(Rhythm::People, 90.0, tokens, spread);
         let mut made = 0;
         while made < sessions {
             let mut p = self.person(
@@ -362,7 +370,8 @@ impl<'a> World<'a> {
         let mut rng = self.rng("student");
         let grade = self.pool(Pool::GradeMath, "student")?;
         let competition = self.pool(Pool::CompetitionMath, "student")?;
-        let pace = HumanPace::new(Rhythm::Students, 75.0, 450.0, 0.5);
+        let (tokens, spread) = STUDENT_ANSWER_TOKENS;
+        let pace = HumanPace::new(Rhythm::Students, 75.0, tokens, spread);
         let mut made = 0;
         while made < sessions {
             let mut p = self.person(
@@ -631,11 +640,20 @@ impl<'a> World<'a> {
         queue.shuffle(&mut rng);
         let mut cursor = 0usize;
 
-        let new_template = |rng: &mut ChaCha8Rng| match c.kind {
-            CampaignKind::CotHarvest => CampaignTemplate::cot(rng),
-            CampaignKind::CodeDistill => CampaignTemplate::code(rng),
-            CampaignKind::ToolTrace => CampaignTemplate::tool(rng),
-            CampaignKind::CoverageSweep => CampaignTemplate::sweep(rng),
+        let new_template = |rng: &mut ChaCha8Rng| match (c.disguise, c.kind) {
+            (Disguise::Student, _) => CampaignTemplate::borrowed(rng, wording::STUDENT_ASKS),
+            (Disguise::Developer, _) => CampaignTemplate::borrowed(rng, wording::DEVELOPER_ASKS),
+            (Disguise::None, CampaignKind::CotHarvest) => CampaignTemplate::cot(rng),
+            (Disguise::None, CampaignKind::CodeDistill) => CampaignTemplate::code(rng),
+            (Disguise::None, CampaignKind::ToolTrace) => CampaignTemplate::tool(rng),
+            (Disguise::None, CampaignKind::CoverageSweep) => CampaignTemplate::sweep(rng),
+        };
+        // Disguised, the answers are as long as those of the users the
+        // campaign words itself like.
+        let (tokens_median, tokens_sigma) = match c.disguise {
+            Disguise::None => HARVEST_ANSWER_TOKENS,
+            Disguise::Student => STUDENT_ANSWER_TOKENS,
+            Disguise::Developer => DEVELOPER_ANSWER_TOKENS,
         };
         let shared_template = new_template(&mut rng);
         let operator_agents: Vec<&str> = (0..2)
@@ -716,8 +734,15 @@ impl<'a> World<'a> {
                         let item = &self.corpora.items[queue[cursor % queue.len()]];
                         cursor += 1;
                         d.units.push(item.unit.clone());
-                        let tokens = timing::lognormal_seconds(&mut rng, 900.0, 0.4);
-                        (template.render(&item.text, &item.topic), tokens)
+                        let tokens =
+                            timing::lognormal_seconds(&mut rng, tokens_median, tokens_sigma);
+                        let prompt = template.render(&item.text, &item.topic);
+                        let prompt = if c.disguise == Disguise::None {
+                            prompt
+                        } else {
+                            wording::casual(&mut rng, prompt)
+                        };
+                        (prompt, tokens)
                     };
                     d.push(&p, ts, prompt, MODEL_NEW, tokens);
                     ts += match c.cadence {
