@@ -55,6 +55,35 @@ pub struct Threshold {
     pub validation_fpr: f64,
     /// Recall it gave on validation.
     pub validation_recall: f64,
+    /// The looser threshold of cluster propagation; bundles written before
+    /// it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<PropagationThreshold>,
+}
+
+impl Threshold {
+    /// The mean account score from which an account in a coordinated
+    /// cluster is flagged: the saved propagation threshold, or else the
+    /// session threshold itself (with which propagation adds no account).
+    pub fn propagation_threshold(&self) -> f32 {
+        self.propagation
+            .as_ref()
+            .map_or(self.threshold, |p| p.threshold)
+    }
+}
+
+/// Cluster propagation's operating point, chosen on validation like the
+/// session threshold but for a higher benign false-positive rate: an
+/// account in a coordinated cluster is flagged when its mean session score
+/// reaches it, so the cluster supplies the evidence the lower score lacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropagationThreshold {
+    /// Mean account score threshold (at most the session threshold).
+    pub threshold: f32,
+    /// Benign session false-positive rate it was chosen for.
+    pub target_fpr: f64,
+    /// Benign session false-positive rate it gave on validation.
+    pub validation_fpr: f64,
 }
 
 /// A data file a model was trained or evaluated on.

@@ -156,6 +156,7 @@ pub fn write_tiny_bundle<'a>(
                 target_fpr: 0.001,
                 validation_fpr: 0.0,
                 validation_recall: 0.0,
+                propagation: None,
             },
             metadata: &BundleMetadata {
                 name,

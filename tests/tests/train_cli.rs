@@ -106,6 +106,8 @@ fn small_main_job(tmp: &Path) -> (SmallRun, Output) {
         "0",
         "--target-fpr",
         "0.05",
+        "--propagation-fpr",
+        "0.2",
     ]);
     (run, out)
 }
@@ -217,6 +219,19 @@ fn main_job_then_score_cluster_and_eval_reports() {
             passing > 0,
             "account {id}"
         );
+    }
+    // Propagation used the bundle's own lower threshold, and only for
+    // accounts in coordinated clusters whose mean score reaches it.
+    let saved = read_json(&bundle.join("threshold.json"));
+    let propagation = saved["propagation"]["threshold"].as_f64().unwrap();
+    assert!(propagation <= saved["threshold"].as_f64().unwrap());
+    let used = metrics["clustering"]["params"]["propagation_threshold"]
+        .as_f64()
+        .unwrap();
+    assert!((used - propagation).abs() < 1e-6, "{used} vs {propagation}");
+    for a in accounts.iter().filter(|a| a["propagated"] == true) {
+        assert!(a["mean_score"].as_f64().unwrap() >= used - 1e-6, "{a}");
+        assert!(a["coordinated_cluster"].is_u64(), "{a}");
     }
     let detection = &metrics["detection"]["extraction_total"];
     let extraction_accounts: std::collections::BTreeSet<&str> = scores

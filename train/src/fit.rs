@@ -12,7 +12,8 @@
 //!   the run directory; `--resume` continues from the last one (AdamW
 //!   moments restart from zero on resume).
 //! - The operating threshold is the lowest that flags at most
-//!   `--target-fpr` of benign validation sessions.
+//!   `--target-fpr` of benign validation sessions; cluster propagation's
+//!   threshold is chosen the same way for `--propagation-fpr`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use datasets::NUM_FEATURES;
 use models::{
     base_model,
-    bundle::{write_bundle, BundleMetadata, BundleParts, Threshold},
+    bundle::{write_bundle, BundleMetadata, BundleParts, PropagationThreshold, Threshold},
     checkpoint::load_into,
     classifier::HEAD_PREFIX,
     cpu_kernels::seed_dropout,
@@ -106,6 +107,9 @@ pub struct FitConfig {
     pub patience: usize,
     /// Benign false-positive rate the threshold is chosen for.
     pub target_fpr: f64,
+    /// Benign false-positive rate cluster propagation's (lower) threshold
+    /// is chosen for.
+    pub propagation_fpr: f64,
     /// Width of the head's hidden layer.
     pub head_hidden: usize,
     /// Head dropout.
@@ -409,6 +413,9 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     if !(0.0..1.0).contains(&config.target_fpr) {
         bail!("--target-fpr must be in [0, 1)");
     }
+    if !(config.target_fpr..1.0).contains(&config.propagation_fpr) {
+        bail!("--propagation-fpr must be in [--target-fpr, 1)");
+    }
     let (files, source) = base_model::resolve(&config.base_model)?;
     info!(?source, weights = %files.weights.display(), "base model");
     let bert = BertConfig::from_file(&files.config)?;
@@ -663,11 +670,22 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         )
     })?;
     let confusion = Confusion::at(&validation_scores, &validation_pos, threshold_value);
+    // Both thresholds come from the same benign scores, so the looser FPR
+    // gives a threshold no higher than the session one (min guards ties).
+    let propagation_value = threshold_for_fpr(&benign, config.propagation_fpr)
+        .map_or(threshold_value, |t| t.min(threshold_value));
+    let propagation_confusion =
+        Confusion::at(&validation_scores, &validation_pos, propagation_value);
     let threshold = Threshold {
         threshold: threshold_value,
         target_fpr: config.target_fpr,
         validation_fpr: confusion.false_positive_rate(),
         validation_recall: confusion.recall(),
+        propagation: Some(PropagationThreshold {
+            threshold: propagation_value,
+            target_fpr: config.propagation_fpr,
+            validation_fpr: propagation_confusion.false_positive_rate(),
+        }),
     };
     let name = config
         .out

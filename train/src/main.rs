@@ -228,6 +228,11 @@ struct FitArgs {
     /// Benign false-positive rate the threshold is chosen for.
     #[arg(long, default_value_t = 0.001)]
     target_fpr: f64,
+    /// Benign session false-positive rate cluster propagation's lower
+    /// threshold is chosen for (saved in the bundle; an account in a
+    /// coordinated cluster is flagged when its mean score reaches it).
+    #[arg(long, default_value_t = 0.01)]
+    propagation_fpr: f64,
     /// Width of the head's hidden layer.
     #[arg(long, default_value_t = 128)]
     head_hidden: usize,
@@ -270,6 +275,7 @@ impl FitArgs {
             class_weighting: !self.no_class_weighting,
             patience: self.patience,
             target_fpr: self.target_fpr,
+            propagation_fpr: self.propagation_fpr,
             head_hidden: self.head_hidden,
             head_dropout: self.head_dropout,
             seed: self.seed,
@@ -291,6 +297,12 @@ fn run_fit(args: &FitArgs) -> Result<PathBuf> {
         outcome.threshold.validation_fpr,
         outcome.threshold.target_fpr
     );
+    if let Some(p) = &outcome.threshold.propagation {
+        println!(
+            "cluster propagation threshold {:.6} (benign FPR {:.5} on validation, target {})",
+            p.threshold, p.validation_fpr, p.target_fpr
+        );
+    }
     println!("bundle written to {}", outcome.bundle.display());
     println!("checkpoints and run state in {}", args.run_dir.display());
     Ok(outcome.bundle)
@@ -323,8 +335,8 @@ fn run_score(input: &InputArgs, output: &Path) -> Result<()> {
 }
 
 fn run_cluster(input: &InputArgs, out: &Path, cluster: &ClusterArgs) -> Result<()> {
-    let params = cluster.params()?;
     let bundle = input.model.load()?;
+    let params = cluster.params(&bundle.threshold)?;
     let threshold = bundle.threshold.threshold;
     let bar = train::progress::counter("scoring", "sessions");
     let options = input.model.score_options();
@@ -359,8 +371,8 @@ fn print_discovery(d: &Discovery) {
 }
 
 fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
-    let params = args.cluster.params()?;
     let bundle = args.model.load()?;
+    let params = args.cluster.params(&bundle.threshold)?;
     let baseline_train = if args.no_baseline {
         None
     } else {

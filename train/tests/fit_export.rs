@@ -48,6 +48,7 @@ fn config(dir: &Path, base: &Path, layers: TrainLayers, epochs: usize) -> FitCon
         class_weighting: true,
         patience: 5,
         target_fpr: 0.05,
+        propagation_fpr: 0.2,
         head_hidden: 16,
         head_dropout: 0.1,
         seed: 3,
@@ -81,6 +82,25 @@ fn exported_bundle_scores_like_the_end_of_training() {
         // The threshold keeps validation FPR at or under the target.
         let t = &bundle.threshold;
         assert!(t.validation_fpr <= t.target_fpr, "{t:?}");
+        // Propagation's threshold: no higher, chosen for its looser FPR,
+        // which the benign validation scores confirm.
+        let p = t.propagation.as_ref().expect("propagation threshold saved");
+        assert!(p.threshold <= t.threshold, "{t:?}");
+        assert!(
+            p.validation_fpr <= p.target_fpr && p.target_fpr == 0.2,
+            "{t:?}"
+        );
+        let benign: Vec<f32> = scores
+            .iter()
+            .zip(&sessions)
+            .filter(|(_, s)| s.label == Some(datasets::Label::Benign))
+            .map(|(s, _)| s.score)
+            .collect();
+        let passing = benign.iter().filter(|&&s| s >= p.threshold).count();
+        assert!(
+            (passing as f64 / benign.len() as f64 - p.validation_fpr).abs() < 1e-9,
+            "{t:?}"
+        );
         let metadata = &bundle.metadata;
         assert_eq!(metadata.data_files.len(), 2);
         assert_eq!(metadata.data_files[0].sha256.len(), 64);

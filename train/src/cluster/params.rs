@@ -3,6 +3,7 @@
 
 use linfa::ParamGuard;
 use linfa_nn::CommonNearestNeighbour;
+use models::bundle::Threshold;
 use thiserror::Error;
 
 /// Neighbour index DBSCAN's range queries use.
@@ -246,9 +247,10 @@ pub struct ClusterArgs {
     #[arg(long, value_enum, default_value_t = NeighbourIndex::KdTree)]
     pub neighbour_index: NeighbourIndex,
     /// Mean account score from which an account in a coordinated cluster
-    /// is flagged (cluster propagation).
-    #[arg(long, default_value_t = DEFAULT_PROPAGATION_THRESHOLD)]
-    pub propagation_threshold: f32,
+    /// is flagged (cluster propagation) [default: the bundle's, chosen on
+    /// validation for `fit --propagation-fpr`].
+    #[arg(long)]
+    pub propagation_threshold: Option<f32>,
     /// Seed of PCA's fitting sample.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub cluster_seed: u64,
@@ -260,8 +262,14 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// The checked parameters.
-    pub fn params(&self) -> Result<ValidClusterParams, ClusterParamsError> {
+    /// The checked parameters; the propagation threshold, when not given,
+    /// is the one saved with the bundle (`saved`).
+    pub fn params(&self, saved: &Threshold) -> Result<ValidClusterParams, ClusterParamsError> {
+        if self.propagation_threshold.is_none() && saved.propagation.is_none() {
+            tracing::warn!(
+                "the bundle saves no propagation threshold (it predates them): propagation uses the session threshold and adds no account; pass --propagation-threshold"
+            );
+        }
         ClusterParams::default()
             .eps(self.eps)
             .min_points(self.min_points)
@@ -269,7 +277,10 @@ impl ClusterArgs {
             .weights(self.text_weight, self.feature_weight)
             .pca_dims((self.pca_dims > 0).then_some(self.pca_dims))
             .index(self.neighbour_index)
-            .propagation_threshold(self.propagation_threshold)
+            .propagation_threshold(
+                self.propagation_threshold
+                    .unwrap_or_else(|| saved.propagation_threshold()),
+            )
             .seed(self.cluster_seed)
             .blocks(self.blocks)
             .check()
