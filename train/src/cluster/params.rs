@@ -98,7 +98,8 @@ pub const DEFAULT_TEXT_WEIGHT: f32 = 1.0;
 pub const DEFAULT_FEATURE_WEIGHT: f32 = 0.5;
 /// Default PCA dimensions.
 pub const DEFAULT_PCA_DIMS: usize = 16;
-/// Default propagation threshold.
+/// Propagation threshold of a parameter set built without a bundle (the
+/// CLI takes the one saved in the bundle, see [`ClusterArgs::params`]).
 pub const DEFAULT_PROPAGATION_THRESHOLD: f32 = 0.5;
 /// Default PCA seed.
 pub const DEFAULT_SEED: u64 = 17;
