@@ -527,6 +527,16 @@ fn bad_input_gets_clear_errors() {
     assert!(!out.status.success());
     assert!(text(&out).contains("nope/config.json"), "{}", text(&out));
 
+    // Propagation's FPR below the session target would put its threshold
+    // above the session threshold.
+    let out = train(&["fit", "--propagation-fpr", "0.0001"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--propagation-fpr must be in [--target-fpr, 1)"),
+        "{}",
+        text(&out)
+    );
+
     let out = train(&["fit", "--device", "tpu"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown device"), "{}", text(&out));
