@@ -233,6 +233,39 @@ fn main_job_then_score_cluster_and_eval_reports() {
         assert!(a["mean_score"].as_f64().unwrap() >= used - 1e-6, "{a}");
         assert!(a["coordinated_cluster"].is_u64(), "{a}");
     }
+    // The cluster table counts each cluster's accounts flagged by sessions
+    // and those propagated from it as the account verdicts do.
+    let mut propagated_total = 0;
+    for c in clusters {
+        let id = &c["cluster_id"];
+        let members: Vec<&str> = c["account_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let of_cluster = || {
+            accounts
+                .iter()
+                .filter(|a| members.contains(&a["account_id"].as_str().unwrap()))
+        };
+        let by_sessions = of_cluster()
+            .filter(|a| a["flagged_by_sessions"] == true)
+            .count();
+        let propagated = of_cluster()
+            .filter(|a| a["propagated"] == true && &a["coordinated_cluster"] == id)
+            .count();
+        assert_eq!(
+            c["accounts_flagged_by_sessions"], by_sessions,
+            "cluster {id}"
+        );
+        assert_eq!(c["accounts_propagated"], propagated, "cluster {id}");
+        propagated_total += propagated;
+    }
+    assert_eq!(
+        propagated_total,
+        accounts.iter().filter(|a| a["propagated"] == true).count()
+    );
     let detection = &metrics["detection"]["extraction_total"];
     let extraction_accounts: std::collections::BTreeSet<&str> = scores
         .iter()

@@ -216,7 +216,7 @@ pub fn discover(
             .collect::<std::collections::BTreeSet<_>>()
             .len()
     });
-    let clusters: Vec<ClusterSummary> = members_by_cluster(&labels)
+    let mut clusters: Vec<ClusterSummary> = members_by_cluster(&labels)
         .into_iter()
         .map(|(c, members)| {
             let m: Vec<_> = members
@@ -236,6 +236,9 @@ pub fn discover(
         })
         .collect();
     let accounts = account_verdicts(&views, session_threshold, params.propagation_threshold);
+    for c in &mut clusters {
+        c.tally_accounts(&accounts);
+    }
     Ok(Discovery {
         params: params.clone(),
         eps,

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use datasets::{asn::is_hosting, Session};
 use serde::{Deserialize, Serialize};
 
+use super::propagate::{find_verdict, AccountVerdict};
+
 /// Words of a prompt that make up its template key.
 pub const TEMPLATE_WORDS: usize = 8;
 /// Templates listed per cluster.
@@ -79,6 +81,14 @@ pub struct ClusterSummary {
     pub top_templates: Vec<TemplateCount>,
     /// Verdict.
     pub verdict: Verdict,
+    /// Its accounts with a session over the session threshold.
+    #[serde(default)]
+    pub accounts_flagged_by_sessions: usize,
+    /// Accounts flagged by propagation from this cluster (their
+    /// coordinated cluster): how much of the cluster the session
+    /// threshold missed and the cluster's evidence added.
+    #[serde(default)]
+    pub accounts_propagated: usize,
     /// Accounts in the cluster (sorted).
     pub account_ids: Vec<String>,
 }
@@ -190,7 +200,26 @@ pub fn summarise(
         max_score: members.iter().map(|(_, p)| *p).fold(0.0, f32::max),
         top_templates: top_templates(members),
         verdict,
+        accounts_flagged_by_sessions: 0,
+        accounts_propagated: 0,
         account_ids: accounts.into_iter().map(String::from).collect(),
+    }
+}
+
+impl ClusterSummary {
+    /// Counts the cluster's accounts flagged by sessions and those
+    /// propagated from it, from the account verdicts (sorted by account
+    /// id, as `account_verdicts` returns them).
+    pub fn tally_accounts(&mut self, accounts: &[AccountVerdict]) {
+        let verdicts = || {
+            self.account_ids
+                .iter()
+                .filter_map(|id| find_verdict(accounts, id))
+        };
+        self.accounts_flagged_by_sessions = verdicts().filter(|a| a.flagged_by_sessions).count();
+        self.accounts_propagated = verdicts()
+            .filter(|a| a.propagated && a.coordinated_cluster == Some(self.cluster_id))
+            .count();
     }
 }
 
@@ -218,5 +247,33 @@ mod tests {
         assert_eq!(prompt_template("É 1"), "é #");
         assert_eq!(truncate_chars("héllo", 2), "hé…");
         assert_eq!(truncate_chars("hé", 2), "hé");
+    }
+
+    #[test]
+    fn tally_counts_flagged_members_and_accounts_propagated_from_the_cluster() {
+        use crate::cluster::propagate::{account_verdicts, SessionView};
+        let view = |account_id, score, coordinated_cluster| SessionView {
+            account_id,
+            score,
+            coordinated_cluster,
+        };
+        let accounts = account_verdicts(
+            &[
+                view("a", 0.95, Some(3)), // by sessions
+                view("b", 0.6, Some(3)),  // propagated from 3
+                view("c", 0.6, Some(3)),  // propagated from 5 (most sessions)
+                view("c", 0.6, Some(5)),
+                view("c", 0.6, Some(5)),
+                view("d", 0.1, Some(3)), // not flagged
+                view("e", 0.95, None),   // by sessions, not in the cluster
+            ],
+            0.9,
+            0.5,
+        );
+        let mut cluster = summarise(3, &[], 3, 0.5);
+        cluster.account_ids = ["a", "b", "c", "d"].map(String::from).to_vec();
+        cluster.tally_accounts(&accounts);
+        assert_eq!(cluster.accounts_flagged_by_sessions, 1);
+        assert_eq!(cluster.accounts_propagated, 1);
     }
 }

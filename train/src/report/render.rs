@@ -321,6 +321,7 @@ pub fn document(e: &Evaluated) -> Result<Document> {
             "cluster",
             "verdict",
             "accounts",
+            "flagged by sessions / propagated",
             "sessions",
             "span (h)",
             "IPs / ASNs",
@@ -340,6 +341,10 @@ pub fn document(e: &Evaluated) -> Result<Document> {
                         .and_then(|v| v.as_str().map(String::from))
                         .unwrap_or_default(),
                     c.accounts.to_string(),
+                    format!(
+                        "{} / {}",
+                        c.accounts_flagged_by_sessions, c.accounts_propagated
+                    ),
                     c.sessions.to_string(),
                     format!("{:.1}", c.span_hours),
                     format!("{} / {}", c.distinct_ips, c.distinct_asns),
