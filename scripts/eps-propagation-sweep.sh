@@ -27,6 +27,8 @@ for line in open(data):
     s = json.loads(line)
     truth[s["session_id"]] = s.get("campaign_id") or "benign"
 m = json.load(open(f"{folder}/metrics.json"))
+# Low-and-slow as the report counts it (LOW_AND_SLOW_REQUESTS in
+# train/src/report/detection.rs).
 for c in m["detection"]["campaigns"]:
     if c["median_requests_per_account"] <= 5:
         print(f"{c['group']}: {c['accounts']} accounts, {c['flagged_by_sessions']} by sessions, {c['flagged_after_propagation']} after propagation")
