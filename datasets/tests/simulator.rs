@@ -1,23 +1,31 @@
 //! The simulator: determinism, labels, split disjointness, hard negatives.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     path::PathBuf,
 };
 
+use chrono::Duration;
 use datasets::{
     session_features,
     simulator::{
         config::{SimConfig, SplitMode, SplitName},
-        corpus::split_of_unit,
-        simulate, SplitSessions,
+        corpus::{split_of_unit, Corpora, Pool},
+        infra::{LISTED_HOSTING_ASNS, UNIVERSITY_ASNS, UNLISTED_HOSTING_ASNS},
+        simulate,
+        wording::{COMPANY_TOOL_TEMPLATES, HARNESS_TEMPLATES},
+        SplitSessions,
     },
-    Label, FEATURE_NAMES,
+    Label, Session, FEATURE_NAMES,
 };
 
-fn small_config() -> SimConfig {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/small.toml");
+fn config(name: &str) -> SimConfig {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("config/{name}.toml"));
     SimConfig::load(&path).unwrap()
+}
+
+fn small_config() -> SimConfig {
+    config("small")
 }
 
 fn feature(name: &str) -> usize {
@@ -207,12 +215,13 @@ fn a_one_day_window_still_generates() {
     assert!(!splits.get(SplitName::Train).is_empty());
 }
 
-/// The wording fragments around the task, lowercased, without the
-/// punctuation casual typing may drop.
+/// The wording fragments around the task (and a harness's worked
+/// examples), lowercased, without the punctuation casual typing may drop.
 fn fragments(wording: &str) -> Vec<String> {
     wording
         .split("{task_lower}")
         .flat_map(|p| p.split("{task}"))
+        .flat_map(|p| p.split("{shots}"))
         .map(|f| {
             f.trim()
                 .trim_end_matches(['.', '?', '!'])
@@ -278,4 +287,299 @@ fn a_disguised_campaign_words_every_account_like_one_student_ask() {
     };
     let plain = config.campaigns[index].id.clone();
     assert!(mean_log_tokens("camp-disguised") < mean_log_tokens(&plain) - 0.5);
+}
+
+/// The sessions of one archetype, over all splits.
+fn of_archetype<'s>(splits: &'s SplitSessions, archetype: &str) -> Vec<&'s Session> {
+    all(splits)
+        .map(|(_, g)| &g.session)
+        .filter(|s| s.archetype.as_deref() == Some(archetype))
+        .collect()
+}
+
+/// Sessions grouped by a key of their first event.
+fn group_by<'s, K: Ord>(
+    sessions: &[&'s Session],
+    key: impl Fn(&Session) -> K,
+) -> BTreeMap<K, Vec<&'s Session>> {
+    let mut groups: BTreeMap<K, Vec<&Session>> = BTreeMap::new();
+    for s in sessions {
+        groups.entry(key(s)).or_default().push(s);
+    }
+    groups
+}
+
+fn accounts_of(sessions: &[&Session]) -> BTreeSet<String> {
+    sessions.iter().map(|s| s.account_id.clone()).collect()
+}
+
+fn first_ip(s: &Session) -> String {
+    s.events[0].ip.clone().unwrap()
+}
+
+fn prefix24(ip: &str) -> String {
+    ip.rsplit_once('.').unwrap().0.to_string()
+}
+
+/// Ids of the wordings whose fragments every prompt carries.
+fn wordings_in_common<'w>(sessions: &[&Session], wordings: &[&'w str]) -> HashSet<&'w str> {
+    let mut common: HashSet<&str> = wordings.iter().copied().collect();
+    for e in sessions.iter().flat_map(|s| &s.events) {
+        let prompt = e.prompt.to_lowercase();
+        common.retain(|w| fragments(w).iter().all(|f| prompt.contains(f.as_str())));
+    }
+    common
+}
+
+const BENIGN_ARCHETYPES: [&str; 11] = [
+    "chat",
+    "developer",
+    "student",
+    "agent",
+    "prober",
+    "pipeline",
+    "researcher",
+    "lab_team",
+    "classroom",
+    "company",
+    "vpn",
+];
+
+#[test]
+fn every_benign_archetype_is_in_every_split_of_the_default_and_small_builds() {
+    for name in ["default", "small"] {
+        let splits = simulate(&config(name)).unwrap();
+        for split in SplitName::ALL {
+            let present: HashSet<&str> = splits
+                .get(split)
+                .iter()
+                .filter_map(|g| g.session.archetype.as_deref())
+                .collect();
+            for archetype in BENIGN_ARCHETYPES {
+                assert!(
+                    present.contains(archetype),
+                    "{name}: no {archetype} in {split:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lab_team_shares_one_ip_one_harness_and_runs_in_sync() {
+    let splits = simulate(&small_config()).unwrap();
+    let sessions = of_archetype(&splits, "lab_team");
+    let teams = group_by(&sessions, first_ip);
+    assert!(teams.len() >= 3, "{} teams", teams.len());
+    for (ip, team) in &teams {
+        assert!(accounts_of(team).len() >= 2, "team at {ip} has one account");
+        assert!(team
+            .iter()
+            .flat_map(|s| &s.events)
+            .all(|e| e.ip.as_deref() == Some(ip.as_str())));
+        assert!(
+            !wordings_in_common(team, HARNESS_TEMPLATES).is_empty(),
+            "team at {ip}: no harness template in common"
+        );
+        // Every run of a member is matched by every other member: same
+        // items, started within minutes.
+        for s in team.iter() {
+            let prompts: Vec<&str> = s.events.iter().map(|e| e.prompt.as_str()).collect();
+            let partners: BTreeSet<&str> = team
+                .iter()
+                .filter(|o| (o.start() - s.start()).abs() < Duration::minutes(10))
+                .filter(|o| {
+                    o.events
+                        .iter()
+                        .map(|e| e.prompt.as_str())
+                        .eq(prompts.clone())
+                })
+                .map(|o| o.account_id.as_str())
+                .collect();
+            assert_eq!(partners.len(), accounts_of(team).len(), "team at {ip}");
+        }
+    }
+}
+
+/// Corpus items (index) whose text a prompt carries (casual typing may
+/// lowercase it and drop its final punctuation).
+fn items_in(corpora: &Corpora, pools: &[usize], prompt: &str) -> Vec<usize> {
+    let prompt = prompt.to_lowercase();
+    pools
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let text = corpora.items[i].text.to_lowercase();
+            prompt.contains(text.trim_end_matches(['.', '?', '!']))
+        })
+        .collect()
+}
+
+#[test]
+fn a_classroom_shares_a_campus_24_one_homework_set_one_week_and_a_creation_wave() {
+    let config = small_config();
+    let splits = simulate(&config).unwrap();
+    let corpora = Corpora::load(&config.corpora_dir, Some(&config.split)).unwrap();
+    let sessions = of_archetype(&splits, "classroom");
+    let on_campus: Vec<&Session> = sessions
+        .iter()
+        .copied()
+        .filter(|s| UNIVERSITY_ASNS.contains(&s.events[0].asn.unwrap()))
+        .collect();
+    let classes = group_by(&on_campus, |s| prefix24(&first_ip(s)));
+    assert!(classes.len() >= 3, "{} campus /24s", classes.len());
+    let mut in_wave = 0;
+    let mut students = 0;
+    for (prefix, campus) in &classes {
+        let class_accounts = accounts_of(campus);
+        assert!(class_accounts.len() >= 3, "{prefix}: {class_accounts:?}");
+        let class: Vec<&Session> = sessions
+            .iter()
+            .copied()
+            .filter(|s| class_accounts.contains(&s.account_id))
+            .collect();
+        let first = class.iter().map(|s| s.start()).min().unwrap();
+        let last = class.iter().map(|s| s.end()).max().unwrap();
+        assert!(
+            last - first <= Duration::days(8),
+            "{prefix}: {first} .. {last}"
+        );
+        let ips: BTreeSet<String> = campus.iter().map(|s| first_ip(s)).collect();
+        assert!(ips.len() <= 3, "{prefix}: {ips:?}");
+        let split = SplitName::ALL
+            .into_iter()
+            .find(|&sp| {
+                splits
+                    .get(sp)
+                    .iter()
+                    .any(|g| g.session.session_id == class[0].session_id)
+            })
+            .unwrap();
+        let pools: Vec<usize> = [Pool::GradeMath, Pool::CompetitionMath, Pool::Reasoning]
+            .into_iter()
+            .flat_map(|p| corpora.pool(Some(split), p).iter().copied())
+            .collect();
+        let mut homework: HashMap<usize, BTreeSet<&str>> = HashMap::new();
+        for s in &class {
+            for e in &s.events {
+                for item in items_in(&corpora, &pools, &e.prompt) {
+                    homework.entry(item).or_default().insert(&s.account_id);
+                }
+            }
+        }
+        assert!(
+            (1..=10).contains(&homework.len()),
+            "{prefix}: {} items",
+            homework.len()
+        );
+        assert!(
+            homework.values().any(|a| a.len() >= 3),
+            "{prefix}: no shared item"
+        );
+        let created: Vec<_> = class
+            .iter()
+            .map(|s| s.account.as_ref().unwrap().created_at.unwrap())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        students += created.len();
+        in_wave += created
+            .iter()
+            .filter(|&&c| {
+                created
+                    .iter()
+                    .filter(|&&o| (o - c).abs() <= Duration::days(3))
+                    .count()
+                    >= 3
+            })
+            .count();
+    }
+    assert!(
+        in_wave * 10 >= students * 4,
+        "{in_wave} of {students} in a wave"
+    );
+}
+
+#[test]
+fn a_company_shares_one_ip_one_tool_wrapper_and_one_client() {
+    let splits = simulate(&small_config()).unwrap();
+    let sessions = of_archetype(&splits, "company");
+    let companies = group_by(&sessions, first_ip);
+    assert!(companies.len() >= 3, "{} companies", companies.len());
+    for (ip, staff) in &companies {
+        assert!(
+            accounts_of(staff).len() >= 2,
+            "company at {ip} has one account"
+        );
+        let events: Vec<_> = staff.iter().flat_map(|s| &s.events).collect();
+        assert!(events.iter().all(|e| e.ip.as_deref() == Some(ip.as_str())));
+        let agents: HashSet<_> = events.iter().map(|e| &e.user_agent).collect();
+        assert_eq!(agents.len(), 1, "company at {ip}: {agents:?}");
+        let tools = COMPANY_TOOL_TEMPLATES.iter().filter(|(_, t)| {
+            let wrapper = t.split("{task}").next().unwrap();
+            events.iter().all(|e| e.prompt.starts_with(wrapper))
+        });
+        assert_eq!(tools.count(), 1, "company at {ip}: not one wrapper");
+    }
+}
+
+#[test]
+fn vpn_exits_are_hosting_addresses_shared_by_many_accounts() {
+    let splits = simulate(&small_config()).unwrap();
+    let sessions = of_archetype(&splits, "vpn");
+    for e in sessions.iter().flat_map(|s| &s.events) {
+        let asn = e.asn.unwrap();
+        assert!(LISTED_HOSTING_ASNS.contains(&asn) || UNLISTED_HOSTING_ASNS.contains(&asn));
+    }
+    let by_ip = group_by(&sessions, first_ip);
+    let crowded = by_ip.values().filter(|s| accounts_of(s).len() >= 3).count();
+    assert!(crowded >= 3, "{crowded} exits with 3+ accounts");
+    let sharing: BTreeSet<String> = by_ip
+        .values()
+        .filter(|s| accounts_of(s).len() >= 2)
+        .flat_map(|s| accounts_of(s))
+        .collect();
+    let users = accounts_of(&sessions).len();
+    assert!(
+        sharing.len() * 2 >= users,
+        "{} of {users} share",
+        sharing.len()
+    );
+}
+
+#[test]
+fn hosting_proxy_campaigns_rotate_accounts_through_a_shared_pool_of_24s() {
+    let config = small_config();
+    let splits = simulate(&config).unwrap();
+    let hosting = config.campaigns.iter().filter(|c| !c.residential_proxies);
+    for c in hosting {
+        let sessions: Vec<&Session> = all(&splits)
+            .map(|(_, g)| &g.session)
+            .filter(|s| s.campaign_id.as_deref() == Some(c.id.as_str()))
+            .collect();
+        let mut accounts_by_ip: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for s in &sessions {
+            for e in &s.events {
+                accounts_by_ip
+                    .entry(e.ip.as_deref().unwrap())
+                    .or_default()
+                    .insert(&s.account_id);
+            }
+        }
+        let shared = accounts_by_ip.values().filter(|a| a.len() >= 2).count();
+        assert!(shared >= 1, "{}: no IP used by two accounts", c.id);
+        let pool = (c.accounts / 3).clamp(8, 1500);
+        assert!(
+            accounts_by_ip.len() <= pool,
+            "{}: {} IPs",
+            c.id,
+            accounts_by_ip.len()
+        );
+        let prefixes: HashSet<String> = accounts_by_ip.keys().map(|ip| prefix24(ip)).collect();
+        assert!(
+            prefixes.len() < accounts_by_ip.len(),
+            "{}: one IP per /24",
+            c.id
+        );
+    }
 }

@@ -102,7 +102,8 @@ pub struct SplitConfig {
     pub test_units: Vec<String>,
 }
 
-/// Benign volume: sessions per archetype over the whole dataset.
+/// Benign volume over the whole dataset (each split gets its fraction):
+/// sessions, accounts or groups per archetype.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BenignConfig {
@@ -124,6 +125,93 @@ pub struct BenignConfig {
     pub researcher_accounts: usize,
     /// Sessions per researcher account.
     pub researcher_sessions_per_account: usize,
+    /// Eval-lab teams: a few accounts behind one egress IP running the
+    /// same benchmark subset through one harness template, in sync.
+    #[serde(default)]
+    pub lab_teams: usize,
+    /// Accounts per lab team, inclusive range.
+    #[serde(default = "default_lab_team_size")]
+    pub lab_team_size: [usize; 2],
+    /// Benchmark runs (sessions) per lab-team account, inclusive range.
+    #[serde(default = "default_lab_sessions")]
+    pub lab_sessions_per_account: [usize; 2],
+    /// Classroom cohorts: students on one university network asking about
+    /// the same homework set in the same week, many of their accounts
+    /// created in one burst at the start of term.
+    #[serde(default)]
+    pub classrooms: usize,
+    /// Students per classroom, inclusive range.
+    #[serde(default = "default_classroom_size")]
+    pub classroom_size: [usize; 2],
+    /// Sessions per student, inclusive range.
+    #[serde(default = "default_classroom_sessions")]
+    pub classroom_sessions_per_student: [usize; 2],
+    /// Companies whose employees use one internal tool (one wrapper text,
+    /// one SDK) from behind one NAT egress IP.
+    #[serde(default)]
+    pub company_groups: usize,
+    /// Employees per company, inclusive range (drawn log-uniformly: small
+    /// companies are more common).
+    #[serde(default = "default_company_size")]
+    pub company_size: [usize; 2],
+    /// Sessions per employee, inclusive range.
+    #[serde(default = "default_company_sessions")]
+    pub company_sessions_per_employee: [usize; 2],
+    /// Sessions of ordinary people (chat, developer and student asks)
+    /// connecting through commercial VPNs: few hosting exits shared by
+    /// many unrelated accounts.
+    #[serde(default)]
+    pub vpn_sessions: usize,
+}
+
+fn default_lab_team_size() -> [usize; 2] {
+    [2, 5]
+}
+fn default_lab_sessions() -> [usize; 2] {
+    [4, 10]
+}
+fn default_classroom_size() -> [usize; 2] {
+    [15, 60]
+}
+fn default_classroom_sessions() -> [usize; 2] {
+    [1, 3]
+}
+fn default_company_size() -> [usize; 2] {
+    [8, 80]
+}
+fn default_company_sessions() -> [usize; 2] {
+    [2, 6]
+}
+
+/// `[min, max]` with `1 <= min <= max`, or the error for `key`.
+fn check_range(key: String, [lo, hi]: [usize; 2]) -> Result<(), ConfigError> {
+    if lo == 0 || lo > hi {
+        return Err(invalid(key, "must be [min, max] with 1 <= min <= max"));
+    }
+    Ok(())
+}
+
+impl BenignConfig {
+    /// Checks the group-size and per-member session ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, range) in [
+            ("lab_team_size", self.lab_team_size),
+            ("lab_sessions_per_account", self.lab_sessions_per_account),
+            ("classroom_size", self.classroom_size),
+            (
+                "classroom_sessions_per_student",
+                self.classroom_sessions_per_student,
+            ),
+            ("company_size", self.company_size),
+            (
+                "company_sessions_per_employee",
+                self.company_sessions_per_employee,
+            ),
+        ] {
+            check_range(format!("benign.{field}"), range)?;
+        }
+        Ok(())
+    }
 }
 
 /// What a campaign harvests.
@@ -311,6 +399,7 @@ impl SimConfig {
                 "validation_fraction + test_fraction must be below 1",
             ));
         }
+        self.benign.validate()?;
         let mut ids = std::collections::HashSet::new();
         for (i, c) in self.campaigns.iter().enumerate() {
             let key = |field: &str| format!("campaigns[{i}].{field}");
@@ -320,16 +409,11 @@ impl SimConfig {
             if c.accounts == 0 {
                 return Err(invalid(key("accounts"), "must be at least 1"));
             }
-            for (field, [lo, hi]) in [
+            for (field, range) in [
                 ("sessions_per_account", c.sessions_per_account),
                 ("events_per_session", c.events_per_session),
             ] {
-                if lo == 0 || lo > hi {
-                    return Err(invalid(
-                        key(field),
-                        "must be [min, max] with 1 <= min <= max",
-                    ));
-                }
+                check_range(key(field), range)?;
             }
             if c.start_delay_days[0] > c.start_delay_days[1] {
                 return Err(invalid(key("start_delay_days"), "must be [min, max]"));

@@ -118,6 +118,12 @@ pub fn address_in<R: Rng>(rng: &mut R, asn: u32, allow_v6: bool) -> String {
             rng.random_range(1..0xffffu32)
         );
     }
+    let prefix = prefix24_in(rng, asn);
+    format!("{prefix}.{}", rng.random_range(1..255u32))
+}
+
+/// A /24 inside `asn` (`"a.b.c"`, see [`address_in`]).
+pub fn prefix24_in<R: Rng>(rng: &mut R, asn: u32) -> String {
     let block = rng.random_range(0..4u32);
     let h = asn
         .wrapping_mul(2_654_435_761)
@@ -127,11 +133,68 @@ pub fn address_in<R: Rng>(rng: &mut R, asn: u32, allow_v6: bool) -> String {
         first += 1;
     }
     let second = h % 256;
-    format!(
-        "{first}.{second}.{}.{}",
-        rng.random_range(0..256u32),
-        rng.random_range(1..255u32)
-    )
+    format!("{first}.{second}.{}", rng.random_range(0..256u32))
+}
+
+/// `count` distinct addresses of one /24 inside `asn`, adjacent or nearly
+/// so, the way a provider hands out a block (at most 200).
+pub fn addresses_in_24<R: Rng>(rng: &mut R, asn: u32, count: usize) -> Vec<String> {
+    let prefix = prefix24_in(rng, asn);
+    let count = count.clamp(1, 200) as u32;
+    let step = if count * 2 < 250 {
+        rng.random_range(1..=2u32)
+    } else {
+        1
+    };
+    let first = rng.random_range(1..=(254 - (count - 1) * step));
+    (0..count)
+        .map(|i| format!("{prefix}.{}", first + i * step))
+        .collect()
+}
+
+/// A hosting network as a proxy or VPN provider rents it: mostly from the
+/// hosting list, sometimes from a network missing from it.
+pub fn hosting_asn<R: Rng>(rng: &mut R) -> u32 {
+    if rng.random_bool(0.7) {
+        *LISTED_HOSTING_ASNS.choose(rng).expect("not empty")
+    } else {
+        *UNLISTED_HOSTING_ASNS.choose(rng).expect("not empty")
+    }
+}
+
+/// About `count` exits `(asn, ip)` rented from hosting providers: blocks
+/// of `per_24` (inclusive range) addresses in one /24 each, every block
+/// in its own provider's network.
+pub fn hosting_exits<R: Rng>(
+    rng: &mut R,
+    count: usize,
+    per_24: (usize, usize),
+) -> Vec<(u32, String)> {
+    let mut exits = Vec::with_capacity(count);
+    while exits.len() < count {
+        let asn = hosting_asn(rng);
+        let block = rng
+            .random_range(per_24.0..=per_24.1)
+            .min(count - exits.len());
+        exits.extend(
+            addresses_in_24(rng, asn, block)
+                .into_iter()
+                .map(|ip| (asn, ip)),
+        );
+    }
+    exits
+}
+
+/// `count` residential exits `(asn, ip)` of a proxy service, spread over
+/// every region's home networks.
+pub fn residential_exits<R: Rng>(rng: &mut R, count: usize) -> Vec<(u32, String)> {
+    (0..count)
+        .map(|_| {
+            let region = pick_region(rng).0;
+            let asn = residential_asn(rng, region);
+            (asn, address_in(rng, asn, true))
+        })
+        .collect()
 }
 
 /// A pick from a non-empty list of user agents.
@@ -156,6 +219,23 @@ mod tests {
             .flat_map(|r| r.2.iter())
             .chain(UNIVERSITY_ASNS);
         assert!(!residential.into_iter().any(|&a| is_hosting(a)));
+    }
+
+    #[test]
+    fn hosting_exits_share_24s_and_stay_distinct() {
+        let mut rng = rand::rng();
+        let exits = hosting_exits(&mut rng, 100, (3, 6));
+        assert_eq!(exits.len(), 100);
+        let ips: std::collections::HashSet<_> = exits.iter().map(|e| &e.1).collect();
+        let prefixes: std::collections::HashSet<_> = exits
+            .iter()
+            .map(|e| e.1.rsplit_once('.').unwrap().0)
+            .collect();
+        assert!(ips.len() >= 95, "{} distinct", ips.len());
+        assert!(prefixes.len() <= 34, "{} /24s", prefixes.len());
+        assert!(exits
+            .iter()
+            .all(|e| is_hosting(e.0) || UNLISTED_HOSTING_ASNS.contains(&e.0)));
     }
 
     #[test]

@@ -67,6 +67,16 @@ fn scaled(count: usize, fraction: f64) -> usize {
     (count as f64 * fraction).round() as usize
 }
 
+/// Groups scaled by `fraction`, at least one in every world when the
+/// config asks for any.
+fn scaled_groups(count: usize, fraction: f64) -> usize {
+    if count == 0 {
+        0
+    } else {
+        scaled(count, fraction).max(1)
+    }
+}
+
 /// Generates one world: benign archetypes scaled by `fraction`, plus the
 /// given campaigns.
 fn generate_world<'c>(
@@ -92,6 +102,22 @@ fn generate_world<'c>(
         scaled(b.researcher_accounts, fraction).max(1),
         b.researcher_sessions_per_account,
     )?;
+    world.lab_teams(
+        scaled_groups(b.lab_teams, fraction),
+        b.lab_team_size,
+        b.lab_sessions_per_account,
+    )?;
+    world.classrooms(
+        scaled_groups(b.classrooms, fraction),
+        b.classroom_size,
+        b.classroom_sessions_per_student,
+    )?;
+    world.companies(
+        scaled_groups(b.company_groups, fraction),
+        b.company_size,
+        b.company_sessions_per_employee,
+    )?;
+    world.vpn_users(scaled(b.vpn_sessions, fraction))?;
     for c in campaigns {
         world.campaign(c)?;
     }

@@ -17,6 +17,12 @@ const STUDENT_WEIGHTS: [f64; 24] = [
     6.0, 6.5, 6.5, 5.5, 4.0,
 ];
 
+/// Office workers: business hours, a dip at lunch.
+const OFFICE_WEIGHTS: [f64; 24] = [
+    0.05, 0.02, 0.02, 0.02, 0.02, 0.05, 0.2, 0.8, 3.0, 5.0, 5.5, 5.0, 3.0, 4.5, 5.5, 5.5, 5.0, 4.0,
+    1.5, 0.6, 0.4, 0.3, 0.2, 0.1,
+];
+
 /// Whose daily rhythm a start time follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rhythm {
@@ -24,6 +30,8 @@ pub enum Rhythm {
     People,
     /// Students, skewed to evenings.
     Students,
+    /// Office workers: business hours.
+    Office,
     /// Machines: any hour equally.
     AnyHour,
 }
@@ -59,6 +67,7 @@ pub fn start_time<R: Rng>(
     let local_hour = match rhythm {
         Rhythm::People => weighted_hour(rng, &DAY_WEIGHTS),
         Rhythm::Students => weighted_hour(rng, &STUDENT_WEIGHTS),
+        Rhythm::Office => weighted_hour(rng, &OFFICE_WEIGHTS),
         Rhythm::AnyHour => rng.random_range(0..24),
     };
     let utc_hour = (local_hour as i32 - region_utc_offset(region)).rem_euclid(24);

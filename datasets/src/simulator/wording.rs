@@ -4,7 +4,7 @@
 
 use rand::Rng;
 
-use super::infra::pick;
+use super::{corpus::Pool, infra::pick};
 
 /// Students pasting homework.
 pub const STUDENT_ASKS: &[&str] = &[
@@ -97,25 +97,140 @@ pub const AGENT_CONTINUATIONS: &[&str] = &[
     "Tool result: {\"ticket_id\": \"T-4821\", \"created\": true}",
 ];
 
-/// One enterprise pipeline's fixed template (labeling, translation ...).
-pub const PIPELINE_TEMPLATES: &[&str] = &[
-    "Classify the sentiment of the following customer message as positive, negative or neutral. Reply with one word.\n\nMessage: {task}",
-    "Translate the following text to German. Keep formatting and do not add explanations.\n\n{task}",
-    "Summarize the following text in one sentence.\n\n{task}",
-    "Extract all named entities (people, organisations, places) from the text below and return them as a JSON list.\n\nText: {task}",
-    "Assign one topic label from [billing, shipping, product, account, other] to this support request. Output only the label.\n\n{task}",
-    "Rewrite the following product question so it is clear and polite, in at most 30 words:\n{task}",
-    "Translate to Japanese:\n{task}",
-    "Is the following request safe to answer under our content policy? Answer yes or no, then one short reason.\n\nRequest: {task}",
+/// Enterprise pipelines' fixed templates (labeling, extraction,
+/// translation ...), each with whether its answers are a few tokens.
+pub const PIPELINE_TEMPLATES: &[(&str, bool)] = &[
+    ("Classify the sentiment of the following customer message as positive, negative or neutral. Reply with one word.\n\nMessage: {task}", true),
+    ("Translate the following text to German. Keep formatting and do not add explanations.\n\n{task}", false),
+    ("Summarize the following text in one sentence.\n\n{task}", false),
+    ("Extract all named entities (people, organisations, places) from the text below and return them as a JSON list.\n\nText: {task}", false),
+    ("Assign one topic label from [billing, shipping, product, account, other] to this support request. Output only the label.\n\n{task}", true),
+    ("Rewrite the following product question so it is clear and polite, in at most 30 words:\n{task}", false),
+    ("Translate to Japanese:\n{task}", false),
+    ("Is the following request safe to answer under our content policy? Answer yes or no, then one short reason.\n\nRequest: {task}", false),
+    ("You label data for an intent classifier. Is the text below a question, a command or small talk? Respond with exactly one of: question, command, smalltalk.\n\n{task}", true),
+    ("Which language is the following text written in? Output the ISO 639-1 code and nothing else.\n\n{task}", true),
+    ("Rate from 1 (trivial) to 5 (needs an expert) how hard it would be for a support agent to handle this request. Print the number only.\n\n{task}", true),
+    ("List the key facts stated in the passage below as at most five bullet points. Do not add anything the passage does not say.\n\nPassage:\n{task}", false),
+    ("Return a JSON object with the keys \"intent\", \"product\" and \"urgency\" (low, medium or high) for the message below. No prose.\n\nMessage: {task}", false),
+    ("Translate this text into Brazilian Portuguese. Return only the translation.\n---\n{task}\n---", false),
+    ("Write three alternative phrasings of the following user request, numbered 1 to 3, for our paraphrase dataset.\n\n{task}", false),
+    ("Does the following text contain personal data (names, emails, phone numbers, addresses)? Answer PII or CLEAN.\n\n{task}", true),
 ];
 
-/// Research benchmark prompt formats (chain-of-thought prompting).
-pub const RESEARCH_TEMPLATES: &[&str] = &[
+/// Eval-harness prompt formats, as public evaluation harnesses word them:
+/// zero- and few-shot chain of thought, multiple choice, final-answer
+/// formats and instruction plus Question/Answer framing. `{shots}` marks
+/// where a few-shot harness puts its worked examples (see [`Harness`]).
+pub const HARNESS_TEMPLATES: &[&str] = &[
     "Q: {task}\nA: Let's think step by step.",
-    "{task}\nLet's think step by step.",
-    "Question: {task}\nAnswer: Let's work this out in a step by step way to be sure we have the right answer.",
+    "{task}\n\nLet's think step by step.",
+    "{shots}Q: {task}\nA: Let's think step by step.",
+    "{shots}Q: {task}\nA:",
+    "The following are multiple choice questions (with answers). Think it through step by step, then finish your answer with \"the answer is (X)\" where X is the correct letter choice.\n\n{shots}Q: {task}\nA: Let's think step by step.",
+    "Answer the following multiple choice question. The last line of your response should be of the form 'Answer: $LETTER' (without quotes) where LETTER is one of the options. Think step by step before answering.\n\n{task}",
+    "{task}\nAnswer with the letter of the correct option only.",
     "{task}\n\nPlease reason step by step, and put your final answer within \\boxed{}.",
-    "Answer the following question. Think step by step before answering.\n\n{task}",
+    "Give the final answer within \\boxed{} and keep the working short.\n\nProblem:\n{task}\n\nSolution:",
+    "{task}\nGive only the final answer, with no explanation.\nAnswer:",
+    "The following is a question from a reasoning benchmark. Read it carefully and answer it.\n\nQuestion: {task}\nAnswer:",
+    "Answer the question below. Explain your reasoning briefly, then write the final answer on its own line after \"Answer:\".\n\nQuestion: {task}\nAnswer:",
+];
+
+/// The reasoning of a few-shot harness's worked examples (the harness
+/// author's own, short, before "So the answer is ...").
+const EXEMPLAR_STEPS: &[&str] = &[
+    "We write down what the question gives us, combine the quantities one at a time, and check the result against the question.",
+    "Going through the statements in order and keeping track of what each one tells us leaves one possibility.",
+    "We set up the relation the question describes, simplify it, and read off the value asked for.",
+    "Checking each option against the conditions rules out all but one.",
+];
+
+/// One eval harness's prompt format: a harness template and, when it has
+/// `{shots}`, the fixed worked examples every prompt starts with.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    template: &'static str,
+    shots: String,
+}
+
+impl Harness {
+    /// Whether `template` needs items with lettered options.
+    pub fn is_multiple_choice(template: &str) -> bool {
+        template.to_lowercase().contains("letter")
+    }
+
+    /// Whether `template` asks for step-by-step reasoning.
+    pub fn is_chain_of_thought(template: &str) -> bool {
+        template.contains("step by step")
+    }
+
+    /// Whether `template` starts with worked examples.
+    pub fn is_few_shot(template: &str) -> bool {
+        template.contains("{shots}")
+    }
+
+    /// A harness over `template`; a few-shot one works `examples` (two or
+    /// three items of the benchmark) into its fixed prefix.
+    pub fn new<R: Rng>(rng: &mut R, template: &'static str, examples: &[&str]) -> Self {
+        let shots = if Self::is_few_shot(template) {
+            examples.iter().map(|q| worked_example(rng, q)).collect()
+        } else {
+            String::new()
+        };
+        Harness { template, shots }
+    }
+
+    /// Median answer length: reasoning for chain-of-thought and few-shot
+    /// formats, a few tokens for answer-only ones.
+    pub fn answer_tokens_median(&self) -> f64 {
+        let t = self.template;
+        if Self::is_chain_of_thought(t) || Self::is_few_shot(t) {
+            350.0
+        } else if t.contains("option only") || t.contains("no explanation") {
+            6.0
+        } else {
+            150.0
+        }
+    }
+
+    /// The prompt for one task.
+    pub fn render(&self, task: &str) -> String {
+        self.template
+            .replace("{shots}", &self.shots)
+            .replace("{task}", task)
+    }
+}
+
+/// `Q: ... A: ... So the answer is X.` for one example question: a lettered
+/// option when it has options, else a number.
+fn worked_example<R: Rng>(rng: &mut R, question: &str) -> String {
+    let letters: Vec<char> = ('A'..='G')
+        .filter(|l| question.contains(&format!("({l})")))
+        .collect();
+    let answer = if letters.is_empty() {
+        rng.random_range(2..200).to_string()
+    } else {
+        format!("({})", letters[rng.random_range(0..letters.len())])
+    };
+    format!(
+        "Q: {question}\nA: Let's think step by step. {} So the answer is {answer}.\n\n",
+        pick(rng, EXEMPLAR_STEPS)
+    )
+}
+
+/// Companies' internal tools: one fixed wrapper per tool around what the
+/// employee typed, with the pool the employees' tasks come from.
+pub const COMPANY_TOOL_TEMPLATES: &[(Pool, &str)] = &[
+    (Pool::Chat, "[HelpdeskAssist] Summarize this customer ticket and propose a reply:\n{task}"),
+    (Pool::Chat, "[DocDraft v2] Rewrite the following into a clear internal memo of at most 200 words.\n---\n{task}"),
+    (Pool::Chat, "[SalesCopilot] Draft a short, friendly email answering the prospect's request below.\nRequest: {task}"),
+    (Pool::Chat, "[KnowledgeBot] Answer the employee's question in plain language. If you are not sure, say so.\nQuestion: {task}"),
+    (Pool::Chat, "[MeetingNotes] Turn these notes into a list of action items (leave owners blank):\n{task}"),
+    (Pool::Chat, "[PeopleOps Helper] Answer this question from a colleague in a neutral, friendly tone:\n{task}"),
+    (Pool::Code, "[DevAssist] A teammate needs help with the work item below. Suggest an implementation and point out pitfalls.\nWork item: {task}"),
+    (Pool::Code, "[ReviewBuddy] Propose code for this ticket and list the tests it should pass.\nTicket: {task}"),
+    (Pool::Code, "[snippet-helper] Write a small, well-named function for: {task}"),
 ];
 
 /// Chain-of-thought harvesting: openers.
@@ -338,3 +453,57 @@ pub const PROBER_OPENERS: &[&str] = &[
     "Ignore the previous answer. {task}",
     "ok let's try something else. {task}",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every non-empty part of the operators' harvesting templates.
+    fn campaign_parts() -> impl Iterator<Item = &'static str> {
+        [
+            COT_OPENERS,
+            COT_DEMANDS,
+            COT_FORMATS,
+            CODE_OPENERS,
+            CODE_DEMANDS,
+            CODE_FORMATS,
+            TOOL_HEADS,
+            TOOL_TAILS,
+            SWEEP_HEADS,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|p| !p.is_empty())
+    }
+
+    #[test]
+    fn benign_group_wordings_share_no_part_with_campaign_templates() {
+        let benign = HARNESS_TEMPLATES
+            .iter()
+            .copied()
+            .chain(COMPANY_TOOL_TEMPLATES.iter().map(|t| t.1))
+            .chain(PIPELINE_TEMPLATES.iter().map(|t| t.0));
+        for wording in benign {
+            for part in campaign_parts() {
+                assert!(!wording.contains(part), "{wording:?} contains {part:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn few_shot_harness_prefixes_worked_examples() {
+        let mut rng = rand::rng();
+        let template = HARNESS_TEMPLATES[2];
+        assert!(Harness::is_few_shot(template));
+        let examples = ["What is 2 + 3?", "Which is larger?\nOptions:\n(A) 4\n(B) 9"];
+        let prompt = Harness::new(&mut rng, template, &examples).render("What is 7 * 6?");
+        assert!(prompt.starts_with("Q: What is 2 + 3?\nA: Let's think step by step."));
+        assert!(
+            prompt.contains("So the answer is (A).") || prompt.contains("So the answer is (B).")
+        );
+        assert!(prompt.ends_with("Q: What is 7 * 6?\nA: Let's think step by step."));
+        let zero_shot = Harness::new(&mut rng, HARNESS_TEMPLATES[0], &examples).render("x");
+        assert_eq!(zero_shot, "Q: x\nA: Let's think step by step.");
+    }
+}

@@ -1,21 +1,27 @@
 //! Generates the sessions of one simulated world: benign archetypes and
-//! extraction campaigns drawing text from one split's pools.
+//! extraction campaigns drawing text from one split's pools. Campaigns are
+//! in `campaign`, benchmark runs (researchers, lab teams) in `eval`, benign
+//! coordination (classrooms, companies, VPN customers) in `groups`.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use rand::{seq::SliceRandom, Rng, SeedableRng};
+use rand::{seq::IndexedRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{
-    config::{Cadence, CampaignConfig, CampaignKind, Disguise, SimConfig, SplitName},
+    config::{SimConfig, SplitName},
     corpus::{Corpora, CorpusItem, Pool},
     infra::{self, pick},
     timing::{self, Rhythm},
-    wording::{self, CampaignTemplate},
+    wording,
 };
 use crate::schema::{Account, Event, Label, Session};
+
+mod campaign;
+mod eval;
+mod groups;
 
 /// A generated session with the source units its text came from.
 #[derive(Debug, Clone)]
@@ -114,6 +120,14 @@ impl HumanPace {
             tokens_sigma,
         }
     }
+}
+
+/// One session of a person: who sends it, when it starts, how many
+/// requests it has.
+struct Visit<'p> {
+    persona: &'p Persona,
+    start: DateTime<Utc>,
+    requests: usize,
 }
 
 /// Builds one world's sessions.
@@ -225,7 +239,7 @@ impl<'a> World<'a> {
         self.out.push(GeneratedSession { session, units });
     }
 
-    /// A person with a home connection.
+    /// A person with a home connection in a region drawn by population.
     fn person<R: Rng>(
         &mut self,
         rng: &mut R,
@@ -233,8 +247,20 @@ impl<'a> World<'a> {
         verified_p: f64,
         age_days: (i64, i64),
     ) -> Persona {
-        let region = infra::pick_region(rng);
-        let asn = infra::residential_asn(rng, region.0);
+        let region = infra::pick_region(rng).0;
+        self.person_in(rng, region, tiers, verified_p, age_days)
+    }
+
+    /// A person with a home connection in `region`.
+    fn person_in<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        region: &'static str,
+        tiers: &[(&str, u32)],
+        verified_p: f64,
+        age_days: (i64, i64),
+    ) -> Persona {
+        let asn = infra::residential_asn(rng, region);
         let created = self.config.start - Duration::days(rng.random_range(age_days.0..=age_days.1))
             + Duration::seconds(rng.random_range(0..86_400));
         Persona {
@@ -243,9 +269,9 @@ impl<'a> World<'a> {
                 created_at: Some(created),
                 tier: Some(weighted(rng, tiers).to_string()),
                 verified: Some(rng.random_bool(verified_p)),
-                region: Some(region.0.to_string()),
+                region: Some(region.to_string()),
             },
-            region: region.0,
+            region,
             asn,
             ip: infra::address_in(rng, asn, true),
             user_agent: pick(rng, infra::BROWSER_USER_AGENTS).to_string(),
@@ -267,8 +293,8 @@ impl<'a> World<'a> {
         p
     }
 
-    /// One session of a person: human think times between requests,
-    /// prompts from `next_prompt(world, rng, request_index, units)`.
+    /// One session of a person at a time of the world's window that
+    /// follows the pace's rhythm (see [`World::visit`]).
     fn human_session(
         &mut self,
         rng: &mut ChaCha8Rng,
@@ -276,19 +302,100 @@ impl<'a> World<'a> {
         archetype: &str,
         requests: usize,
         pace: HumanPace,
-        mut next_prompt: impl FnMut(&Self, &mut ChaCha8Rng, usize, &mut Vec<String>) -> String,
+        next_prompt: impl FnMut(&Self, &mut ChaCha8Rng, usize, &mut Vec<String>) -> String,
     ) {
         let (from, to) = self.window();
-        let mut ts = timing::start_time(rng, from, to, p.region, pace.rhythm);
+        let start = timing::start_time(rng, from, to, p.region, pace.rhythm);
+        let visit = Visit {
+            persona: p,
+            start,
+            requests,
+        };
+        self.visit(rng, &visit, archetype, pace, next_prompt);
+    }
+
+    /// One session of a person: human think times between requests,
+    /// prompts from `next_prompt(world, rng, request_index, units)`.
+    fn visit(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        v: &Visit,
+        archetype: &str,
+        pace: HumanPace,
+        mut next_prompt: impl FnMut(&Self, &mut ChaCha8Rng, usize, &mut Vec<String>) -> String,
+    ) {
+        let mut ts = v.start;
         let mut d = SessionDraft::new();
-        for i in 0..requests {
+        for i in 0..v.requests {
             let prompt = next_prompt(self, rng, i, &mut d.units);
             let model = self.model_at(rng, ts);
             let tokens = timing::lognormal_seconds(rng, pace.tokens_median, pace.tokens_sigma);
-            d.push(p, ts, prompt, model, tokens);
+            d.push(v.persona, ts, prompt, model, tokens);
             ts += timing::human_gap(rng, pace.think_median_s);
         }
-        self.emit(p, d, archetype, None);
+        self.emit(v.persona, d, archetype, None);
+    }
+
+    /// A chat user's request `i`: a follow-up or a new everyday ask.
+    fn chat_prompt(
+        &self,
+        rng: &mut ChaCha8Rng,
+        pool: &[usize],
+        i: usize,
+        units: &mut Vec<String>,
+    ) -> String {
+        if i > 0 && rng.random_bool(0.55) {
+            pick(rng, wording::CHAT_FOLLOW_UPS).to_string()
+        } else {
+            let item = self.draw(rng, pool);
+            units.push(item.unit.clone());
+            wording::casual(rng, item.text.clone())
+        }
+    }
+
+    /// A developer's request `i`: a follow-up, a corpus task in a
+    /// developer's words, or a question of their own.
+    fn developer_prompt(
+        &self,
+        rng: &mut ChaCha8Rng,
+        pool: &[usize],
+        i: usize,
+        units: &mut Vec<String>,
+    ) -> String {
+        if i > 0 && rng.random_bool(0.5) {
+            pick(rng, wording::DEVELOPER_FOLLOW_UPS).to_string()
+        } else if rng.random_bool(0.5) {
+            let item = self.draw(rng, pool);
+            units.push(item.unit.clone());
+            wording::fill(pick(rng, wording::DEVELOPER_ASKS), &item.text)
+        } else {
+            pick(rng, wording::DEVELOPER_QUESTIONS).to_string()
+        }
+    }
+
+    /// A student's request `i`, typed casually: in the words of `ask` when
+    /// given, else a follow-up or a fresh ask; a task comes from `pool`.
+    fn student_prompt(
+        &self,
+        rng: &mut ChaCha8Rng,
+        pool: &[usize],
+        ask: Option<&str>,
+        i: usize,
+        units: &mut Vec<String>,
+    ) -> String {
+        let template = match ask {
+            Some(ask) => ask,
+            None if i > 0 && rng.random_bool(0.6) => pick(rng, wording::STUDENT_FOLLOW_UPS),
+            None => pick(rng, wording::STUDENT_ASKS),
+        };
+        let prompt = if template.contains("{task}") {
+            let item = self.draw(rng, pool);
+            units.push(item.unit.clone());
+            wording::fill(template, &item.text)
+        } else {
+            template.to_string()
+        };
+        wording::casual(rng, prompt)
     }
 
     /// Everyday chat users.
@@ -304,13 +411,7 @@ impl<'a> World<'a> {
                 let p = Self::maybe_roam(&mut rng, &p, 0.15);
                 let n = timing::count_with_mean(&mut rng, 3.0, 20);
                 self.human_session(&mut rng, &p, "chat", n, pace, |w, rng, i, units| {
-                    if i > 0 && rng.random_bool(0.55) {
-                        pick(rng, wording::CHAT_FOLLOW_UPS).to_string()
-                    } else {
-                        let item = w.draw(rng, pool);
-                        units.push(item.unit.clone());
-                        wording::casual(rng, item.text.clone())
-                    }
+                    w.chat_prompt(rng, pool, i, units)
                 });
                 made += 1;
             }
@@ -349,15 +450,7 @@ impl<'a> World<'a> {
             for _ in 0..k {
                 let n = timing::count_with_mean(&mut rng, 4.0, 20);
                 self.human_session(&mut rng, &p, "developer", n, pace, |w, rng, i, units| {
-                    if i > 0 && rng.random_bool(0.5) {
-                        pick(rng, wording::DEVELOPER_FOLLOW_UPS).to_string()
-                    } else if rng.random_bool(0.5) {
-                        let item = w.draw(rng, pool);
-                        units.push(item.unit.clone());
-                        wording::fill(pick(rng, wording::DEVELOPER_ASKS), &item.text)
-                    } else {
-                        pick(rng, wording::DEVELOPER_QUESTIONS).to_string()
-                    }
+                    w.developer_prompt(rng, pool, i, units)
                 });
                 made += 1;
             }
@@ -401,22 +494,9 @@ impl<'a> World<'a> {
                 } else {
                     timing::count_with_mean(&mut rng, 3.0, 12)
                 };
+                let worksheet = worksheet.then_some(ask);
                 self.human_session(&mut rng, &p, "student", n, pace, |w, rng, i, units| {
-                    let template = if worksheet {
-                        ask
-                    } else if i > 0 && rng.random_bool(0.6) {
-                        pick(rng, wording::STUDENT_FOLLOW_UPS)
-                    } else {
-                        pick(rng, wording::STUDENT_ASKS)
-                    };
-                    let prompt = if template.contains("{task}") {
-                        let item = w.draw(rng, pool);
-                        units.push(item.unit.clone());
-                        wording::fill(template, &item.text)
-                    } else {
-                        template.to_string()
-                    };
-                    wording::casual(rng, prompt)
+                    w.student_prompt(rng, pool, worksheet, i, units)
                 });
                 made += 1;
             }
@@ -519,10 +599,11 @@ impl<'a> World<'a> {
             p.asn = *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS);
             p.ip = infra::address_in(&mut rng, p.asn, false);
             p.user_agent = pick(&mut rng, infra::SDK_USER_AGENTS).to_string();
-            let template = pick(&mut rng, wording::PIPELINE_TEMPLATES);
+            let &(template, short_answers) = wording::PIPELINE_TEMPLATES
+                .choose(&mut rng)
+                .expect("pipeline templates");
             let interval = rng.random_range(0.8..3.0);
             let run_hour = rng.random_range(0..24);
-            let short_answers = template.contains("one word") || template.contains("label");
             let (from, to) = self.window();
             let first_day = rng.random_range(0..((to - from).num_days() / 2).max(1));
             for s in 0..sessions_each {
@@ -556,248 +637,6 @@ impl<'a> World<'a> {
             }
         }
         Ok(())
-    }
-
-    /// Researchers running chain-of-thought benchmarks from one verified
-    /// account: same template, benchmark items in order, reruns.
-    pub fn researchers(&mut self, accounts: usize, sessions_each: usize) -> Result<(), WorldError> {
-        let mut rng = self.rng("researcher");
-        let benchmarks = [
-            self.pool(Pool::Reasoning, "researcher")?,
-            self.pool(Pool::GradeMath, "researcher")?,
-            self.pool(Pool::CompetitionMath, "researcher")?,
-        ];
-        for _ in 0..accounts {
-            let mut p = self.person(&mut rng, &[("research", 70), ("edu", 30)], 1.0, (100, 1000));
-            p.asn = if rng.random_bool(0.5) {
-                *pick_u32(&mut rng, infra::UNIVERSITY_ASNS)
-            } else {
-                *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS)
-            };
-            p.ip = infra::address_in(&mut rng, p.asn, false);
-            p.user_agent = if rng.random_bool(0.5) {
-                pick(&mut rng, infra::SCRIPTED_USER_AGENTS)
-            } else {
-                pick(&mut rng, infra::SDK_USER_AGENTS)
-            }
-            .to_string();
-            let benchmark = benchmarks[rng.random_range(0..benchmarks.len())];
-            // A fixed evaluation subset, rerun with a few prompt formats.
-            let mut subset: Vec<usize> = benchmark.to_vec();
-            subset.shuffle(&mut rng);
-            subset.truncate(300);
-            let formats: Vec<&str> = (0..2)
-                .map(|_| pick(&mut rng, wording::RESEARCH_TEMPLATES))
-                .collect();
-            let interval = rng.random_range(1.0..4.0);
-            let (from, to) = self.window();
-            for s in 0..sessions_each {
-                let format = formats[s % formats.len()];
-                let mut ts = timing::start_time(&mut rng, from, to, p.region, Rhythm::AnyHour);
-                let n = rng.random_range(30..=120);
-                let offset = rng.random_range(0..subset.len());
-                let mut d = SessionDraft::new();
-                for i in 0..n {
-                    let item = &self.corpora.items[subset[(offset + i) % subset.len()]];
-                    d.units.push(item.unit.clone());
-                    let tokens = timing::lognormal_seconds(&mut rng, 350.0, 0.4);
-                    d.push(&p, ts, wording::fill(format, &item.text), MODEL_NEW, tokens);
-                    ts += timing::machine_gap(&mut rng, interval, 0.3);
-                }
-                self.emit(&p, d, "researcher", None);
-            }
-        }
-        Ok(())
-    }
-
-    /// One extraction campaign: an operator with many accounts, a shared
-    /// template and task queue, proxy infrastructure and scripted timing,
-    /// with the evasions the config turns on.
-    pub fn campaign(&mut self, c: &CampaignConfig) -> Result<(), WorldError> {
-        let mut rng = self.rng(&format!("campaign/{}", c.id));
-        let who = format!("campaign {}", c.id);
-        let pools: Vec<&[usize]> = match c.kind {
-            CampaignKind::CotHarvest => vec![
-                self.pool(Pool::GradeMath, &who)?,
-                self.pool(Pool::CompetitionMath, &who)?,
-                self.pool(Pool::Reasoning, &who)?,
-            ],
-            CampaignKind::CodeDistill => vec![self.pool(Pool::Code, &who)?],
-            CampaignKind::ToolTrace => vec![self.pool(Pool::ToolUse, &who)?],
-            CampaignKind::CoverageSweep => vec![
-                self.pool(Pool::Chat, &who)?,
-                self.pool(Pool::GradeMath, &who)?,
-                self.pool(Pool::CompetitionMath, &who)?,
-                self.pool(Pool::Reasoning, &who)?,
-                self.pool(Pool::Code, &who)?,
-                self.pool(Pool::ToolUse, &who)?,
-            ],
-        };
-        let padding_pool = self.pool(Pool::Chat, &who)?;
-        // The operator's task queue: every task once, in shuffled order,
-        // handed out across accounts (recycled when it runs out).
-        let mut queue: Vec<usize> = pools.iter().flat_map(|p| p.iter().copied()).collect();
-        queue.shuffle(&mut rng);
-        let mut cursor = 0usize;
-
-        let new_template = |rng: &mut ChaCha8Rng| match (c.disguise, c.kind) {
-            (Disguise::Student, _) => CampaignTemplate::borrowed(rng, wording::STUDENT_ASKS),
-            (Disguise::Developer, _) => CampaignTemplate::borrowed(rng, wording::DEVELOPER_ASKS),
-            (Disguise::None, CampaignKind::CotHarvest) => CampaignTemplate::cot(rng),
-            (Disguise::None, CampaignKind::CodeDistill) => CampaignTemplate::code(rng),
-            (Disguise::None, CampaignKind::ToolTrace) => CampaignTemplate::tool(rng),
-            (Disguise::None, CampaignKind::CoverageSweep) => CampaignTemplate::sweep(rng),
-        };
-        // Disguised, the answers are as long as those of the users the
-        // campaign words itself like.
-        let (tokens_median, tokens_sigma) = match c.disguise {
-            Disguise::None => HARVEST_ANSWER_TOKENS,
-            Disguise::Student => STUDENT_ANSWER_TOKENS,
-            Disguise::Developer => DEVELOPER_ANSWER_TOKENS,
-        };
-        let shared_template = new_template(&mut rng);
-        let operator_agents: Vec<&str> = (0..2)
-            .map(|_| pick(&mut rng, infra::SCRIPTED_USER_AGENTS))
-            .collect();
-        let proxies: Vec<u32> = (0..(c.accounts * 2).clamp(40, 4000))
-            .map(|_| {
-                if c.residential_proxies {
-                    let region = infra::pick_region(&mut rng).0;
-                    infra::residential_asn(&mut rng, region)
-                } else if rng.random_bool(0.7) {
-                    *pick_u32(&mut rng, infra::LISTED_HOSTING_ASNS)
-                } else {
-                    *pick_u32(&mut rng, infra::UNLISTED_HOSTING_ASNS)
-                }
-            })
-            .collect();
-        let interval = rng.random_range(1.0..5.0);
-        let delay = rng.random_range(c.start_delay_days[0]..=c.start_delay_days[1]);
-        let campaign_start = self.config.model_release
-            + Duration::days(i64::from(delay))
-            + Duration::minutes(rng.random_range(0..1440));
-        let archetype = c.kind.archetype();
-
-        for _ in 0..c.accounts {
-            let account_start = campaign_start
-                + Duration::minutes(rng.random_range(0..i64::from(c.duration_days) * 1440));
-            let mut p = self.campaign_persona(&mut rng, c, account_start);
-            p.asn = proxies[rng.random_range(0..proxies.len())];
-            p.ip = infra::address_in(&mut rng, p.asn, c.residential_proxies);
-            p.user_agent = if c.spoofed_user_agents {
-                pick(&mut rng, infra::BROWSER_USER_AGENTS)
-            } else {
-                operator_agents[rng.random_range(0..operator_agents.len())]
-            }
-            .to_string();
-            let template = if c.paraphrase_per_account {
-                new_template(&mut rng)
-            } else {
-                shared_template.clone()
-            };
-            let sessions = rng.random_range(c.sessions_per_account[0]..=c.sessions_per_account[1]);
-            let mut session_start = account_start;
-            for _ in 0..sessions {
-                let mut ts = match c.cadence {
-                    Cadence::ScheduledBursts => {
-                        let hour = session_start
-                            .date_naive()
-                            .and_hms_opt(0, 0, 0)
-                            .expect("midnight exists")
-                            .and_utc()
-                            + Duration::hours(rng.random_range(0..24));
-                        hour + Duration::milliseconds(rng.random_range(0..3000))
-                    }
-                    Cadence::HumanJitter => timing::start_time(
-                        &mut rng,
-                        session_start,
-                        session_start + Duration::days(1),
-                        p.region,
-                        Rhythm::People,
-                    ),
-                    Cadence::Machine => session_start,
-                };
-                let n = rng.random_range(c.events_per_session[0]..=c.events_per_session[1]);
-                let mut d = SessionDraft::new();
-                for _ in 0..n {
-                    // Rotating proxies: a fresh exit for most requests.
-                    if rng.random_bool(0.8) {
-                        p.asn = proxies[rng.random_range(0..proxies.len())];
-                        p.ip = infra::address_in(&mut rng, p.asn, c.residential_proxies);
-                    }
-                    let (prompt, tokens) = if rng.random_bool(c.benign_padding) {
-                        let item = self.draw(&mut rng, padding_pool);
-                        d.units.push(item.unit.clone());
-                        let tokens = timing::lognormal_seconds(&mut rng, 250.0, 0.6);
-                        (wording::casual(&mut rng, item.text.clone()), tokens)
-                    } else {
-                        let item = &self.corpora.items[queue[cursor % queue.len()]];
-                        cursor += 1;
-                        d.units.push(item.unit.clone());
-                        let tokens =
-                            timing::lognormal_seconds(&mut rng, tokens_median, tokens_sigma);
-                        let prompt = template.render(&item.text, &item.topic);
-                        let prompt = if c.disguise == Disguise::None {
-                            prompt
-                        } else {
-                            wording::casual(&mut rng, prompt)
-                        };
-                        (prompt, tokens)
-                    };
-                    d.push(&p, ts, prompt, MODEL_NEW, tokens);
-                    ts += match c.cadence {
-                        Cadence::Machine => timing::machine_gap(&mut rng, interval, 0.1),
-                        Cadence::ScheduledBursts => {
-                            timing::machine_gap(&mut rng, interval / 3.0, 0.3)
-                        }
-                        Cadence::HumanJitter => timing::human_gap(&mut rng, 40.0),
-                    };
-                }
-                self.emit(&p, d, archetype, Some(&c.id));
-                session_start = ts + Duration::minutes(rng.random_range(45..(3 * 1440)));
-            }
-        }
-        Ok(())
-    }
-
-    /// A campaign account: fresh and lightly verified, or (evasion) an old
-    /// verified paying one.
-    fn campaign_persona(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        c: &CampaignConfig,
-        first_use: DateTime<Utc>,
-    ) -> Persona {
-        let region = infra::pick_region(rng);
-        let (tier, verified, created) = if c.aged_accounts {
-            (
-                weighted(rng, &[("pro", 80), ("enterprise", 20)]),
-                true,
-                first_use - Duration::days(rng.random_range(300..1500)),
-            )
-        } else {
-            (
-                weighted(
-                    rng,
-                    &[("edu", 35), ("startup", 25), ("research", 15), ("free", 25)],
-                ),
-                rng.random_bool(0.1),
-                first_use - Duration::hours(rng.random_range(2..240)),
-            )
-        };
-        Persona {
-            account_id: self.ids.mint("acct"),
-            account: Account {
-                created_at: Some(created),
-                tier: Some(tier.to_string()),
-                verified: Some(verified),
-                region: Some(region.0.to_string()),
-            },
-            region: region.0,
-            asn: 0,
-            ip: String::new(),
-            user_agent: String::new(),
-        }
     }
 }
 
