@@ -9,11 +9,11 @@ use chrono::Duration;
 use datasets::{
     session_features,
     simulator::{
-        config::{SimConfig, SplitMode, SplitName},
+        config::{CampaignConfig, ShiftConfig, SimConfig, SplitMode, SplitName},
         corpus::{split_of_unit, Corpora, Pool},
         infra::{LISTED_HOSTING_ASNS, UNIVERSITY_ASNS, UNLISTED_HOSTING_ASNS},
         simulate,
-        wording::{COMPANY_TOOL_TEMPLATES, HARNESS_TEMPLATES},
+        wording::Wordings,
         SplitSessions,
     },
     Label, Session, FEATURE_NAMES,
@@ -40,16 +40,18 @@ fn all(
         .flat_map(move |s| splits.get(s).iter().map(move |g| (s, g)))
 }
 
+/// Every session of a build as its JSON line, in split order.
+fn lines(s: &SplitSessions) -> Vec<String> {
+    all(s)
+        .map(|(_, g)| serde_json::to_string(&g.session).unwrap())
+        .collect()
+}
+
 #[test]
 fn same_seed_same_sessions_other_seed_other_sessions() {
     let config = small_config();
     let a = simulate(&config).unwrap();
     let b = simulate(&config).unwrap();
-    let lines = |s: &SplitSessions| -> Vec<String> {
-        all(s)
-            .map(|(_, g)| serde_json::to_string(&g.session).unwrap())
-            .collect()
-    };
     assert_eq!(lines(&a), lines(&b));
     let mut other = config.clone();
     other.seed += 1;
@@ -204,6 +206,14 @@ fn config_errors_name_the_key() {
     std::fs::write(&path, "seed = 1\nunknown_key = 2\n").unwrap();
     let err = SimConfig::load(&path).unwrap_err().to_string();
     assert!(err.contains("bad.toml") && err.contains("unknown"), "{err}");
+    let mut config = small_config();
+    config.shift.held_out_tasks = true;
+    config.split.test_units.clear();
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        "config `shift.held_out_tasks`: needs split.test_units to draw tasks from"
+    );
+    assert!(toml::from_str::<ShiftConfig>("held_out_words = true").is_err());
 }
 
 #[test]
@@ -215,13 +225,32 @@ fn a_one_day_window_still_generates() {
     assert!(!splits.get(SplitName::Train).is_empty());
 }
 
-/// The wording fragments around the task (and a harness's worked
-/// examples), lowercased, without the punctuation casual typing may drop.
+/// Where a wording's parts go: the task, a harness's worked examples, a
+/// campaign template's head, tail and topic, a worked example's parts.
+const PLACEHOLDERS: [&str; 9] = [
+    "{task_lower}",
+    "{task}",
+    "{shots}",
+    "{head}",
+    "{tail}",
+    "{topic}",
+    "{question}",
+    "{steps}",
+    "{answer}",
+];
+
+/// The wording fragments around its placeholders, lowercased, without the
+/// punctuation casual typing may drop.
 fn fragments(wording: &str) -> Vec<String> {
-    wording
-        .split("{task_lower}")
-        .flat_map(|p| p.split("{task}"))
-        .flat_map(|p| p.split("{shots}"))
+    let mut parts = vec![wording.to_string()];
+    for p in PLACEHOLDERS {
+        parts = parts
+            .iter()
+            .flat_map(|part| part.split(p).map(str::to_string))
+            .collect();
+    }
+    parts
+        .iter()
         .map(|f| {
             f.trim()
                 .trim_end_matches(['.', '?', '!'])
@@ -234,7 +263,7 @@ fn fragments(wording: &str) -> Vec<String> {
 
 #[test]
 fn a_disguised_campaign_words_every_account_like_one_student_ask() {
-    use datasets::simulator::{config::Disguise, wording::STUDENT_ASKS};
+    use datasets::simulator::config::Disguise;
     let mut config = small_config();
     let index = config
         .campaigns
@@ -261,7 +290,8 @@ fn a_disguised_campaign_words_every_account_like_one_student_ask() {
     for s in &sessions {
         for e in &s.events {
             let prompt = e.prompt.to_lowercase();
-            let fits: HashSet<&str> = STUDENT_ASKS
+            let fits: HashSet<&str> = Wordings::DEFAULT
+                .student_asks
                 .iter()
                 .copied()
                 .filter(|w| {
@@ -346,8 +376,8 @@ const BENIGN_ARCHETYPES: [&str; 11] = [
 ];
 
 #[test]
-fn every_benign_archetype_is_in_every_split_of_the_default_and_small_builds() {
-    for name in ["default", "small"] {
+fn every_benign_archetype_is_in_every_split_of_the_default_small_and_shift_builds() {
+    for name in ["default", "small", "shift"] {
         let splits = simulate(&config(name)).unwrap();
         for split in SplitName::ALL {
             let present: HashSet<&str> = splits
@@ -371,6 +401,11 @@ fn a_lab_team_shares_one_ip_one_harness_and_runs_in_sync() {
     let sessions = of_archetype(&splits, "lab_team");
     let teams = group_by(&sessions, first_ip);
     assert!(teams.len() >= 3, "{} teams", teams.len());
+    let harness: Vec<&str> = Wordings::DEFAULT
+        .harness_templates
+        .iter()
+        .map(|t| t.text)
+        .collect();
     for (ip, team) in &teams {
         assert!(accounts_of(team).len() >= 2, "team at {ip} has one account");
         assert!(team
@@ -378,7 +413,7 @@ fn a_lab_team_shares_one_ip_one_harness_and_runs_in_sync() {
             .flat_map(|s| &s.events)
             .all(|e| e.ip.as_deref() == Some(ip.as_str())));
         assert!(
-            !wordings_in_common(team, HARNESS_TEMPLATES).is_empty(),
+            !wordings_in_common(team, &harness).is_empty(),
             "team at {ip}: no harness template in common"
         );
         // Every run of a member is matched by every other member: same
@@ -515,7 +550,8 @@ fn a_company_shares_one_ip_one_tool_wrapper_and_one_client() {
         assert!(events.iter().all(|e| e.ip.as_deref() == Some(ip.as_str())));
         let agents: HashSet<_> = events.iter().map(|e| &e.user_agent).collect();
         assert_eq!(agents.len(), 1, "company at {ip}: {agents:?}");
-        let tools = COMPANY_TOOL_TEMPLATES.iter().filter(|(_, t)| {
+        let tools = Wordings::DEFAULT.company_tool_templates.iter();
+        let tools = tools.filter(|(_, t)| {
             let wrapper = t.split("{task}").next().unwrap();
             events.iter().all(|e| e.prompt.starts_with(wrapper))
         });
@@ -581,5 +617,156 @@ fn hosting_proxy_campaigns_rotate_accounts_through_a_shared_pool_of_24s() {
             "{}: one IP per /24",
             c.id
         );
+    }
+}
+
+/// Default phrases shorter than this are too generic to check against
+/// prompts: "thanks", "Solution:" or "category" also occur in corpus text
+/// and inside other words.
+const MIN_PHRASE_CHARS: usize = 12;
+
+/// The default wordings' phrases (fragments between placeholders) long
+/// enough to check.
+fn default_phrases() -> BTreeSet<String> {
+    Wordings::DEFAULT
+        .lists()
+        .into_iter()
+        .flat_map(|(_, list)| list)
+        .flat_map(fragments)
+        .filter(|f| f.chars().count() >= MIN_PHRASE_CHARS)
+        .collect()
+}
+
+/// Whether a wording has words of its own (not the bare `{task}` or an
+/// empty tail).
+fn has_words(wording: &str) -> bool {
+    fragments(wording)
+        .iter()
+        .any(|f| f.chars().any(char::is_alphabetic))
+}
+
+#[test]
+fn held_out_wordings_replace_every_default_list_in_other_words() {
+    let default = Wordings::DEFAULT.lists();
+    let held_out = Wordings::HELD_OUT.lists();
+    let names = |lists: &[(String, Vec<&str>)]| -> Vec<String> {
+        lists.iter().map(|(name, _)| name.clone()).collect()
+    };
+    assert_eq!(names(&default), names(&held_out));
+    let entries: HashSet<&str> = default.iter().flat_map(|(_, l)| l.clone()).collect();
+    let phrases = default_phrases();
+    for ((name, d), (_, h)) in default.iter().zip(&held_out) {
+        assert!(h.len() >= d.len(), "{name}: {} < {}", h.len(), d.len());
+        for entry in h.iter().filter(|e| has_words(e)) {
+            assert!(
+                !entries.contains(entry),
+                "{name}: {entry:?} is a default entry"
+            );
+            let lower = entry.to_lowercase();
+            let said: Vec<_> = phrases.iter().filter(|p| lower.contains(*p)).collect();
+            assert!(said.is_empty(), "{name}: {entry:?} says {said:?}");
+        }
+    }
+}
+
+/// `config` with both shift options on.
+fn shifted(mut config: SimConfig) -> SimConfig {
+    config.shift = ShiftConfig {
+        held_out_wordings: true,
+        held_out_tasks: true,
+    };
+    config
+}
+
+/// The phrases of `phrases` that some prompt of the build contains.
+fn phrases_said<'p>(splits: &SplitSessions, phrases: &'p BTreeSet<String>) -> Vec<&'p str> {
+    let text = all(splits)
+        .flat_map(|(_, g)| &g.session.events)
+        .map(|e| e.prompt.to_lowercase())
+        .collect::<Vec<_>>()
+        .join("\0");
+    phrases
+        .iter()
+        .filter(|p| text.contains(p.as_str()))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Per split of a build, the default config's splits of the source units
+/// its tasks came from.
+fn default_splits_of_units(splits: &SplitSessions) -> BTreeMap<SplitName, BTreeSet<SplitName>> {
+    let default = config("default").split;
+    let mut seen: BTreeMap<SplitName, BTreeSet<SplitName>> = BTreeMap::new();
+    for (split, g) in all(splits) {
+        for unit in &g.units {
+            let of_unit = split_of_unit(unit, &default);
+            seen.entry(split).or_default().insert(of_unit);
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_shifted_world_says_no_default_phrase_and_draws_only_held_out_tasks() {
+    let phrases = default_phrases();
+    let plain = simulate(&small_config()).unwrap();
+    let shifted = simulate(&shifted(small_config())).unwrap();
+    // The checks bite: the default world says default phrases and draws
+    // tasks of the default training split.
+    let said = phrases_said(&plain, &phrases).len();
+    assert!(said >= 60, "default world says {said} default phrases");
+    assert!(default_splits_of_units(&plain)[&SplitName::Train].contains(&SplitName::Train));
+    let said = phrases_said(&shifted, &phrases);
+    assert!(said.is_empty(), "shifted world says {said:?}");
+    let seen = default_splits_of_units(&shifted);
+    for split in SplitName::ALL {
+        let want = BTreeSet::from([SplitName::Test]);
+        assert_eq!(
+            seen[&split], want,
+            "{split:?} draws from {:?}",
+            seen[&split]
+        );
+        let campaigns = shifted.get(split).iter();
+        assert!(
+            campaigns
+                .filter(|g| g.session.campaign_id.is_some())
+                .count()
+                > 0
+        );
+    }
+}
+
+#[test]
+fn a_shifted_world_is_deterministic() {
+    let config = shifted(small_config());
+    let a = lines(&simulate(&config).unwrap());
+    assert_eq!(a, lines(&simulate(&config).unwrap()));
+    assert_ne!(a, lines(&simulate(&small_config()).unwrap()));
+}
+
+#[test]
+fn the_shift_config_is_the_default_mix_under_another_seed_and_new_ids() {
+    let (default, shift) = (config("default"), config("shift"));
+    assert_eq!(default.shift, ShiftConfig::default());
+    assert_eq!(shift.shift, shifted(default.clone()).shift);
+    assert_ne!(shift.seed, default.seed);
+    assert_eq!(
+        (shift.start, shift.days, shift.model_release),
+        (default.start, default.days, default.model_release)
+    );
+    assert_eq!(shift.split.test_units, default.split.test_units);
+    assert_eq!(
+        format!("{:?}", shift.benign),
+        format!("{:?}", default.benign)
+    );
+    let ids: HashSet<&str> = default.campaigns.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(shift.campaigns.len(), default.campaigns.len());
+    let without_id = |c: &CampaignConfig| {
+        let id = String::new();
+        format!("{:?}", CampaignConfig { id, ..c.clone() })
+    };
+    for (s, d) in shift.campaigns.iter().zip(&default.campaigns) {
+        assert!(!ids.contains(s.id.as_str()), "{} is a default id", s.id);
+        assert_eq!(without_id(s), without_id(d));
     }
 }

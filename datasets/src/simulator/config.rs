@@ -68,6 +68,46 @@ pub struct SimConfig {
     /// Extraction campaigns.
     #[serde(default)]
     pub campaigns: Vec<CampaignConfig>,
+    /// Distribution shift (`[shift]`): a world worded and tasked apart
+    /// from the default one. Absent = no shift.
+    #[serde(default)]
+    pub shift: ShiftConfig,
+}
+
+/// A *shifted world*, to test that detection transfers: a model trained
+/// on the default world's training split is scored on a world whose
+/// wordings and tasks it has never seen. Both options default to off; a
+/// config without `[shift]` builds exactly what it built before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftConfig {
+    /// Every wording list the world draws from (campaign template parts
+    /// and layouts, disguise wordings, student, developer, chat, agent and
+    /// prober wordings, pipeline, harness and company-tool templates) is
+    /// replaced by a second set with the same intents and styles in other
+    /// words, sharing no entry with the default set
+    /// ([`crate::simulator::wording::Wordings::HELD_OUT`]).
+    #[serde(default)]
+    pub held_out_wordings: bool,
+    /// Every split draws its tasks only from the source units listed in
+    /// `split.test_units` (the test split's pools), so with the default
+    /// config's `test_units` none of the default training split's tasks
+    /// appear. The shifted world's own splits then share their task
+    /// sources: it is an evaluation world, not one to train and test in.
+    #[serde(default)]
+    pub held_out_tasks: bool,
+}
+
+impl ShiftConfig {
+    /// The split whose task pools a world of `split` draws from: its own,
+    /// or with `held_out_tasks` the test split's.
+    pub fn task_split(&self, split: Option<SplitName>) -> Option<SplitName> {
+        if self.held_out_tasks {
+            Some(SplitName::Test)
+        } else {
+            split
+        }
+    }
 }
 
 /// Split strategy.
@@ -397,6 +437,12 @@ impl SimConfig {
             return Err(invalid(
                 "split",
                 "validation_fraction + test_fraction must be below 1",
+            ));
+        }
+        if self.shift.held_out_tasks && s.test_units.is_empty() {
+            return Err(invalid(
+                "shift.held_out_tasks",
+                "needs split.test_units to draw tasks from",
             ));
         }
         self.benign.validate()?;

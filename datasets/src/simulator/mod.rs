@@ -15,6 +15,7 @@ use rand::{seq::SliceRandom, Rng};
 
 use config::{SimConfig, SplitMode, SplitName};
 use corpus::Corpora;
+use wording::Wordings;
 use world::{sub_rng, GeneratedSession, IdMint, World, WorldError};
 
 use crate::error::DataError;
@@ -77,18 +78,19 @@ fn scaled_groups(count: usize, fraction: f64) -> usize {
     }
 }
 
-/// Generates one world: benign archetypes scaled by `fraction`, plus the
-/// given campaigns.
+/// Generates one world in `wordings`: benign archetypes scaled by
+/// `fraction`, plus the given campaigns.
 fn generate_world<'c>(
     config: &SimConfig,
     corpora: &Corpora,
+    wordings: &'static Wordings,
     split: Option<SplitName>,
     fraction: f64,
     campaigns: impl Iterator<Item = &'c config::CampaignConfig>,
     ids: &mut IdMint,
 ) -> Result<Vec<GeneratedSession>, BuildError> {
     let b = &config.benign;
-    let mut world = World::new(config, corpora, split, ids);
+    let mut world = World::new(config, corpora, wordings, split, ids);
     world.chat(scaled(b.chat_sessions, fraction))?;
     world.developers(scaled(b.developer_sessions, fraction))?;
     world.students(scaled(b.student_sessions, fraction))?;
@@ -128,6 +130,7 @@ fn generate_world<'c>(
 pub fn simulate(config: &SimConfig) -> Result<SplitSessions, BuildError> {
     config.validate()?;
     let mut ids = IdMint::new(config.seed);
+    let wordings = Wordings::select(&config.shift);
     let mut out = SplitSessions::default();
     let s = &config.split;
     match s.mode {
@@ -140,15 +143,25 @@ pub fn simulate(config: &SimConfig) -> Result<SplitSessions, BuildError> {
                     SplitName::Test => s.test_fraction,
                 };
                 let campaigns = config.campaigns.iter().filter(|c| c.split == split);
-                *out.get_mut(split) =
-                    generate_world(config, &corpora, Some(split), fraction, campaigns, &mut ids)?;
+                *out.get_mut(split) = generate_world(
+                    config,
+                    &corpora,
+                    wordings,
+                    Some(split),
+                    fraction,
+                    campaigns,
+                    &mut ids,
+                )?;
             }
         }
         SplitMode::Random => {
-            let corpora = Corpora::load(&config.corpora_dir, None)?;
+            // Held-out tasks need the units' splits even here.
+            let units = config.shift.held_out_tasks.then_some(s);
+            let corpora = Corpora::load(&config.corpora_dir, units)?;
             let mut all = generate_world(
                 config,
                 &corpora,
+                wordings,
                 None,
                 1.0,
                 config.campaigns.iter(),

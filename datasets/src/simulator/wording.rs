@@ -1,180 +1,209 @@
 //! The project's own prompt wordings that wrap corpus text: how students,
 //! developers, pipelines and campaign operators phrase their requests.
 //! `{task}` marks where the corpus text goes.
+//!
+//! Every list lives in a [`Wordings`]: [`Wordings::DEFAULT`] words the
+//! default world, [`Wordings::HELD_OUT`] (config `shift.held_out_wordings`)
+//! says the same things in other words, sharing no entry with it.
 
 use rand::Rng;
 
-use super::{corpus::Pool, infra::pick};
+use super::{config::ShiftConfig, corpus::Pool, infra::pick};
 
-/// Students pasting homework.
-pub const STUDENT_ASKS: &[&str] = &[
-    "{task}",
-    "{task}\n\nplease explain step by step, i have a test tomorrow",
-    "can someone explain how to do this? {task}",
-    "I don't get this homework question: {task} Can you walk me through it?",
-    "how do i solve this\n{task}",
-    "{task} show your work pls",
-    "Help me understand this problem, step by step if possible:\n{task}",
-    "My teacher gave us this and I'm stuck. {task}",
-    "{task}\nI got a different answer than the book, can you check the steps?",
-    "explain like I'm 12: {task}",
-    "Could you solve this and explain each step? {task}",
-    "{task}\n\nWhat's the trick here?",
-];
+mod default;
+mod held_out;
 
-/// Student follow-ups inside the same session.
-pub const STUDENT_FOLLOW_UPS: &[&str] = &[
-    "wait why did you multiply there?",
-    "can you explain step 2 again",
-    "ok that makes sense, thanks!",
-    "is there a faster way to do it?",
-    "why isn't the answer just the first number you got?",
-    "can you give me a similar problem to practice?",
-    "I still don't understand the last part",
-    "thank you!! what about this one: {task}",
-    "so the answer is the same if the numbers are doubled?",
-];
+/// Every wording list a world draws from.
+#[derive(Debug, Clone, Copy)]
+pub struct Wordings {
+    /// Students pasting homework.
+    pub student_asks: &'static [&'static str],
+    /// Student follow-ups inside the same session.
+    pub student_follow_ups: &'static [&'static str],
+    /// Everyday chat follow-ups.
+    pub chat_follow_ups: &'static [&'static str],
+    /// Developers asking about a programming task (`{task}` or
+    /// `{task_lower}`).
+    pub developer_asks: &'static [&'static str],
+    /// Developers' own, non-corpus questions.
+    pub developer_questions: &'static [&'static str],
+    /// Developer follow-ups.
+    pub developer_follow_ups: &'static [&'static str],
+    /// Agent applications: a system frame around a user request with tools.
+    pub agent_frames: &'static [&'static str],
+    /// Agent loop continuations (tool results fed back).
+    pub agent_continuations: &'static [&'static str],
+    /// Probers mixing in harmless questions between attempts.
+    pub prober_openers: &'static [&'static str],
+    /// Enterprise pipelines' fixed templates (labeling, extraction,
+    /// translation ...), each with whether its answers are a few tokens.
+    pub pipeline_templates: &'static [(&'static str, bool)],
+    /// Eval-harness prompt formats.
+    pub harness_templates: &'static [HarnessTemplate],
+    /// A few-shot harness's worked example: `{question}`, `{steps}` (one
+    /// of `exemplar_steps`) and `{answer}`.
+    pub exemplar: &'static str,
+    /// The reasoning of a few-shot harness's worked examples.
+    pub exemplar_steps: &'static [&'static str],
+    /// Companies' internal tools: one fixed wrapper per tool around what
+    /// the employee typed, with the pool the employees' tasks come from.
+    pub company_tool_templates: &'static [(Pool, &'static str)],
+    /// Chain-of-thought harvesting templates.
+    pub cot: HarvestParts,
+    /// Code distillation templates (explain, then implement).
+    pub code: HarvestParts,
+    /// Tool-trace harvesting: ReAct and function-calling frames.
+    pub tool: HarvestParts,
+    /// Capability sweeps: framing across topics (`{topic}`).
+    pub sweep: HarvestParts,
+}
 
-/// Everyday chat follow-ups.
-pub const CHAT_FOLLOW_UPS: &[&str] = &[
-    "thanks",
-    "can you make it shorter?",
-    "give me a few more examples",
-    "what do you mean by that?",
-    "ok, and what about in Europe?",
-    "Can you put that in a table?",
-    "make it sound more casual",
-    "that's not quite right, try again",
-    "perfect, thank you!",
-    "explain the second point in more detail",
-];
+impl Wordings {
+    /// The default world's wordings.
+    pub const DEFAULT: Wordings = default::WORDINGS;
+    /// The shifted world's wordings: the same intents and styles as
+    /// [`Wordings::DEFAULT`], list for list, in other words.
+    pub const HELD_OUT: Wordings = held_out::WORDINGS;
 
-/// Developers asking about a programming task.
-pub const DEVELOPER_ASKS: &[&str] = &[
-    "how would I do this in python? {task}",
-    "{task}",
-    "I'm trying to solve this for an interview prep: {task} My solution times out, any ideas?",
-    "What's the cleanest way to write this?\n{task}",
-    "Here's the spec I was given at work:\n{task}\nWhat edge cases should I test?",
-    "can you review my approach? I want to {task_lower}",
-    "Is there a library function for this? {task}",
-    "```python\n{task}\n```\nwhy does my implementation of this fail on empty input?",
-];
+    /// The wordings a config's world uses.
+    pub fn select(shift: &ShiftConfig) -> &'static Wordings {
+        if shift.held_out_wordings {
+            &Self::HELD_OUT
+        } else {
+            &Self::DEFAULT
+        }
+    }
 
-/// Developers' own, non-corpus questions.
-pub const DEVELOPER_QUESTIONS: &[&str] = &[
-    "What's the difference between Arc and Rc in Rust?",
-    "How do I undo the last git commit but keep the changes?",
-    "why does my docker container exit immediately after starting",
-    "pandas: how to group by two columns and count rows",
-    "Explain async/await in JavaScript like I know callbacks already",
-    "what does 'borrowed value does not live long enough' mean",
-    "How can I speed up a slow SQL query with a LIKE '%foo%' filter?",
-    "Write a bash one-liner to find the 10 largest files in a directory tree",
-    "kubernetes pod stuck in CrashLoopBackOff, how do I debug it?",
-    "Is it safe to store JWTs in localStorage?",
-    "How do I read a large CSV in chunks with Python?",
-    "TypeError: 'NoneType' object is not subscriptable - what usually causes this?",
-    "regex to match an email address, simple version is fine",
-    "How do I mock a datetime in pytest?",
-];
+    /// Every list with its name, as plain texts (templates without their
+    /// flags; a campaign kind's heads, tails and layouts as lists of their
+    /// own).
+    pub fn lists(&self) -> Vec<(String, Vec<&'static str>)> {
+        let mut lists: Vec<(String, Vec<&'static str>)> = [
+            ("student_asks", self.student_asks),
+            ("student_follow_ups", self.student_follow_ups),
+            ("chat_follow_ups", self.chat_follow_ups),
+            ("developer_asks", self.developer_asks),
+            ("developer_questions", self.developer_questions),
+            ("developer_follow_ups", self.developer_follow_ups),
+            ("agent_frames", self.agent_frames),
+            ("agent_continuations", self.agent_continuations),
+            ("prober_openers", self.prober_openers),
+            ("exemplar", std::slice::from_ref(&self.exemplar)),
+            ("exemplar_steps", self.exemplar_steps),
+        ]
+        .into_iter()
+        .map(|(name, list)| (name.to_string(), list.to_vec()))
+        .collect();
+        lists.push((
+            "pipeline_templates".into(),
+            self.pipeline_templates.iter().map(|t| t.0).collect(),
+        ));
+        lists.push((
+            "harness_templates".into(),
+            self.harness_templates.iter().map(|t| t.text).collect(),
+        ));
+        lists.push((
+            "company_tool_templates".into(),
+            self.company_tool_templates.iter().map(|t| t.1).collect(),
+        ));
+        for (kind, parts) in [
+            ("cot", &self.cot),
+            ("code", &self.code),
+            ("tool", &self.tool),
+            ("sweep", &self.sweep),
+        ] {
+            lists.extend(parts.lists(kind));
+        }
+        lists
+    }
+}
 
-/// Agent applications: a system frame around a user request with tools.
-pub const AGENT_FRAMES: &[&str] = &[
-    "You are an assistant inside a travel-booking app. Tools: search_flights(origin, destination, date), book_hotel(city, nights). User: {task}",
-    "System: you can call functions get_weather(city), get_time(timezone), convert_currency(amount, from, to). Respond with a function call when needed.\nUser: {task}",
-    "You are a helpful assistant with access to the company's CRM tools (lookup_customer, create_ticket, update_order). Customer message: {task}",
-    "Tools available: calculator, web_search, calendar. Help the user with: {task}",
-    "{task}",
-];
+/// The parts an operator's harvesting template is assembled from: one
+/// entry of each head list (joined), a tail, and a layout placing
+/// `{head}`, `{tail}` and `{task}`.
+#[derive(Debug, Clone, Copy)]
+pub struct HarvestParts {
+    /// Head lists (opener, demand ...), one entry drawn from each.
+    pub heads: &'static [&'static [&'static str]],
+    /// Closing demands or output formats (`""` = none).
+    pub tails: &'static [&'static str],
+    /// Where the task goes relative to the instructions.
+    pub layouts: &'static [&'static str],
+}
 
-/// Agent loop continuations (tool results fed back).
-pub const AGENT_CONTINUATIONS: &[&str] = &[
-    "Tool result: {\"status\": \"ok\", \"items\": 3}. Continue.",
-    "Function returned: {\"temperature\": 18, \"unit\": \"C\"}. Answer the user.",
-    "The tool call failed with error 429. Try again or answer without it.",
-    "Observation: no results found. What should we do next?",
-    "Tool result: {\"ticket_id\": \"T-4821\", \"created\": true}",
-];
+impl HarvestParts {
+    /// The head lists, tails and layouts, named after `kind`.
+    fn lists(&self, kind: &str) -> Vec<(String, Vec<&'static str>)> {
+        let heads = self.heads.iter().enumerate();
+        heads
+            .map(|(i, h)| (format!("{kind}.heads[{i}]"), h.to_vec()))
+            .chain([
+                (format!("{kind}.tails"), self.tails.to_vec()),
+                (format!("{kind}.layouts"), self.layouts.to_vec()),
+            ])
+            .collect()
+    }
+}
 
-/// Enterprise pipelines' fixed templates (labeling, extraction,
-/// translation ...), each with whether its answers are a few tokens.
-pub const PIPELINE_TEMPLATES: &[(&str, bool)] = &[
-    ("Classify the sentiment of the following customer message as positive, negative or neutral. Reply with one word.\n\nMessage: {task}", true),
-    ("Translate the following text to German. Keep formatting and do not add explanations.\n\n{task}", false),
-    ("Summarize the following text in one sentence.\n\n{task}", false),
-    ("Extract all named entities (people, organisations, places) from the text below and return them as a JSON list.\n\nText: {task}", false),
-    ("Assign one topic label from [billing, shipping, product, account, other] to this support request. Output only the label.\n\n{task}", true),
-    ("Rewrite the following product question so it is clear and polite, in at most 30 words:\n{task}", false),
-    ("Translate to Japanese:\n{task}", false),
-    ("Is the following request safe to answer under our content policy? Answer yes or no, then one short reason.\n\nRequest: {task}", false),
-    ("You label data for an intent classifier. Is the text below a question, a command or small talk? Respond with exactly one of: question, command, smalltalk.\n\n{task}", true),
-    ("Which language is the following text written in? Output the ISO 639-1 code and nothing else.\n\n{task}", true),
-    ("Rate from 1 (trivial) to 5 (needs an expert) how hard it would be for a support agent to handle this request. Print the number only.\n\n{task}", true),
-    ("List the key facts stated in the passage below as at most five bullet points. Do not add anything the passage does not say.\n\nPassage:\n{task}", false),
-    ("Return a JSON object with the keys \"intent\", \"product\" and \"urgency\" (low, medium or high) for the message below. No prose.\n\nMessage: {task}", false),
-    ("Translate this text into Brazilian Portuguese. Return only the translation.\n---\n{task}\n---", false),
-    ("Write three alternative phrasings of the following user request, numbered 1 to 3, for our paraphrase dataset.\n\n{task}", false),
-    ("Does the following text contain personal data (names, emails, phone numbers, addresses)? Answer PII or CLEAN.\n\n{task}", true),
-];
+/// What an eval-harness format asks the model to answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HarnessAnswer {
+    /// Chain of thought before the answer (the only formats researchers
+    /// use).
+    Reasoning,
+    /// The answer with at most brief working.
+    Brief,
+    /// The answer alone (a letter or a number).
+    Bare,
+}
 
-/// Eval-harness prompt formats, as public evaluation harnesses word them:
-/// zero- and few-shot chain of thought, multiple choice, final-answer
-/// formats and instruction plus Question/Answer framing. `{shots}` marks
-/// where a few-shot harness puts its worked examples (see [`Harness`]).
-pub const HARNESS_TEMPLATES: &[&str] = &[
-    "Q: {task}\nA: Let's think step by step.",
-    "{task}\n\nLet's think step by step.",
-    "{shots}Q: {task}\nA: Let's think step by step.",
-    "{shots}Q: {task}\nA:",
-    "The following are multiple choice questions (with answers). Think it through step by step, then finish your answer with \"the answer is (X)\" where X is the correct letter choice.\n\n{shots}Q: {task}\nA: Let's think step by step.",
-    "Answer the following multiple choice question. The last line of your response should be of the form 'Answer: $LETTER' (without quotes) where LETTER is one of the options. Think step by step before answering.\n\n{task}",
-    "{task}\nAnswer with the letter of the correct option only.",
-    "{task}\n\nPlease reason step by step, and put your final answer within \\boxed{}.",
-    "Give the final answer within \\boxed{} and keep the working short.\n\nProblem:\n{task}\n\nSolution:",
-    "{task}\nGive only the final answer, with no explanation.\nAnswer:",
-    "The following is a question from a reasoning benchmark. Read it carefully and answer it.\n\nQuestion: {task}\nAnswer:",
-    "Answer the question below. Explain your reasoning briefly, then write the final answer on its own line after \"Answer:\".\n\nQuestion: {task}\nAnswer:",
-];
+/// One eval-harness prompt format. `{shots}` marks where a few-shot
+/// harness puts its worked examples (see [`Harness`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HarnessTemplate {
+    /// The prompt, with `{task}` (and `{shots}`).
+    pub text: &'static str,
+    /// What it asks the model to answer with.
+    pub answer: HarnessAnswer,
+    /// Whether it needs items with lettered options.
+    pub multiple_choice: bool,
+}
 
-/// The reasoning of a few-shot harness's worked examples (the harness
-/// author's own, short, before "So the answer is ...").
-const EXEMPLAR_STEPS: &[&str] = &[
-    "We write down what the question gives us, combine the quantities one at a time, and check the result against the question.",
-    "Going through the statements in order and keeping track of what each one tells us leaves one possibility.",
-    "We set up the relation the question describes, simplify it, and read off the value asked for.",
-    "Checking each option against the conditions rules out all but one.",
-];
+impl HarnessTemplate {
+    /// Whether it asks for step-by-step reasoning.
+    pub fn is_chain_of_thought(&self) -> bool {
+        self.answer == HarnessAnswer::Reasoning
+    }
+
+    /// Whether it starts with worked examples.
+    pub fn is_few_shot(&self) -> bool {
+        self.text.contains("{shots}")
+    }
+}
 
 /// One eval harness's prompt format: a harness template and, when it has
 /// `{shots}`, the fixed worked examples every prompt starts with.
 #[derive(Debug, Clone)]
 pub struct Harness {
-    template: &'static str,
+    template: &'static HarnessTemplate,
     shots: String,
 }
 
 impl Harness {
-    /// Whether `template` needs items with lettered options.
-    pub fn is_multiple_choice(template: &str) -> bool {
-        template.to_lowercase().contains("letter")
-    }
-
-    /// Whether `template` asks for step-by-step reasoning.
-    pub fn is_chain_of_thought(template: &str) -> bool {
-        template.contains("step by step")
-    }
-
-    /// Whether `template` starts with worked examples.
-    pub fn is_few_shot(template: &str) -> bool {
-        template.contains("{shots}")
-    }
-
     /// A harness over `template`; a few-shot one works `examples` (two or
-    /// three items of the benchmark) into its fixed prefix.
-    pub fn new<R: Rng>(rng: &mut R, template: &'static str, examples: &[&str]) -> Self {
-        let shots = if Self::is_few_shot(template) {
-            examples.iter().map(|q| worked_example(rng, q)).collect()
+    /// three items of the benchmark) into its fixed prefix, in the
+    /// exemplar wording of `wordings`.
+    pub fn new<R: Rng>(
+        rng: &mut R,
+        wordings: &Wordings,
+        template: &'static HarnessTemplate,
+        examples: &[&str],
+    ) -> Self {
+        let shots = if template.is_few_shot() {
+            examples
+                .iter()
+                .map(|q| worked_example(rng, wordings, q))
+                .collect()
         } else {
             String::new()
         };
@@ -185,9 +214,9 @@ impl Harness {
     /// formats, a few tokens for answer-only ones.
     pub fn answer_tokens_median(&self) -> f64 {
         let t = self.template;
-        if Self::is_chain_of_thought(t) || Self::is_few_shot(t) {
+        if t.is_chain_of_thought() || t.is_few_shot() {
             350.0
-        } else if t.contains("option only") || t.contains("no explanation") {
+        } else if t.answer == HarnessAnswer::Bare {
             6.0
         } else {
             150.0
@@ -197,14 +226,15 @@ impl Harness {
     /// The prompt for one task.
     pub fn render(&self, task: &str) -> String {
         self.template
+            .text
             .replace("{shots}", &self.shots)
             .replace("{task}", task)
     }
 }
 
-/// `Q: ... A: ... So the answer is X.` for one example question: a lettered
-/// option when it has options, else a number.
-fn worked_example<R: Rng>(rng: &mut R, question: &str) -> String {
+/// The worked example for one question (`Q: ... A: ... So the answer is
+/// X.` by default): a lettered option when it has options, else a number.
+fn worked_example<R: Rng>(rng: &mut R, wordings: &Wordings, question: &str) -> String {
     let letters: Vec<char> = ('A'..='G')
         .filter(|l| question.contains(&format!("({l})")))
         .collect();
@@ -213,119 +243,12 @@ fn worked_example<R: Rng>(rng: &mut R, question: &str) -> String {
     } else {
         format!("({})", letters[rng.random_range(0..letters.len())])
     };
-    format!(
-        "Q: {question}\nA: Let's think step by step. {} So the answer is {answer}.\n\n",
-        pick(rng, EXEMPLAR_STEPS)
-    )
+    wordings
+        .exemplar
+        .replace("{steps}", pick(rng, wordings.exemplar_steps))
+        .replace("{answer}", &answer)
+        .replace("{question}", question)
 }
-
-/// Companies' internal tools: one fixed wrapper per tool around what the
-/// employee typed, with the pool the employees' tasks come from.
-pub const COMPANY_TOOL_TEMPLATES: &[(Pool, &str)] = &[
-    (Pool::Chat, "[HelpdeskAssist] Summarize this customer ticket and propose a reply:\n{task}"),
-    (Pool::Chat, "[DocDraft v2] Rewrite the following into a clear internal memo of at most 200 words.\n---\n{task}"),
-    (Pool::Chat, "[SalesCopilot] Draft a short, friendly email answering the prospect's request below.\nRequest: {task}"),
-    (Pool::Chat, "[KnowledgeBot] Answer the employee's question in plain language. If you are not sure, say so.\nQuestion: {task}"),
-    (Pool::Chat, "[MeetingNotes] Turn these notes into a list of action items (leave owners blank):\n{task}"),
-    (Pool::Chat, "[PeopleOps Helper] Answer this question from a colleague in a neutral, friendly tone:\n{task}"),
-    (Pool::Code, "[DevAssist] A teammate needs help with the work item below. Suggest an implementation and point out pitfalls.\nWork item: {task}"),
-    (Pool::Code, "[ReviewBuddy] Propose code for this ticket and list the tests it should pass.\nTicket: {task}"),
-    (Pool::Code, "[snippet-helper] Write a small, well-named function for: {task}"),
-];
-
-/// Chain-of-thought harvesting: openers.
-const COT_OPENERS: &[&str] = &[
-    "Solve the following problem.",
-    "You are a world-class mathematician and logician.",
-    "Consider the problem below.",
-    "Task:",
-    "Here is a question from our dataset.",
-    "Act as an expert tutor.",
-    "Carefully answer the question that follows.",
-    "Problem statement follows.",
-];
-
-/// Chain-of-thought harvesting: reasoning demands.
-const COT_DEMANDS: &[&str] = &[
-    "Think step by step and write out every intermediate step before the final answer.",
-    "Reason carefully and show your complete chain of thought.",
-    "Explain your full reasoning in detail, then state the answer.",
-    "Break the solution into numbered steps and justify each one.",
-    "Work through it methodically and do not skip any step of the derivation.",
-    "Provide an exhaustive, step-by-step rationale, including any intermediate calculations.",
-    "Verbalise your entire thought process, checking each step, before answering.",
-    "Lay out the reasoning in full; include the dead ends you considered and why you rejected them.",
-];
-
-/// Chain-of-thought harvesting: output formats.
-const COT_FORMATS: &[&str] = &[
-    "Put the final answer after 'Final answer:'.",
-    "End with the answer in \\boxed{}.",
-    "Return your reasoning inside <reasoning></reasoning> tags and the answer inside <answer></answer> tags.",
-    "Format:\nReasoning: ...\nAnswer: ...",
-    "Output JSON with keys \"reasoning\" (string, detailed) and \"answer\".",
-    "",
-];
-
-/// Where the task goes relative to the instructions.
-const TASK_LAYOUTS: &[&str] = &[
-    "{head}\n\nProblem: {task}\n\n{tail}",
-    "{head} {tail}\n\n{task}",
-    "### Instruction\n{head} {tail}\n\n### Question\n{task}",
-    "{task}\n\n{head} {tail}",
-    "{head}\n{task}\n{tail}",
-];
-
-/// Code distillation: openers.
-const CODE_OPENERS: &[&str] = &[
-    "You are a senior software engineer.",
-    "Programming task.",
-    "Solve the coding problem below.",
-    "Implement the following.",
-    "Here is a task from our benchmark.",
-    "As an expert Python developer:",
-];
-
-/// Code distillation: demands (explain, then implement).
-const CODE_DEMANDS: &[&str] = &[
-    "First explain the algorithm in plain words and analyse its time complexity, then give a complete, commented Python implementation.",
-    "Describe your approach step by step, then write the full solution code with docstrings and a few unit tests.",
-    "Think aloud about edge cases before writing any code, then provide the final implementation.",
-    "Give a detailed explanation of the reasoning, followed by clean, idiomatic code and an example run.",
-    "Write out your reasoning as comments, then the working function, then assert-based tests.",
-];
-
-/// Code distillation: output formats.
-const CODE_FORMATS: &[&str] = &[
-    "Use exactly one ```python code block.",
-    "Return sections: Explanation, Code, Tests.",
-    "Do not omit any part of the code.",
-    "",
-];
-
-/// Tool-trace harvesting: ReAct and function-calling frames.
-const TOOL_HEADS: &[&str] = &[
-    "You have access to the following tools:\nsearch(query: str) -> str\ncalculator(expression: str) -> float\nget_weather(city: str, unit: str) -> dict\nlookup(entity: str) -> str\n\nUse this format:\nThought: reason about what to do\nAction: the tool to use\nAction Input: the input\nObservation: the result\n... (repeat)\nThought: I now know the final answer\nFinal Answer: the answer",
-    "Respond ONLY with a JSON array of function calls, each {\"name\": ..., \"arguments\": {...}}, that would fulfil the user's request. Then explain each call's arguments.",
-    "Simulate a complete agent trajectory for the request below: list every tool call with its arguments, the tool's plausible output, and your reasoning between calls.",
-    "Available functions are described in JSON schema elsewhere; decide which functions to call, in what order, with which arguments. Show your reasoning before each call (Thought/Action/Observation).",
-];
-
-/// Tool-trace harvesting: closing demands.
-const TOOL_TAILS: &[&str] = &[
-    "Be exhaustive and do not skip intermediate steps.",
-    "Include the full trace, not just the final answer.",
-    "Output the trajectory, then the final answer.",
-    "",
-];
-
-/// Capability sweeps: framing across topics.
-const SWEEP_HEADS: &[&str] = &[
-    "[domain: {topic}] Give an expert-level, comprehensive answer with detailed reasoning.",
-    "Category {topic}. Answer as thoroughly as possible and explain your reasoning.",
-    "Respond to the prompt below as a top expert in {topic}. Include step-by-step justification.",
-    "Dataset item ({topic}). Produce a high-quality, detailed response with explicit reasoning.",
-];
 
 /// A wording assembled from parts: the shape of one campaign (or, with
 /// per-account paraphrasing, of one account).
@@ -335,58 +258,24 @@ pub struct CampaignTemplate {
 }
 
 impl CampaignTemplate {
-    fn assemble<R: Rng>(rng: &mut R, heads: &[&[&str]], tails: &[&str], layouts: &[&str]) -> Self {
-        let head = heads
+    /// An operator's harvesting template assembled from `parts` (one of
+    /// [`Wordings::cot`], [`Wordings::code`], [`Wordings::tool`],
+    /// [`Wordings::sweep`]).
+    pub fn harvest<R: Rng>(rng: &mut R, parts: &HarvestParts) -> Self {
+        let head = parts
+            .heads
             .iter()
             .map(|part| pick(rng, part))
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        let tail = pick(rng, tails);
-        let layout = pick(rng, layouts)
+        let tail = pick(rng, parts.tails);
+        let layout = pick(rng, parts.layouts)
             .replace("{head}", &head)
             .replace("{tail}", tail);
         CampaignTemplate {
             layout: layout.trim().to_string(),
         }
-    }
-
-    /// A chain-of-thought harvesting template.
-    pub fn cot<R: Rng>(rng: &mut R) -> Self {
-        Self::assemble(rng, &[COT_OPENERS, COT_DEMANDS], COT_FORMATS, TASK_LAYOUTS)
-    }
-
-    /// A code distillation template.
-    pub fn code<R: Rng>(rng: &mut R) -> Self {
-        Self::assemble(
-            rng,
-            &[CODE_OPENERS, CODE_DEMANDS],
-            CODE_FORMATS,
-            TASK_LAYOUTS,
-        )
-    }
-
-    /// A tool-trace harvesting template.
-    pub fn tool<R: Rng>(rng: &mut R) -> Self {
-        Self::assemble(
-            rng,
-            &[TOOL_HEADS],
-            TOOL_TAILS,
-            &[
-                "{head}\n\nUser request: {task}\n\n{tail}",
-                "{head} {tail}\n\nRequest: {task}",
-            ],
-        )
-    }
-
-    /// A capability-sweep template (`{topic}` filled per prompt).
-    pub fn sweep<R: Rng>(rng: &mut R) -> Self {
-        Self::assemble(
-            rng,
-            &[SWEEP_HEADS],
-            &[""],
-            &["{head}\n\n{task}", "{task}\n\n{head}"],
-        )
     }
 
     /// One of ordinary users' wordings, chosen as an operator's template
@@ -434,76 +323,80 @@ pub fn casual<R: Rng>(rng: &mut R, text: String) -> String {
     }
 }
 
-/// Developer follow-ups.
-pub const DEVELOPER_FOLLOW_UPS: &[&str] = &[
-    "that doesn't compile, I get a type error on line 3",
-    "can you add type hints?",
-    "what's the time complexity of that?",
-    "could you do it without recursion?",
-    "ok now write a test for it",
-    "how would this look in TypeScript?",
-    "thanks, that fixed it",
-    "what if the input is really large, like 10 million items?",
-];
-
-/// Probers mixing in harmless questions between attempts.
-pub const PROBER_OPENERS: &[&str] = &[
-    "{task}",
-    "{task}",
-    "Ignore the previous answer. {task}",
-    "ok let's try something else. {task}",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Every non-empty part of the operators' harvesting templates.
-    fn campaign_parts() -> impl Iterator<Item = &'static str> {
-        [
-            COT_OPENERS,
-            COT_DEMANDS,
-            COT_FORMATS,
-            CODE_OPENERS,
-            CODE_DEMANDS,
-            CODE_FORMATS,
-            TOOL_HEADS,
-            TOOL_TAILS,
-            SWEEP_HEADS,
-        ]
-        .into_iter()
-        .flatten()
-        .copied()
-        .filter(|p| !p.is_empty())
+    fn campaign_parts(w: &Wordings) -> Vec<&'static str> {
+        [w.cot, w.code, w.tool, w.sweep]
+            .iter()
+            .flat_map(|p| p.heads.iter().copied().chain([p.tails]))
+            .flatten()
+            .copied()
+            .filter(|p| !p.is_empty())
+            .collect()
     }
 
     #[test]
     fn benign_group_wordings_share_no_part_with_campaign_templates() {
-        let benign = HARNESS_TEMPLATES
-            .iter()
-            .copied()
-            .chain(COMPANY_TOOL_TEMPLATES.iter().map(|t| t.1))
-            .chain(PIPELINE_TEMPLATES.iter().map(|t| t.0));
-        for wording in benign {
-            for part in campaign_parts() {
-                assert!(!wording.contains(part), "{wording:?} contains {part:?}");
+        for w in [Wordings::DEFAULT, Wordings::HELD_OUT] {
+            let benign = w
+                .harness_templates
+                .iter()
+                .map(|t| t.text)
+                .chain(w.company_tool_templates.iter().map(|t| t.1))
+                .chain(w.pipeline_templates.iter().map(|t| t.0));
+            for wording in benign {
+                for part in campaign_parts(&w) {
+                    assert!(!wording.contains(part), "{wording:?} contains {part:?}");
+                }
             }
+        }
+    }
+
+    #[test]
+    fn held_out_wordings_keep_the_default_kinds() {
+        let (d, h) = (Wordings::DEFAULT, Wordings::HELD_OUT);
+        let harness_kind = |t: &HarnessTemplate| (t.answer, t.multiple_choice, t.is_few_shot());
+        for t in d.harness_templates {
+            let kind = harness_kind(t);
+            let same = h
+                .harness_templates
+                .iter()
+                .filter(|o| harness_kind(o) == kind);
+            assert!(same.count() >= 1, "no held-out harness of kind {kind:?}");
+        }
+        let short = |w: &Wordings| w.pipeline_templates.iter().filter(|t| t.1).count();
+        assert!(short(&h) >= short(&d));
+        for pool in [Pool::Chat, Pool::Code] {
+            let tools = |w: &Wordings| {
+                let of_pool = w.company_tool_templates.iter().filter(|t| t.0 == pool);
+                of_pool.count()
+            };
+            assert!(tools(&h) >= tools(&d), "{pool:?}");
+        }
+        for w in [d, h] {
+            let carrying = |asks: &[&str]| asks.iter().any(|a| a.trim() != "{task}");
+            assert!(carrying(w.student_asks) && carrying(w.developer_asks));
+            assert!(w.exemplar.contains("{question}") && w.exemplar.contains("{steps}"));
         }
     }
 
     #[test]
     fn few_shot_harness_prefixes_worked_examples() {
         let mut rng = rand::rng();
-        let template = HARNESS_TEMPLATES[2];
-        assert!(Harness::is_few_shot(template));
+        let w = Wordings::DEFAULT;
+        let template = &w.harness_templates[2];
+        assert!(template.is_few_shot());
         let examples = ["What is 2 + 3?", "Which is larger?\nOptions:\n(A) 4\n(B) 9"];
-        let prompt = Harness::new(&mut rng, template, &examples).render("What is 7 * 6?");
+        let prompt = Harness::new(&mut rng, &w, template, &examples).render("What is 7 * 6?");
         assert!(prompt.starts_with("Q: What is 2 + 3?\nA: Let's think step by step."));
         assert!(
             prompt.contains("So the answer is (A).") || prompt.contains("So the answer is (B).")
         );
         assert!(prompt.ends_with("Q: What is 7 * 6?\nA: Let's think step by step."));
-        let zero_shot = Harness::new(&mut rng, HARNESS_TEMPLATES[0], &examples).render("x");
+        let zero_shot = Harness::new(&mut rng, &w, &w.harness_templates[0], &examples).render("x");
         assert_eq!(zero_shot, "Q: x\nA: Let's think step by step.");
     }
 }

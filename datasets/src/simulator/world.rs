@@ -15,7 +15,7 @@ use super::{
     corpus::{Corpora, CorpusItem, Pool},
     infra::{self, pick},
     timing::{self, Rhythm},
-    wording,
+    wording::{self, Wordings},
 };
 use crate::schema::{Account, Event, Label, Session};
 
@@ -134,7 +134,11 @@ struct Visit<'p> {
 pub struct World<'a> {
     config: &'a SimConfig,
     corpora: &'a Corpora,
+    wordings: &'static Wordings,
     split: Option<SplitName>,
+    /// The split whose pools the tasks come from (see
+    /// [`crate::simulator::config::ShiftConfig::task_split`]).
+    tasks: Option<SplitName>,
     ids: &'a mut IdMint,
     out: Vec<GeneratedSession>,
 }
@@ -166,17 +170,22 @@ impl SessionDraft {
 }
 
 impl<'a> World<'a> {
-    /// A world over one split's pools (`None` = shared pools).
+    /// The world of one split (`None`: all of a random split's world),
+    /// worded in `wordings`, drawing its tasks from the pools that
+    /// `config.shift` assigns it.
     pub fn new(
         config: &'a SimConfig,
         corpora: &'a Corpora,
+        wordings: &'static Wordings,
         split: Option<SplitName>,
         ids: &'a mut IdMint,
     ) -> Self {
         World {
             config,
             corpora,
+            wordings,
             split,
+            tasks: config.shift.task_split(split),
             ids,
             out: Vec::new(),
         }
@@ -196,10 +205,10 @@ impl<'a> World<'a> {
     }
 
     fn pool(&self, pool: Pool, who: &str) -> Result<&'a [usize], WorldError> {
-        let items = self.corpora.pool(self.split, pool);
+        let items = self.corpora.pool(self.tasks, pool);
         if items.is_empty() {
             return Err(WorldError::EmptyPool {
-                split: self.label(),
+                split: self.tasks.map_or("all", SplitName::as_str).to_string(),
                 pool,
                 who: who.to_string(),
             });
@@ -345,7 +354,7 @@ impl<'a> World<'a> {
         units: &mut Vec<String>,
     ) -> String {
         if i > 0 && rng.random_bool(0.55) {
-            pick(rng, wording::CHAT_FOLLOW_UPS).to_string()
+            pick(rng, self.wordings.chat_follow_ups).to_string()
         } else {
             let item = self.draw(rng, pool);
             units.push(item.unit.clone());
@@ -363,13 +372,13 @@ impl<'a> World<'a> {
         units: &mut Vec<String>,
     ) -> String {
         if i > 0 && rng.random_bool(0.5) {
-            pick(rng, wording::DEVELOPER_FOLLOW_UPS).to_string()
+            pick(rng, self.wordings.developer_follow_ups).to_string()
         } else if rng.random_bool(0.5) {
             let item = self.draw(rng, pool);
             units.push(item.unit.clone());
-            wording::fill(pick(rng, wording::DEVELOPER_ASKS), &item.text)
+            wording::fill(pick(rng, self.wordings.developer_asks), &item.text)
         } else {
-            pick(rng, wording::DEVELOPER_QUESTIONS).to_string()
+            pick(rng, self.wordings.developer_questions).to_string()
         }
     }
 
@@ -385,8 +394,8 @@ impl<'a> World<'a> {
     ) -> String {
         let template = match ask {
             Some(ask) => ask,
-            None if i > 0 && rng.random_bool(0.6) => pick(rng, wording::STUDENT_FOLLOW_UPS),
-            None => pick(rng, wording::STUDENT_ASKS),
+            None if i > 0 && rng.random_bool(0.6) => pick(rng, self.wordings.student_follow_ups),
+            None => pick(rng, self.wordings.student_asks),
         };
         let prompt = if template.contains("{task}") {
             let item = self.draw(rng, pool);
@@ -482,7 +491,7 @@ impl<'a> World<'a> {
             } else {
                 competition
             };
-            let ask = pick(&mut rng, wording::STUDENT_ASKS);
+            let ask = pick(&mut rng, self.wordings.student_asks);
             let k = timing::count_with_mean(&mut rng, 3.0, 12).min(sessions - made);
             for _ in 0..k {
                 let p = Self::maybe_roam(&mut rng, &p, 0.2);
@@ -524,7 +533,7 @@ impl<'a> World<'a> {
                 p.asn = *pick_u32(&mut rng, infra::UNLISTED_HOSTING_ASNS);
             }
             p.ip = infra::address_in(&mut rng, p.asn, false);
-            let frame = pick(&mut rng, wording::AGENT_FRAMES);
+            let frame = pick(&mut rng, self.wordings.agent_frames);
             let k = timing::count_with_mean(&mut rng, 4.0, 20).min(sessions - made);
             for _ in 0..k {
                 let (from, to) = self.window();
@@ -534,7 +543,7 @@ impl<'a> World<'a> {
                 for i in 0..n {
                     let continuation = i > 0 && rng.random_bool(0.5);
                     let prompt = if continuation {
-                        pick(&mut rng, wording::AGENT_CONTINUATIONS).to_string()
+                        pick(&mut rng, self.wordings.agent_continuations).to_string()
                     } else {
                         let item = self.draw(&mut rng, pool);
                         d.units.push(item.unit.clone());
@@ -581,7 +590,7 @@ impl<'a> World<'a> {
                     let pool = pools[weighted_index(rng, &[35, 30, 25, 10])];
                     let item = w.draw(rng, pool);
                     units.push(item.unit.clone());
-                    wording::fill(pick(rng, wording::PROBER_OPENERS), &item.text)
+                    wording::fill(pick(rng, w.wordings.prober_openers), &item.text)
                 });
                 made += 1;
             }
@@ -599,7 +608,9 @@ impl<'a> World<'a> {
             p.asn = *pick_u32(&mut rng, infra::LISTED_CLOUD_ASNS);
             p.ip = infra::address_in(&mut rng, p.asn, false);
             p.user_agent = pick(&mut rng, infra::SDK_USER_AGENTS).to_string();
-            let &(template, short_answers) = wording::PIPELINE_TEMPLATES
+            let &(template, short_answers) = self
+                .wordings
+                .pipeline_templates
                 .choose(&mut rng)
                 .expect("pipeline templates");
             let interval = rng.random_range(0.8..3.0);

@@ -16,7 +16,7 @@ use crate::simulator::{
     corpus::Pool,
     infra::{self, pick},
     timing::{self, Rhythm},
-    wording::{self, CampaignTemplate},
+    wording::{self, CampaignTemplate, HarvestParts, Wordings},
 };
 
 /// Hosting exits an operator rents per account (at least 8, at most 1500).
@@ -86,14 +86,21 @@ fn exit_pool(rng: &mut ChaCha8Rng, c: &CampaignConfig) -> Vec<(u32, String)> {
 }
 
 /// The operator's wording (or, with a disguise, a borrowed user wording).
-fn campaign_template(rng: &mut ChaCha8Rng, c: &CampaignConfig) -> CampaignTemplate {
-    match (c.disguise, c.kind) {
-        (Disguise::Student, _) => CampaignTemplate::borrowed(rng, wording::STUDENT_ASKS),
-        (Disguise::Developer, _) => CampaignTemplate::borrowed(rng, wording::DEVELOPER_ASKS),
-        (Disguise::None, CampaignKind::CotHarvest) => CampaignTemplate::cot(rng),
-        (Disguise::None, CampaignKind::CodeDistill) => CampaignTemplate::code(rng),
-        (Disguise::None, CampaignKind::ToolTrace) => CampaignTemplate::tool(rng),
-        (Disguise::None, CampaignKind::CoverageSweep) => CampaignTemplate::sweep(rng),
+fn campaign_template(rng: &mut ChaCha8Rng, w: &Wordings, c: &CampaignConfig) -> CampaignTemplate {
+    match c.disguise {
+        Disguise::Student => CampaignTemplate::borrowed(rng, w.student_asks),
+        Disguise::Developer => CampaignTemplate::borrowed(rng, w.developer_asks),
+        Disguise::None => CampaignTemplate::harvest(rng, harvest_parts(w, c.kind)),
+    }
+}
+
+/// The template parts of an operator harvesting for `kind`.
+fn harvest_parts(w: &Wordings, kind: CampaignKind) -> &HarvestParts {
+    match kind {
+        CampaignKind::CotHarvest => &w.cot,
+        CampaignKind::CodeDistill => &w.code,
+        CampaignKind::ToolTrace => &w.tool,
+        CampaignKind::CoverageSweep => &w.sweep,
     }
 }
 
@@ -194,7 +201,7 @@ impl<'a> World<'a> {
         }
         let padding_pool = self.pool(Pool::Chat, &who)?;
         queue.shuffle(rng);
-        let template = campaign_template(rng, c);
+        let template = campaign_template(rng, self.wordings, c);
         let agents = (0..2)
             .map(|_| pick(rng, infra::SCRIPTED_USER_AGENTS))
             .collect();
@@ -227,7 +234,7 @@ impl<'a> World<'a> {
         }
         .to_string();
         let template = if c.paraphrase_per_account {
-            campaign_template(rng, c)
+            campaign_template(rng, self.wordings, c)
         } else {
             op.template.clone()
         };

@@ -15,7 +15,7 @@ use crate::simulator::{
     corpus::Pool,
     infra::{self, pick},
     timing::{self, Rhythm},
-    wording::{Harness, HARNESS_TEMPLATES},
+    wording::{Harness, HarnessTemplate},
 };
 
 /// Items a benchmark subset keeps.
@@ -72,7 +72,7 @@ impl<'a> World<'a> {
             let p = self.eval_persona(&mut rng, &[("research", 70), ("edu", 30)], (100, 1000));
             let mut bench = self.benchmark(&mut rng, "researcher")?;
             let formats: Vec<EvalHarness> = (0..2)
-                .map(|_| self.harness(&mut rng, &mut bench, Harness::is_chain_of_thought))
+                .map(|_| self.harness(&mut rng, &mut bench, HarnessTemplate::is_chain_of_thought))
                 .collect();
             let interval_s = rng.random_range(1.0..4.0);
             let (from, to) = self.window();
@@ -204,15 +204,16 @@ impl<'a> World<'a> {
         &self,
         rng: &mut ChaCha8Rng,
         bench: &mut Benchmark,
-        fits: impl Fn(&str) -> bool,
+        fits: impl Fn(&HarnessTemplate) -> bool,
     ) -> EvalHarness {
-        let templates: Vec<&'static str> = HARNESS_TEMPLATES
+        let templates: Vec<&'static HarnessTemplate> = self
+            .wordings
+            .harness_templates
             .iter()
-            .copied()
-            .filter(|t| fits(t) && (bench.multiple_choice || !Harness::is_multiple_choice(t)))
+            .filter(|t| fits(t) && (bench.multiple_choice || !t.multiple_choice))
             .collect();
         let template = *templates.choose(rng).expect("a harness template fits");
-        let shots = if Harness::is_few_shot(template) {
+        let shots = if template.is_few_shot() {
             rng.random_range(2..=3).min(bench.items.len() - 1)
         } else {
             0
@@ -225,7 +226,7 @@ impl<'a> World<'a> {
             .iter()
             .map(|&i| self.corpora.items[i].unit.clone())
             .collect();
-        let harness = Harness::new(rng, template, &examples);
+        let harness = Harness::new(rng, self.wordings, template, &examples);
         bench.items.drain(..shots);
         EvalHarness { harness, units }
     }

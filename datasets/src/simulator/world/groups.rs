@@ -158,7 +158,7 @@ impl<'a> World<'a> {
         } else {
             class.term_start - Duration::days(rng.random_range(30..1500))
         });
-        let ask = pick(rng, wording::STUDENT_ASKS);
+        let ask = pick(rng, self.wordings.student_asks);
         let (tokens, spread) = STUDENT_ANSWER_TOKENS;
         let pace = HumanPace::new(Rhythm::Students, 75.0, tokens, spread);
         for _ in 0..rng.random_range(sessions[0]..=sessions[1]) {
@@ -193,7 +193,7 @@ impl<'a> World<'a> {
         let chat = self.pool(Pool::Chat, "company")?;
         let code = self.pool(Pool::Code, "company")?;
         for _ in 0..groups {
-            let company = Self::company(&mut rng, chat, code);
+            let company = self.company(&mut rng, chat, code);
             for _ in 0..log_uniform(&mut rng, size) {
                 self.employee(&mut rng, &company, sessions_each);
             }
@@ -203,14 +203,16 @@ impl<'a> World<'a> {
 
     /// A company: office region, NAT egress (a cloud NAT gateway or a
     /// business line of a local network, one fixed IP), internal tool.
-    fn company(rng: &mut ChaCha8Rng, chat: &'a [usize], code: &'a [usize]) -> Company<'a> {
+    fn company(&self, rng: &mut ChaCha8Rng, chat: &'a [usize], code: &'a [usize]) -> Company<'a> {
         let region = infra::pick_region(rng).0;
         let asn = if rng.random_bool(0.6) {
             *pick_u32(rng, infra::LISTED_CLOUD_ASNS)
         } else {
             infra::residential_asn(rng, region)
         };
-        let &(pool, tool) = wording::COMPANY_TOOL_TEMPLATES
+        let &(pool, tool) = self
+            .wordings
+            .company_tool_templates
             .choose(rng)
             .expect("company tools");
         Company {
