@@ -7,6 +7,7 @@
 pub mod asn;
 pub mod build;
 pub mod card;
+pub mod coordination;
 pub mod error;
 pub mod features;
 pub mod logging;
