@@ -5,10 +5,12 @@
 //! a token budget, feature normalisation and the session classifier head.
 #![warn(missing_docs)]
 
+pub mod account_model;
 pub mod allocator;
 pub mod base_model;
 pub mod bert;
 pub mod bundle;
+pub mod campaign_map;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;

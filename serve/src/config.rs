@@ -18,6 +18,12 @@ pub struct ServeConfig {
         default_value = "models/distill-guard-minilm"
     )]
     pub model_dir: PathBuf,
+    /// Campaign map of the last batch job (`train cluster` / `train eval`
+    /// write `campaign_map.json`): responses then carry the verdict of each
+    /// mapped account. Unset: the bundle's own `campaign_map.json`, if any.
+    /// Reloaded with the bundle.
+    #[arg(long, env = "DG_CAMPAIGN_MAP")]
+    pub campaign_map: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the chosen address is
     /// printed on stdout).
     #[arg(long, env = "DG_ADDR", default_value = "127.0.0.1:8080")]

@@ -20,7 +20,7 @@ use crate::{
     error::ApiError,
     model::{LoadedModel, ModelSlot},
     queue::{Entry, Queue},
-    request::{ParsedRequest, SessionResult},
+    request::{AccountResult, ParsedRequest, SessionResult},
 };
 
 /// Everything needed to score requests.
@@ -36,6 +36,7 @@ pub struct Infer {
 /// A session on its way through the queue.
 struct Pending {
     session_id: String,
+    account_id: String,
     model: Arc<LoadedModel>,
     zscores: datasets::FeatureVector,
     result: oneshot::Receiver<Result<crate::queue::Scored, ApiError>>,
@@ -108,6 +109,7 @@ impl Infer {
                     threshold,
                     model: p.model.model_ref.clone(),
                     reasons: session_reasons(scored.score, threshold, &p.zscores),
+                    account: mapped_account(&p.model, &p.account_id),
                     embedding: want_embedding.then_some(scored.embedding),
                 });
             }
@@ -122,6 +124,22 @@ impl Infer {
                 ))
             })?
     }
+}
+
+/// The campaign map's verdict on `account_id`, when `model` has a map
+/// that holds it.
+fn mapped_account(model: &LoadedModel, account_id: &str) -> Option<AccountResult> {
+    let map = model.campaign_map.as_ref()?;
+    let entry = map.lookup(account_id)?;
+    Some(AccountResult {
+        account_id: account_id.to_string(),
+        verdict: entry.verdict,
+        score: entry.score,
+        campaign_id: entry.campaign_id.clone(),
+        reasons: entry.reasons.clone(),
+        window_start: map.window_start.clone(),
+        window_end: map.window_end.clone(),
+    })
 }
 
 /// Tokenises sessions and computes their features for `model`.
@@ -146,6 +164,7 @@ fn prepare(
         });
         pending.push(Pending {
             session_id: session.session_id,
+            account_id: session.account_id,
             model: model.clone(),
             zscores: model.bundle.norm.apply(&features),
             result: rx,

@@ -9,7 +9,12 @@ use std::{
 };
 
 use candle_core::Device;
-use models::{bundle::Bundle, bundle::WEIGHTS_FILE, ModelError};
+use models::{
+    bundle::Bundle,
+    bundle::WEIGHTS_FILE,
+    campaign_map::{CampaignMap, CAMPAIGN_MAP_FILE},
+    ModelError,
+};
 
 use crate::{error::ApiError, request::ModelRef};
 
@@ -19,12 +24,28 @@ pub struct LoadedModel {
     pub bundle: Bundle,
     /// Name and version.
     pub model_ref: ModelRef,
+    /// The account verdicts of the last batch job, when there is a map.
+    pub campaign_map: Option<CampaignMap>,
+}
+
+/// The campaign map to load with the bundle in `dir`: `map` when given,
+/// else the bundle's own `campaign_map.json` when it has one.
+fn campaign_map_of(dir: &Path, map: Option<&Path>) -> Result<Option<CampaignMap>, ModelError> {
+    match map {
+        Some(path) => CampaignMap::load(path).map(Some),
+        None => {
+            let path = dir.join(CAMPAIGN_MAP_FILE);
+            path.is_file().then(|| CampaignMap::load(&path)).transpose()
+        }
+    }
 }
 
 impl LoadedModel {
-    /// Loads the bundle in `dir` onto `device`; its version is the first
-    /// 12 hex digits of the weights file's sha256.
-    pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {
+    /// Loads the bundle in `dir` onto `device`, with the campaign map at
+    /// `map` (or the bundle's own); the version is the first 12 hex digits
+    /// of the weights file's sha256.
+    pub fn load(dir: &Path, device: &Device, map: Option<&Path>) -> Result<Self, ModelError> {
+        let campaign_map = campaign_map_of(dir, map)?;
         let bundle = Bundle::load(dir, device)?;
         let weights = dir.join(WEIGHTS_FILE);
         let sha = datasets::sha256_file(&weights).map_err(|e| ModelError::Format {
@@ -37,6 +58,7 @@ impl LoadedModel {
                 version: sha[..12].to_string(),
             },
             bundle,
+            campaign_map,
         })
     }
 }
@@ -86,16 +108,24 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 pub struct Reloader {
     slot: Arc<ModelSlot>,
     default_dir: PathBuf,
+    campaign_map: Option<PathBuf>,
     device: Device,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    /// A reloader that loads `default_dir` unless told another directory.
-    pub fn new(slot: Arc<ModelSlot>, default_dir: PathBuf, device: Device) -> Self {
+    /// A reloader that loads `default_dir` unless told another directory,
+    /// with the campaign map at `campaign_map` (else each bundle's own).
+    pub fn new(
+        slot: Arc<ModelSlot>,
+        default_dir: PathBuf,
+        campaign_map: Option<PathBuf>,
+        device: Device,
+    ) -> Self {
         Reloader {
             slot,
             default_dir,
+            campaign_map,
             device,
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
@@ -112,9 +142,12 @@ impl Reloader {
             .unwrap_or_else(|| self.default_dir.clone());
         let device = self.device.clone();
         let load_dir = dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || LoadedModel::load(&load_dir, &device))
-            .await
-            .map_err(|e| ApiError::Internal(format!("bundle loader failed: {e}")))?;
+        let map = self.campaign_map.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            LoadedModel::load(&load_dir, &device, map.as_deref())
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("bundle loader failed: {e}")))?;
         match loaded {
             Ok(model) => {
                 let model_ref = model.model_ref.clone();

@@ -49,9 +49,32 @@ pub struct SessionResult {
     pub model: ModelRef,
     /// Why it scored as it did, most important first.
     pub reasons: Vec<String>,
+    /// The batch job's verdict on the session's account, when the campaign
+    /// map holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountResult>,
     /// Pooled text embedding, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
+}
+
+/// What the campaign map says about a session's account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountResult {
+    /// The account.
+    pub account_id: String,
+    /// `flag` or `review`.
+    pub verdict: models::account_model::AccountVerdict,
+    /// Account score.
+    pub score: f32,
+    /// Its campaign, when it belongs to one.
+    pub campaign_id: Option<String>,
+    /// Why, most important first.
+    pub reasons: Vec<String>,
+    /// First request of the window the map covers.
+    pub window_start: String,
+    /// Last request of that window.
+    pub window_end: String,
 }
 
 /// Body of a successful `POST /v1/score`.

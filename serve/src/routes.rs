@@ -234,6 +234,12 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             "max_prompts": b.head.max_prompts,
             "validation_metrics": b.metadata.validation_metrics,
             "test_metrics": b.metadata.test_metrics,
+            "campaign_map": m.campaign_map.as_ref().map(|c| json!({
+                "accounts": c.accounts.len(),
+                "window_start": c.window_start,
+                "window_end": c.window_end,
+                "created_at": c.created_at,
+            })),
         })
     });
     Json(json!({

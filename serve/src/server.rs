@@ -42,6 +42,7 @@ pub async fn run(
     let reloader = Arc::new(Reloader::new(
         slot.clone(),
         config.model_dir.clone(),
+        config.campaign_map.clone(),
         device,
     ));
     let infer = Arc::new(Infer::new(

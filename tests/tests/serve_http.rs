@@ -686,3 +686,66 @@ fn work_of_a_client_that_went_away_is_dropped() {
         2.0
     );
 }
+
+/// A campaign map that flags `acct-0` (campaign `op-1`) and sends
+/// `acct-1` to review.
+fn campaign_map(path: &Path) {
+    let map = json!({
+        "version": 1,
+        "window_start": "2026-02-10T00:00:00.000Z",
+        "window_end": "2026-02-11T00:00:00.000Z",
+        "created_at": "2026-02-11T01:00:00.000Z",
+        "accounts": {
+            "acct-0": {"verdict": "flag", "score": 0.97, "campaign_id": "op-1", "reasons": ["log_template_peers (+2.10)"]},
+            "acct-1": {"verdict": "review", "score": 0.41, "campaign_id": null, "reasons": []}
+        }
+    });
+    std::fs::write(path, map.to_string()).unwrap();
+}
+
+#[test]
+fn the_campaign_map_answers_for_mapped_accounts_and_reloads_with_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let map_path = tmp.path().join("map.json");
+    campaign_map(&map_path);
+    let server = Server::start_ready(&bundle, &["--campaign-map", map_path.to_str().unwrap()]);
+    let by_account = |body: &Value| -> HashMap<String, Value> {
+        let results = body["results"].as_array().unwrap();
+        sessions(7)
+            .iter()
+            .zip(results)
+            .map(|(s, r)| (s.account_id.clone(), r["account"].clone()))
+            .collect()
+    };
+    let (status, body) = post(&server.url, "/v1/score", &score_body(&sessions(7)), None);
+    assert_eq!(status, 200, "{body}");
+    let accounts = by_account(&body);
+    assert_eq!(accounts["acct-0"]["verdict"], "flag", "{body}");
+    assert_eq!(accounts["acct-0"]["campaign_id"], "op-1");
+    assert_eq!(accounts["acct-0"]["window_end"], "2026-02-11T00:00:00.000Z");
+    assert_eq!(accounts["acct-1"]["verdict"], "review");
+    assert!(accounts["acct-1"]["campaign_id"].is_null());
+    for unknown in ["acct-2", "acct-6"] {
+        assert!(accounts[unknown].is_null(), "{unknown}: {body}");
+    }
+    let (_, info) = get(&server.url, "/info");
+    assert_eq!(info["model"]["campaign_map"]["accounts"], 2, "{info}");
+
+    // A new map takes effect with the next reload.
+    let emptied = json!({"version": 1, "window_start": "", "window_end": "", "created_at": "", "accounts": {}});
+    std::fs::write(&map_path, emptied.to_string()).unwrap();
+    let (status, body) = post(&server.url, "/admin/reload", "", None);
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = post(&server.url, "/v1/score", &score_body(&sessions(7)), None);
+    assert!(by_account(&body)["acct-0"].is_null(), "{body}");
+
+    // A broken map is refused and the server keeps the one it has.
+    std::fs::write(&map_path, "{not json").unwrap();
+    let (status, body) = post(&server.url, "/admin/reload", "", None);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("map.json"),
+        "{body}"
+    );
+}

@@ -188,6 +188,47 @@ fn main_job_then_score_cluster_and_eval_reports() {
     assert_eq!(confusion["false_positives"], fp);
     assert!(metrics["baseline"]["metrics"]["roc_auc"].as_f64().is_some());
 
+    // The account scorer's verdicts follow its saved thresholds, and the
+    // tallies in metrics.json count them.
+    let account_model = read_json(&bundle.join("account_model.json"));
+    let flag_at = account_model["flag"]["threshold"].as_f64().unwrap();
+    let review_at = account_model["review"]["threshold"].as_f64().unwrap();
+    assert!(review_at <= flag_at, "{account_model}");
+    let decisions = read_jsonl(&eval_dir.join("account_verdicts.jsonl"));
+    let test_accounts: std::collections::BTreeSet<&str> = sessions
+        .iter()
+        .map(|s| s["account_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions.len(), test_accounts.len());
+    let extraction_accounts: std::collections::BTreeSet<&str> = sessions
+        .iter()
+        .filter(|s| s["label"] == "extraction")
+        .map(|s| s["account_id"].as_str().unwrap())
+        .collect();
+    let (mut benign_flag, mut extraction_flag_or_review) = (0, 0);
+    for d in &decisions {
+        let score = d["score"].as_f64().unwrap();
+        let expected = if score >= flag_at {
+            "flag"
+        } else if score >= review_at {
+            "review"
+        } else {
+            "clear"
+        };
+        assert_eq!(d["verdict"], expected, "{d}");
+        let extraction = extraction_accounts.contains(d["account_id"].as_str().unwrap());
+        benign_flag += usize::from(!extraction && expected == "flag");
+        extraction_flag_or_review += usize::from(extraction && expected != "clear");
+    }
+    let tallies = &metrics["account_verdicts"];
+    assert_eq!(tallies["benign_total"]["flag"], benign_flag, "{tallies}");
+    let ext = &tallies["extraction_total"];
+    assert_eq!(
+        ext["flag"].as_u64().unwrap() + ext["review"].as_u64().unwrap(),
+        extraction_flag_or_review as u64
+    );
+    assert_eq!(ext["accounts"], extraction_accounts.len());
+
     // Cluster ids, the cluster table and account verdicts agree.
     let clusters = read_json(&eval_dir.join("clusters.json"));
     let clusters = clusters.as_array().unwrap();

@@ -3,7 +3,9 @@
 //! binaries.
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod baseline;
+pub mod campaigns;
 pub mod cluster;
 pub mod data;
 pub mod evaluate;
@@ -12,3 +14,4 @@ pub mod metrics;
 pub mod progress;
 pub mod report;
 pub mod score;
+pub mod verdicts;

@@ -5,21 +5,28 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use datasets::coordination::EvidenceParams;
 use datasets::simulator::config::SimConfig;
 use datasets::{
     read_sessions, sessionize::sessionize_file, sessionize::SessionizeArgs, BadLinePolicy,
     DataError, JsonlWriter, Session,
 };
+use models::account_model::{AccountVerdict, ACCOUNT_MODEL_FILE};
 use models::{
     bundle::{Bundle, BundleMetadata, METADATA_FILE},
     device::parse_device,
 };
 use train::{
+    accounts::{
+        fit_account_model, fit_account_model_cross_fitted, rows_of_file, AccountFitConfig,
+        AccountReport, VerdictTally,
+    },
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},
     fit::{fit, FitConfig, TrainLayers},
     report::{self, evaluate_file, EvalOptions, EvalReport},
     score::{score_all, score_sessions, ScoreOptions},
+    verdicts::judge_window,
 };
 
 /// distill-guard training.
@@ -55,6 +62,10 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Fit a bundle's account scorer on its training file's accounts, with
+    /// the `flag` and `review` thresholds chosen on the validation file's
+    /// accounts, and save it into the bundle (`account_model.json`).
+    Accounts(AccountsArgs),
     /// Evaluation report of a bundle on a labeled sessions file:
     /// report.html, report.md, metrics.json, scores, clusters, accounts.
     Eval(EvalArgs),
@@ -170,6 +181,74 @@ struct EvalArgs {
     no_baseline: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+#[derive(Args, Clone)]
+struct AccountsArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labeled sessions whose accounts the scorer is fitted on.
+    #[arg(long, default_value = "data/default/train.jsonl")]
+    train: PathBuf,
+    /// Labeled sessions whose accounts set the thresholds.
+    #[arg(long, default_value = "data/default/validation.jsonl")]
+    validation: PathBuf,
+    /// Benign account false-positive rate of the `flag` verdict.
+    #[arg(long, default_value_t = AccountFitConfig::default().flag_fpr)]
+    flag_fpr: f64,
+    /// Benign account false-positive rate of `flag` or `review` together.
+    #[arg(long, default_value_t = AccountFitConfig::default().review_fpr)]
+    review_fpr: f64,
+    /// L2 penalty of the account scorer's logistic regression.
+    #[arg(long, default_value_t = AccountFitConfig::default().alpha)]
+    alpha: f64,
+    /// Accounts the scorer is fitted on: `train` (thresholds on
+    /// validation) or `validation` (cross-fitted: the session model never
+    /// trained on them; thresholds from out-of-fold scores). docs/coordination.md
+    /// compares the two.
+    #[arg(long, value_enum, default_value_t = FitOn::Train)]
+    fit_on: FitOn,
+}
+
+/// Which accounts the account scorer learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FitOn {
+    /// The training file's accounts; thresholds on the validation file's.
+    Train,
+    /// The validation file's accounts, cross-fitted.
+    Validation,
+}
+
+fn run_accounts(args: &AccountsArgs) -> Result<()> {
+    let bundle = args.model.load()?;
+    let params = EvidenceParams::default().check()?;
+    let options = args.model.score_options();
+    let config = AccountFitConfig {
+        alpha: args.alpha,
+        flag_fpr: args.flag_fpr,
+        review_fpr: args.review_fpr,
+        ..AccountFitConfig::default()
+    };
+    let validation_rows = rows_of_file(&bundle, &args.validation, &options, &params)?;
+    let model = match args.fit_on {
+        FitOn::Validation => fit_account_model_cross_fitted(&validation_rows, &config)?,
+        FitOn::Train => {
+            let train_rows = rows_of_file(&bundle, &args.train, &options, &params)?;
+            fit_account_model(&train_rows, &validation_rows, &config)?
+        }
+    };
+    model.save(&bundle.dir)?;
+    for (name, p) in [("flag", &model.flag), ("flag or review", &model.review)] {
+        println!(
+            "account scorer, {name}: threshold {:.6}, validation benign account FPR {:.4} (target {}), extraction accounts caught {:.4}",
+            p.threshold, p.validation_fpr, p.target_fpr, p.validation_recall
+        );
+    }
+    println!(
+        "account scorer saved in {}",
+        bundle.dir.join(ACCOUNT_MODEL_FILE).display()
+    );
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -342,8 +421,24 @@ fn run_cluster(input: &InputArgs, out: &Path, cluster: &ClusterArgs) -> Result<(
     let options = input.model.score_options();
     let scored = input.stream(|sessions| score_all(&bundle, sessions, &options, &bar))?;
     let discovery = discover(&scored, threshold, &params)?;
-    let written = discovery.write(out, &scored, threshold)?;
+    let verdicts = judge_window(&bundle, &scored, &params)?;
+    let written = datasets::writer::replace_dir(out, train::data::io_error, |staging| {
+        discovery.write_files(staging, &scored, threshold)?;
+        if let Some(v) = &verdicts {
+            v.write_files(staging)?;
+        }
+        Ok(())
+    })?;
     print_discovery(&discovery);
+    match &verdicts {
+        Some(v) => println!(
+            "account scorer: {} accounts flagged, {} to review, {} campaigns",
+            v.map.accounts.values().filter(|a| a.verdict == AccountVerdict::Flag).count(),
+            v.map.accounts.values().filter(|a| a.verdict == AccountVerdict::Review).count(),
+            v.campaigns.len()
+        ),
+        None => println!("the bundle has no account scorer (run `train accounts`): no account verdicts or campaign map"),
+    }
     println!(
         "clusters, scores and account verdicts in {}",
         written.display()
@@ -431,9 +526,38 @@ fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
         100.0 * d.benign_total.share_after_propagation,
         d.benign_total.accounts
     );
+    if let Some(a) = &r.account_verdicts {
+        print_account_verdicts(a);
+    }
     print_discovery(&evaluated.discovery);
     println!("report in {}", dir.join(report::REPORT_HTML).display());
     Ok(evaluated.report)
+}
+
+fn print_account_verdicts(a: &AccountReport) {
+    let line = |name: &str, t: &VerdictTally| {
+        println!(
+            "  {name:<16} {:>5} accounts: flag {:>6.2}%, flag or review {:>6.2}%",
+            t.accounts,
+            100.0 * t.flag_share(),
+            100.0 * t.flag_or_review_share()
+        )
+    };
+    println!("account scorer verdicts:");
+    line("benign (all)", &a.benign_total);
+    for (name, t) in &a.benign {
+        line(name, t);
+    }
+    line("extraction (all)", &a.extraction_total);
+    for (name, t) in &a.campaigns {
+        line(name, t);
+    }
+    if let Some(q) = &a.campaign_quality {
+        println!(
+            "  campaigns found: {}; against campaign_id over extraction accounts: ARI {:.3}, homogeneity {:.3}, completeness {:.3}",
+            a.campaigns_found, q.adjusted_rand_index, q.homogeneity, q.completeness
+        );
+    }
 }
 
 /// Stores the held-out metrics with the bundle's provenance.
@@ -465,6 +589,7 @@ fn main() -> Result<()> {
             out,
             cluster,
         } => run_cluster(&input, &out, &cluster),
+        Command::Accounts(args) => run_accounts(&args),
         Command::Eval(args) => run_eval(&args).map(|_| ()),
         Command::Run {
             dataset_config,
@@ -487,12 +612,22 @@ fn main() -> Result<()> {
                 ..fit
             };
             let bundle = run_fit(&fit)?;
+            let model = ModelArgs {
+                bundle: bundle.clone(),
+                batch_size: 32,
+                device: fit.device.clone(),
+            };
+            run_accounts(&AccountsArgs {
+                model: model.clone(),
+                train: fit.train.clone(),
+                validation: fit.validation.clone(),
+                flag_fpr: AccountFitConfig::default().flag_fpr,
+                review_fpr: AccountFitConfig::default().review_fpr,
+                alpha: AccountFitConfig::default().alpha,
+                fit_on: FitOn::Train,
+            })?;
             let report = run_eval(&EvalArgs {
-                model: ModelArgs {
-                    bundle: bundle.clone(),
-                    batch_size: 32,
-                    device: fit.device.clone(),
-                },
+                model,
                 data: data_dir.join("test.jsonl"),
                 out: eval_out,
                 baseline_train: Some(fit.train.clone()),

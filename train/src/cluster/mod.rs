@@ -74,7 +74,7 @@ pub struct Discovery {
 
 /// Clustering points of scored sessions (embeddings must have been kept),
 /// before PCA.
-fn points_of(sessions: &[ScoredSession], params: &ValidClusterParams) -> Result<Array2<f32>> {
+fn points_of(sessions: &[&ScoredSession], params: &ValidClusterParams) -> Result<Array2<f32>> {
     if let Some(s) = sessions.iter().find(|s| s.embedding.is_empty()) {
         anyhow::bail!(
             "session {:?} has no embedding (score with embeddings kept)",
@@ -170,6 +170,20 @@ fn single_dbscan(
     })
 }
 
+/// One DBSCAN (PCA and the k-distance eps as `params` say) over a subset
+/// of scored sessions: cluster per session, `None` for noise.
+pub fn cluster_subset(
+    sessions: &[&ScoredSession],
+    params: &ValidClusterParams,
+) -> Result<Vec<Option<usize>>> {
+    if sessions.len() < params.min_points {
+        return Ok(vec![None; sessions.len()]);
+    }
+    let points = points_of(sessions, params)?;
+    let mut timings = StageTimings::default();
+    Ok(single_dbscan(points, params, &mut timings)?.labels)
+}
+
 /// Clusters scored sessions (embeddings kept), summarises clusters and
 /// decides every account.
 pub fn discover(
@@ -179,7 +193,8 @@ pub fn discover(
 ) -> Result<Discovery> {
     let mut timings = StageTimings::default();
     let started = Instant::now();
-    let points = points_of(sessions, params)?;
+    let refs: Vec<&ScoredSession> = sessions.iter().collect();
+    let points = points_of(&refs, params)?;
     timings.points_s = started.elapsed().as_secs_f64();
     let Pass {
         labels: raw,
@@ -319,18 +334,5 @@ impl Discovery {
         }
         accounts.finish()?;
         Ok(())
-    }
-
-    /// Writes [`Self::write_files`] into a new folder that atomically
-    /// replaces `dir`.
-    pub fn write(
-        &self,
-        dir: &std::path::Path,
-        sessions: &[ScoredSession],
-        session_threshold: f32,
-    ) -> Result<std::path::PathBuf> {
-        datasets::writer::replace_dir(dir, crate::data::io_error, |staging| {
-            self.write_files(staging, sessions, session_threshold)
-        })
     }
 }

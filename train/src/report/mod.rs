@@ -10,12 +10,18 @@
 //! | `metrics.json` | every number of the report ([`EvalReport`]) |
 //! | `scores.jsonl` | one line per session: score, flag, cluster, reasons |
 //! | `clusters.json` | the cluster table |
-//! | `accounts.jsonl` | one verdict per account |
+//! | `accounts.jsonl` | one verdict per account (session threshold and propagation) |
+//! | `account_verdicts.jsonl` | the account scorer's score, verdict, campaign, reasons and evidence per account |
+//! | `campaigns.json` | the campaigns found and their evidence |
+//! | `campaign_map.json` | flagged and reviewed accounts for `serve` (`--campaign-map`) |
+//!
+//! The last three need a bundle with an account scorer (`train accounts`).
 
 pub mod detection;
 pub mod document;
 pub mod plots;
 mod render;
+mod verdict_section;
 
 use std::{
     path::{Path, PathBuf},
@@ -23,13 +29,13 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use datasets::sha256_file;
-use datasets::Session;
+use datasets::{sha256_file, Session};
 use models::bundle::Bundle;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::{
+    accounts::AccountReport,
     baseline::{Baseline, BaselineConfig},
     cluster::{
         discover,
@@ -40,6 +46,7 @@ use crate::{
     evaluate::{positives, Evaluation},
     metrics::{calibration, histogram, recall_at_fpr, CalibrationBin},
     score::{score_all, ScoreOptions, ScoredSession},
+    verdicts::{judge_window, WindowVerdicts},
 };
 use detection::{detection, Detection};
 
@@ -167,6 +174,10 @@ pub struct EvalReport {
     pub detection: Detection,
     /// Clustering.
     pub clustering: ClusteringReport,
+    /// Account verdicts of the bundle's account scorer (none when the
+    /// bundle has no `account_model.json`).
+    #[serde(default)]
+    pub account_verdicts: Option<AccountReport>,
     /// Seconds spent scoring.
     pub scoring_seconds: f64,
     /// Sessions scored per second.
@@ -224,6 +235,9 @@ pub struct Evaluated {
     pub baseline_scores: Option<Vec<f32>>,
     /// Clusters and account verdicts.
     pub discovery: Discovery,
+    /// Account verdicts and campaigns, when the bundle has an account
+    /// scorer.
+    pub verdicts: Option<WindowVerdicts>,
 }
 
 /// Runs the evaluation of `bundle` on the labeled file `data`.
@@ -292,6 +306,7 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
         .filter(|(_, &p)| p)
         .map(|(&s, _)| s)
         .collect();
+    let verdicts = judge_window(bundle, &scored, &options.cluster)?;
     let m = &bundle.metadata;
     let report = EvalReport {
         created_at: datasets::schema::timestamp::format(&chrono::Utc::now()),
@@ -309,6 +324,7 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
         extraction_histogram: histogram(extraction, SCORE_BINS),
         detection: detection(&refs, &discovery.accounts),
         clustering: clustering_report(&discovery, &refs)?,
+        account_verdicts: verdicts.as_ref().map(|v| v.report.clone()),
         scoring_seconds,
         sessions_per_second: n as f64 / scoring_seconds.max(1e-9),
         evaluation,
@@ -318,6 +334,7 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
         scored,
         baseline_scores,
         discovery,
+        verdicts,
     })
 }
 
@@ -335,6 +352,9 @@ impl Evaluated {
             write_json(&staging.join(METRICS_JSON), &self.report)?;
             self.discovery
                 .write_files(staging, &self.scored, threshold)?;
+            if let Some(v) = &self.verdicts {
+                v.write_files(staging)?;
+            }
             let doc = render::document(self)?;
             std::fs::write(staging.join(REPORT_MD), doc.to_markdown())
                 .context("writing report.md")?;

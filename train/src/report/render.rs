@@ -358,5 +358,8 @@ pub fn document(e: &Evaluated) -> Result<Document> {
             })
             .collect(),
     );
+    if let Some(v) = &e.verdicts {
+        super::verdict_section::add(&mut d, v);
+    }
     Ok(d)
 }

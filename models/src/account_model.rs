@@ -1,0 +1,225 @@
+//! The account scorer saved beside a bundle (`account_model.json`): a
+//! logistic regression over an account's session scores and its
+//! cross-account evidence (`datasets::coordination`), with two operating
+//! points chosen on validation accounts: `flag` and `review`.
+
+use std::path::Path;
+
+use datasets::coordination::{AccountEvidence, EVIDENCE_NAMES};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Account model file name inside a bundle.
+pub const ACCOUNT_MODEL_FILE: &str = "account_model.json";
+/// Format version of [`AccountModel`].
+pub const ACCOUNT_MODEL_VERSION: u32 = 1;
+
+/// Session-score statistics that lead the account feature vector.
+pub const SCORE_FEATURE_NAMES: [&str; 6] = [
+    "max_session_score",
+    "mean_session_score",
+    "share_over_session_threshold",
+    "log_sessions",
+    "log_requests",
+    "group_mean_max_session_score",
+];
+
+/// Number of account features: the score statistics, then the evidence.
+pub const NUM_ACCOUNT_FEATURES: usize = SCORE_FEATURE_NAMES.len() + EVIDENCE_NAMES.len();
+
+/// Names of the account features, in vector order.
+pub fn account_feature_names() -> Vec<String> {
+    SCORE_FEATURE_NAMES
+        .iter()
+        .chain(EVIDENCE_NAMES.iter())
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The account feature vector: statistics of its session scores (at least
+/// one) and the mean of the highest session score of each account of its
+/// operator group (0 without a group), then its evidence values.
+pub fn account_features(
+    session_scores: &[f32],
+    session_threshold: f32,
+    group_mean_max_score: f32,
+    evidence: &AccountEvidence,
+) -> [f32; NUM_ACCOUNT_FEATURES] {
+    let n = session_scores.len().max(1) as f32;
+    let max = session_scores.iter().copied().fold(0.0f32, f32::max);
+    let mean = session_scores.iter().sum::<f32>() / n;
+    let over = session_scores
+        .iter()
+        .filter(|&&s| s >= session_threshold)
+        .count() as f32
+        / n;
+    let mut out = [0.0f32; NUM_ACCOUNT_FEATURES];
+    out[..SCORE_FEATURE_NAMES.len()].copy_from_slice(&[
+        max,
+        mean,
+        over,
+        (evidence.sessions as f32).ln_1p(),
+        (evidence.requests as f32).ln_1p(),
+        group_mean_max_score,
+    ]);
+    out[SCORE_FEATURE_NAMES.len()..].copy_from_slice(&evidence.values());
+    out
+}
+
+/// What to do with an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountVerdict {
+    /// Act on it (block, rate-limit, escalate).
+    Flag,
+    /// Send to an analyst.
+    Review,
+    /// Leave alone.
+    Clear,
+}
+
+impl AccountVerdict {
+    /// `"flag"`, `"review"` or `"clear"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountVerdict::Flag => "flag",
+            AccountVerdict::Review => "review",
+            AccountVerdict::Clear => "clear",
+        }
+    }
+}
+
+/// One operating point of the account scorer, chosen on validation
+/// accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountOperatingPoint {
+    /// Scores at or above it reach this verdict.
+    pub threshold: f32,
+    /// Benign account false-positive rate it was chosen for.
+    pub target_fpr: f64,
+    /// Benign account false-positive rate it gave on validation.
+    pub validation_fpr: f64,
+    /// Share of extraction accounts it caught on validation.
+    pub validation_recall: f64,
+}
+
+/// A fitted account scorer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountModel {
+    /// Format version ([`ACCOUNT_MODEL_VERSION`]).
+    pub version: u32,
+    /// Feature names, in vector order (checked against this build's).
+    pub feature_names: Vec<String>,
+    /// Per-feature mean subtracted before the regression.
+    pub mean: Vec<f32>,
+    /// Per-feature scale divided by before the regression.
+    pub scale: Vec<f32>,
+    /// Regression weights on standardised features.
+    pub weights: Vec<f32>,
+    /// Regression intercept.
+    pub intercept: f32,
+    /// `flag` operating point.
+    pub flag: AccountOperatingPoint,
+    /// `review` operating point (at most the `flag` threshold).
+    pub review: AccountOperatingPoint,
+}
+
+impl AccountModel {
+    /// Probability-like score of one account feature vector.
+    pub fn score(&self, features: &[f32; NUM_ACCOUNT_FEATURES]) -> f32 {
+        let z: f32 = features
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.scale)
+            .zip(&self.weights)
+            .map(|(((x, m), s), w)| (x - m) / s * w)
+            .sum::<f32>()
+            + self.intercept;
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// The verdict a score reaches.
+    pub fn verdict(&self, score: f32) -> AccountVerdict {
+        if score >= self.flag.threshold {
+            AccountVerdict::Flag
+        } else if score >= self.review.threshold {
+            AccountVerdict::Review
+        } else {
+            AccountVerdict::Clear
+        }
+    }
+
+    /// The features that pushed `features` furthest towards extraction,
+    /// as `name (+contribution)`, at most `k`.
+    pub fn top_contributions(
+        &self,
+        features: &[f32; NUM_ACCOUNT_FEATURES],
+        k: usize,
+    ) -> Vec<String> {
+        let mut parts: Vec<(f32, &str)> = (0..NUM_ACCOUNT_FEATURES)
+            .map(|i| {
+                let c = (features[i] - self.mean[i]) / self.scale[i] * self.weights[i];
+                (c, self.feature_names[i].as_str())
+            })
+            .filter(|(c, _)| *c > 0.0)
+            .collect();
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        parts
+            .into_iter()
+            .take(k)
+            .map(|(c, name)| format!("{name} (+{c:.2})"))
+            .collect()
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |message: String| ModelError::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.version != ACCOUNT_MODEL_VERSION {
+            return Err(bad(format!(
+                "format version {} (this build reads {ACCOUNT_MODEL_VERSION})",
+                self.version
+            )));
+        }
+        if self.feature_names != account_feature_names() {
+            return Err(bad("feature names differ from this build's".into()));
+        }
+        let n = NUM_ACCOUNT_FEATURES;
+        if [self.mean.len(), self.scale.len(), self.weights.len()] != [n, n, n] {
+            return Err(bad(format!("mean, scale and weights must hold {n} values")));
+        }
+        if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(bad("every scale must be finite and positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Reads `account_model.json` from a bundle directory: `None` when the
+    /// bundle has none.
+    pub fn load(bundle_dir: &Path) -> Result<Option<Self>> {
+        let path = bundle_dir.join(ACCOUNT_MODEL_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ModelError::io(&path, e)),
+        };
+        let model: AccountModel = serde_json::from_str(&text).map_err(|e| ModelError::Format {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        model.check(&path)?;
+        Ok(Some(model))
+    }
+
+    /// Writes `account_model.json` into a bundle directory atomically.
+    pub fn save(&self, bundle_dir: &Path) -> Result<()> {
+        let path = bundle_dir.join(ACCOUNT_MODEL_FILE);
+        let bytes = serde_json::to_vec_pretty(self).expect("the account model serialises");
+        datasets::writer::write_atomic(&path, &bytes).map_err(|e| ModelError::Format {
+            path: path.clone(),
+            message: e.to_string(),
+        })
+    }
+}

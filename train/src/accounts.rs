@@ -1,0 +1,553 @@
+//! Account verdicts: one feature vector per account (its session scores and
+//! its cross-account evidence), the account scorer fitted on training
+//! accounts with its operating points chosen on validation accounts, and
+//! the verdict of every account of a scored file.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use datasets::{
+    coordination::{self, AccountEvidence, ValidEvidenceParams},
+    Label, Session,
+};
+use linfa::{traits::Fit, DatasetBase};
+use linfa_logistic::LogisticRegression;
+use models::account_model::{
+    account_feature_names, account_features, AccountModel, AccountOperatingPoint, AccountVerdict,
+    ACCOUNT_MODEL_VERSION, NUM_ACCOUNT_FEATURES,
+};
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{threshold_for_fpr, Confusion};
+
+/// One account of a scored file.
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    /// Its evidence.
+    pub evidence: AccountEvidence,
+    /// Its feature vector.
+    pub features: [f32; NUM_ACCOUNT_FEATURES],
+    /// Extraction when any of its sessions is labeled so; `None` when no
+    /// session is labeled.
+    pub extraction: Option<bool>,
+    /// Its campaign (extraction) or archetype (benign): the first one of
+    /// its sessions that names one; a benign session without an archetype
+    /// reports as `benign`, an extraction one without a campaign as
+    /// `extraction`.
+    pub group: String,
+}
+
+fn group_of(session: &Session) -> Option<String> {
+    match session.label {
+        Some(Label::Extraction) => Some(
+            session
+                .campaign_id
+                .clone()
+                .unwrap_or_else(|| "extraction".into()),
+        ),
+        Some(Label::Benign) => Some(session.archetype.clone().unwrap_or_else(|| "benign".into())),
+        None => None,
+    }
+}
+
+/// For each account, the mean over its operator group's accounts of their
+/// highest session score (0 without a group).
+fn group_mean_max_scores(evidence: &[AccountEvidence], scores: &[Vec<f32>]) -> Vec<f32> {
+    let max = |s: &[f32]| s.iter().copied().fold(0.0f32, f32::max);
+    let mut sums: std::collections::HashMap<&str, (f32, u32)> = std::collections::HashMap::new();
+    for (e, s) in evidence.iter().zip(scores) {
+        if let Some(g) = &e.group {
+            let entry = sums.entry(g.as_str()).or_default();
+            entry.0 += max(s);
+            entry.1 += 1;
+        }
+    }
+    evidence
+        .iter()
+        .map(|e| {
+            e.group
+                .as_deref()
+                .map_or(0.0, |g| sums[g].0 / sums[g].1 as f32)
+        })
+        .collect()
+}
+
+/// The accounts of a scored window and what campaign discovery needs.
+pub struct AccountWindow {
+    /// One row per account, in order of first appearance.
+    pub rows: Vec<AccountRow>,
+    /// Account index (into `rows`) of each session.
+    pub account_of_session: Vec<u32>,
+    /// The window's templates.
+    pub templates: coordination::Templates,
+}
+
+/// The account rows of scored sessions (`scores` parallel to `sessions`),
+/// in order of first appearance.
+pub fn account_rows(
+    sessions: &[&Session],
+    scores: &[f32],
+    session_threshold: f32,
+    params: &ValidEvidenceParams,
+) -> AccountWindow {
+    let evidence = coordination::compute(sessions, None, params);
+    let n = evidence.accounts.len();
+    let mut account_scores: Vec<Vec<f32>> = vec![Vec::new(); n];
+    let mut labels: Vec<Option<bool>> = vec![None; n];
+    let mut groups: Vec<Option<String>> = vec![None; n];
+    for ((s, &score), &a) in sessions
+        .iter()
+        .zip(scores)
+        .zip(&evidence.account_of_session)
+    {
+        let a = a as usize;
+        account_scores[a].push(score);
+        if let Some(l) = s.label {
+            let ext = l == Label::Extraction;
+            labels[a] = Some(labels[a].unwrap_or(false) || ext);
+            if ext || groups[a].is_none() {
+                groups[a] = group_of(s).or(groups[a].take());
+            }
+        }
+    }
+    let group_means = group_mean_max_scores(&evidence.accounts, &account_scores);
+    let rows = evidence
+        .accounts
+        .into_iter()
+        .enumerate()
+        .map(|(a, e)| AccountRow {
+            features: account_features(&account_scores[a], session_threshold, group_means[a], &e),
+            evidence: e,
+            extraction: labels[a],
+            group: groups[a].take().unwrap_or_else(|| "unlabeled".into()),
+        })
+        .collect();
+    AccountWindow {
+        rows,
+        account_of_session: evidence.account_of_session,
+        templates: evidence.templates,
+    }
+}
+
+/// Settings of the account scorer's fit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountFitConfig {
+    /// L2 penalty of the logistic regression.
+    pub alpha: f64,
+    /// Iteration cap of the solver.
+    pub max_iterations: u64,
+    /// Benign account false-positive rate of the `flag` verdict.
+    pub flag_fpr: f64,
+    /// Benign account false-positive rate of `flag` or `review`.
+    pub review_fpr: f64,
+}
+
+impl Default for AccountFitConfig {
+    fn default() -> Self {
+        AccountFitConfig {
+            alpha: 1.0,
+            max_iterations: 300,
+            flag_fpr: 0.003,
+            review_fpr: 0.02,
+        }
+    }
+}
+
+fn labeled(rows: &[AccountRow]) -> impl Iterator<Item = (&AccountRow, bool)> {
+    rows.iter().filter_map(|r| r.extraction.map(|e| (r, e)))
+}
+
+/// Mean and scale (standard deviation, 1 where it vanishes) per feature.
+fn standardisation(rows: &[(&AccountRow, bool)]) -> (Vec<f32>, Vec<f32>) {
+    let n = rows.len().max(1) as f64;
+    let mut mean = vec![0f64; NUM_ACCOUNT_FEATURES];
+    let mut sq = vec![0f64; NUM_ACCOUNT_FEATURES];
+    for (r, _) in rows {
+        for (i, &x) in r.features.iter().enumerate() {
+            mean[i] += f64::from(x) / n;
+            sq[i] += f64::from(x) * f64::from(x) / n;
+        }
+    }
+    let scale = mean
+        .iter()
+        .zip(&sq)
+        .map(|(m, s)| {
+            let sd = (s - m * m).max(0.0).sqrt();
+            if sd > 1e-6 {
+                sd as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean.into_iter().map(|m| m as f32).collect(), scale)
+}
+
+fn operating_point(
+    scores: &[f32],
+    positive: &[bool],
+    target_fpr: f64,
+) -> Result<AccountOperatingPoint> {
+    let benign: Vec<f32> = scores
+        .iter()
+        .zip(positive)
+        .filter(|(_, &p)| !p)
+        .map(|(&s, _)| s)
+        .collect();
+    let threshold = threshold_for_fpr(&benign, target_fpr)
+        .ok_or_else(|| anyhow!("the validation file has no benign account"))?;
+    let c = Confusion::at(scores, positive, threshold);
+    Ok(AccountOperatingPoint {
+        threshold,
+        target_fpr,
+        validation_fpr: c.false_positive_rate(),
+        validation_recall: c.recall(),
+    })
+}
+
+/// A logistic regression on labeled rows, before its operating points.
+fn regression(rows: &[(&AccountRow, bool)], config: &AccountFitConfig) -> Result<AccountModel> {
+    let positives = rows.iter().filter(|r| r.1).count();
+    if positives == 0 || positives == rows.len() {
+        bail!("the account scorer needs benign and extraction accounts to train on");
+    }
+    let (mean, scale) = standardisation(rows);
+    let x = Array2::from_shape_fn((rows.len(), NUM_ACCOUNT_FEATURES), |(i, j)| {
+        f64::from((rows[i].0.features[j] - mean[j]) / scale[j])
+    });
+    let y: Array1<usize> = rows.iter().map(|r| usize::from(r.1)).collect();
+    let fitted = LogisticRegression::default()
+        .alpha(config.alpha)
+        .max_iterations(config.max_iterations)
+        .fit(&DatasetBase::new(x, y))
+        .map_err(|e| anyhow!("fitting the account scorer: {e}"))?;
+    // linfa-logistic models the probability of its "positive" class, the
+    // more frequent label; turn it into the probability of extraction.
+    let sign = if fitted.labels().pos.class == 1 {
+        1.0
+    } else {
+        -1.0
+    };
+    Ok(AccountModel {
+        version: ACCOUNT_MODEL_VERSION,
+        feature_names: account_feature_names(),
+        mean,
+        scale,
+        weights: fitted.params().iter().map(|&w| (sign * w) as f32).collect(),
+        intercept: (sign * fitted.intercept()) as f32,
+        flag: placeholder_point(),
+        review: placeholder_point(),
+    })
+}
+
+fn check_targets(config: &AccountFitConfig) -> Result<()> {
+    if !(0.0..1.0).contains(&config.flag_fpr) || config.review_fpr < config.flag_fpr {
+        bail!("account FPR targets must satisfy 0 <= flag < 1 and review >= flag");
+    }
+    Ok(())
+}
+
+fn set_operating_points(
+    model: &mut AccountModel,
+    scores: &[f32],
+    positive: &[bool],
+    config: &AccountFitConfig,
+) -> Result<()> {
+    model.flag = operating_point(scores, positive, config.flag_fpr)?;
+    model.review = operating_point(scores, positive, config.review_fpr)?;
+    Ok(())
+}
+
+/// Fits the account scorer on `train` accounts and chooses its `flag` and
+/// `review` thresholds on `validation` accounts.
+pub fn fit_account_model(
+    train: &[AccountRow],
+    validation: &[AccountRow],
+    config: &AccountFitConfig,
+) -> Result<AccountModel> {
+    check_targets(config)?;
+    let rows: Vec<(&AccountRow, bool)> = labeled(train).collect();
+    let mut model = regression(&rows, config)?;
+    let (scores, positive): (Vec<f32>, Vec<bool>) = labeled(validation)
+        .map(|(r, e)| (model.score(&r.features), e))
+        .unzip();
+    set_operating_points(&mut model, &scores, &positive, config)?;
+    Ok(model)
+}
+
+/// Folds of the cross-fitted account scorer.
+pub const CROSS_FIT_FOLDS: usize = 5;
+
+/// Fits the account scorer on `rows` (accounts the session model never
+/// trained on) and chooses its thresholds on out-of-fold scores: each fold
+/// is scored by a regression fitted on the other folds, accounts are
+/// assigned to folds by a hash of their id, and the saved regression is
+/// fitted on every row.
+pub fn fit_account_model_cross_fitted(
+    rows: &[AccountRow],
+    config: &AccountFitConfig,
+) -> Result<AccountModel> {
+    check_targets(config)?;
+    let labeled_rows: Vec<(&AccountRow, bool)> = labeled(rows).collect();
+    let fold_of = |r: &AccountRow| {
+        xxhash_rust::xxh3::xxh3_64(r.evidence.account_id.as_bytes()) as usize % CROSS_FIT_FOLDS
+    };
+    let (mut scores, mut positive) = (Vec::new(), Vec::new());
+    for fold in 0..CROSS_FIT_FOLDS {
+        let (held, kept): (Vec<_>, Vec<_>) =
+            labeled_rows.iter().partition(|(r, _)| fold_of(r) == fold);
+        let model = regression(&kept, config)?;
+        for (r, e) in held {
+            scores.push(model.score(&r.features));
+            positive.push(e);
+        }
+    }
+    let mut model = regression(&labeled_rows, config)?;
+    set_operating_points(&mut model, &scores, &positive, config)?;
+    Ok(model)
+}
+
+fn placeholder_point() -> AccountOperatingPoint {
+    AccountOperatingPoint {
+        threshold: f32::INFINITY,
+        target_fpr: 0.0,
+        validation_fpr: 0.0,
+        validation_recall: 0.0,
+    }
+}
+
+/// The verdict on one account, as written to `account_verdicts.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountDecision {
+    /// The account.
+    pub account_id: String,
+    /// Account score.
+    pub score: f32,
+    /// `flag`, `review` or `clear`.
+    pub verdict: AccountVerdict,
+    /// The features that pushed the score up most.
+    pub reasons: Vec<String>,
+    /// The campaign it belongs to, when its operator group is one.
+    pub campaign_id: Option<String>,
+    /// The evidence behind it.
+    pub evidence: AccountEvidence,
+}
+
+/// Applies the account scorer to every row.
+pub fn decide(model: &AccountModel, rows: &[AccountRow]) -> Vec<AccountDecision> {
+    rows.iter()
+        .map(|r| {
+            let score = model.score(&r.features);
+            AccountDecision {
+                account_id: r.evidence.account_id.clone(),
+                score,
+                verdict: model.verdict(score),
+                reasons: model.top_contributions(&r.features, 4),
+                campaign_id: None,
+                evidence: r.evidence.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Accounts of one group and how many reached each verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerdictTally {
+    /// Accounts.
+    pub accounts: usize,
+    /// Flagged.
+    pub flag: usize,
+    /// Sent to review.
+    pub review: usize,
+}
+
+impl VerdictTally {
+    /// Share flagged.
+    pub fn flag_share(&self) -> f64 {
+        self.flag as f64 / self.accounts.max(1) as f64
+    }
+
+    /// Share flagged or sent to review.
+    pub fn flag_or_review_share(&self) -> f64 {
+        (self.flag + self.review) as f64 / self.accounts.max(1) as f64
+    }
+}
+
+/// Verdict counts per campaign and per benign archetype, and totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountReport {
+    /// Per campaign.
+    pub campaigns: BTreeMap<String, VerdictTally>,
+    /// Per benign archetype.
+    pub benign: BTreeMap<String, VerdictTally>,
+    /// All extraction accounts.
+    pub extraction_total: VerdictTally,
+    /// All benign accounts.
+    pub benign_total: VerdictTally,
+    /// Campaigns found.
+    pub campaigns_found: usize,
+    /// Found campaigns against `campaign_id` over extraction accounts (an
+    /// account in no campaign is a cluster of its own).
+    pub campaign_quality: Option<crate::cluster::quality::ClusterQuality>,
+}
+
+/// Tallies the decisions of labeled rows (parallel slices) and compares
+/// their campaigns with the true ones.
+pub fn account_report(rows: &[AccountRow], decisions: &[AccountDecision]) -> AccountReport {
+    let mut report = AccountReport {
+        campaigns_found: decisions
+            .iter()
+            .filter_map(|d| d.campaign_id.as_deref())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        campaign_quality: campaign_quality(rows, decisions),
+        ..AccountReport::default()
+    };
+    for (r, d) in rows.iter().zip(decisions) {
+        let Some(ext) = r.extraction else { continue };
+        let (groups, total) = if ext {
+            (&mut report.campaigns, &mut report.extraction_total)
+        } else {
+            (&mut report.benign, &mut report.benign_total)
+        };
+        for t in [groups.entry(r.group.clone()).or_default(), total] {
+            t.accounts += 1;
+            t.flag += usize::from(d.verdict == AccountVerdict::Flag);
+            t.review += usize::from(d.verdict == AccountVerdict::Review);
+        }
+    }
+    report
+}
+
+fn campaign_quality(
+    rows: &[AccountRow],
+    decisions: &[AccountDecision],
+) -> Option<crate::cluster::quality::ClusterQuality> {
+    let (truth, found): (Vec<&str>, Vec<String>) = rows
+        .iter()
+        .zip(decisions)
+        .filter(|(r, _)| r.extraction == Some(true))
+        .map(|(r, d)| {
+            let found = d
+                .campaign_id
+                .clone()
+                .unwrap_or_else(|| format!("account:{}", d.account_id));
+            (r.group.as_str(), found)
+        })
+        .unzip();
+    (!truth.is_empty()).then(|| crate::cluster::quality::cluster_quality(&truth, &found))
+}
+
+/// Scores a labeled file with `bundle` and builds its account rows.
+pub fn rows_of_file(
+    bundle: &models::bundle::Bundle,
+    path: &std::path::Path,
+    options: &crate::score::ScoreOptions,
+    params: &ValidEvidenceParams,
+) -> Result<Vec<AccountRow>> {
+    let sessions = crate::data::read_labeled(path)?;
+    let bar = crate::progress::bar(sessions.len() as u64, "scoring accounts");
+    let mut scored = Vec::with_capacity(sessions.len());
+    crate::score::score_sessions(bundle, sessions.into_iter().map(Ok), options, |chunk| {
+        bar.inc(chunk.len() as u64);
+        scored.extend(chunk.into_iter().map(|s| (s.session, s.score)));
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let refs: Vec<&Session> = scored.iter().map(|s| &s.0).collect();
+    let scores: Vec<f32> = scored.iter().map(|s| s.1).collect();
+    Ok(account_rows(&refs, &scores, bundle.threshold.threshold, params).rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+    use datasets::{Account, Event};
+
+    /// An account's one session: operators are fresh, share one template
+    /// and a proxy prefix, and score middling; people are aged, on their
+    /// own networks, and some score high (hard negatives).
+    fn session(i: usize, operator: bool) -> Session {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let start = t0 + Duration::minutes(13 * i as i64);
+        let (prompt, ip, created) = if operator {
+            (
+                format!("Reason carefully and show all intermediate work before answering. task {i} about numbers {i}"),
+                format!("198.51.100.{}", i % 9),
+                start - Duration::hours(5),
+            )
+        } else {
+            (
+                format!("note {i} on my garden: {i} roses, {i} tulips and {i} weeds, what now {i}"),
+                format!("{}.{}.3.4", 11 + i % 200, i % 250),
+                start - Duration::days(200 + i as i64),
+            )
+        };
+        Session {
+            session_id: format!("s{i}"),
+            account_id: format!("a{i}"),
+            label: Some(if operator {
+                Label::Extraction
+            } else {
+                Label::Benign
+            }),
+            campaign_id: operator.then(|| "camp".to_string()),
+            archetype: None,
+            account: Some(Account {
+                created_at: Some(created),
+                ..Account::default()
+            }),
+            events: vec![Event {
+                ts: start,
+                prompt,
+                ip: Some(ip),
+                asn: Some(14061),
+                user_agent: Some("python-httpx/0.27.2".into()),
+                model: None,
+                response_tokens: None,
+            }],
+        }
+    }
+
+    fn rows(offset: usize) -> Vec<AccountRow> {
+        let sessions: Vec<Session> = (0..200).map(|i| session(offset + i, i % 4 == 0)).collect();
+        // Session scores that do not separate on their own.
+        let scores: Vec<f32> = (0..200).map(|i| ((i * 37) % 100) as f32 / 100.0).collect();
+        let refs: Vec<&Session> = sessions.iter().collect();
+        let params = datasets::coordination::EvidenceParams::default()
+            .check()
+            .unwrap();
+        account_rows(&refs, &scores, 0.9, &params).rows
+    }
+
+    #[test]
+    fn evidence_separates_what_scores_alone_cannot() {
+        let train = rows(0);
+        let validation = rows(1000);
+        let model = fit_account_model(&train, &validation, &AccountFitConfig::default()).unwrap();
+        assert!(model.review.threshold <= model.flag.threshold);
+        assert!(model.flag.validation_fpr <= 0.003, "{:?}", model.flag);
+        let decisions = decide(&model, &validation);
+        let report = account_report(&validation, &decisions);
+        assert_eq!(report.extraction_total.accounts, 50);
+        assert_eq!(report.benign_total.accounts, 150);
+        assert!(report.extraction_total.flag_share() >= 0.9, "{report:?}");
+        assert_eq!(report.benign_total.flag, 0, "{report:?}");
+        // Without an archetype, benign accounts report as "benign".
+        assert!(report.benign.contains_key("benign"), "{report:?}");
+        assert!(decisions[0]
+            .reasons
+            .iter()
+            .any(|r| !r.starts_with("max_session")));
+    }
+
+    #[test]
+    fn one_class_training_data_is_refused() {
+        let mut train = rows(0);
+        train.retain(|r| r.extraction == Some(false));
+        let err = fit_account_model(&train, &rows(1000), &AccountFitConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("benign and extraction"), "{err}");
+    }
+}

@@ -1,0 +1,458 @@
+//! Campaigns as operators. An operator group (accounts linked by combined
+//! cross-account keys, `datasets::coordination::groups`) becomes a
+//! campaign when it holds at least [`MIN_CAMPAIGN_ACCOUNTS`] accounts and
+//! at least half of them reach `flag` or `review`. Flagged or reviewed
+//! accounts that no such group holds (per-account paraphrase, residential
+//! exits and aged accounts leave little shared infrastructure) are grouped
+//! by content: one DBSCAN over their sessions alone, whose k-distance eps
+//! adapts to their density rather than to the whole window's. A group of
+//! people who merely share a network, a topic or a template, whose
+//! accounts the scorer clears, is never called a campaign. Each campaign
+//! states its evidence.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use datasets::{
+    coordination::{
+        templates::{frames_of, sampled_prompts},
+        Templates, ValidEvidenceParams,
+    },
+    schema::timestamp,
+    Session,
+};
+use models::account_model::AccountVerdict;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::AccountDecision;
+
+/// Groups smaller than this are never campaigns.
+pub const MIN_CAMPAIGN_ACCOUNTS: usize = 3;
+/// Templates listed per campaign.
+const TOP_TEMPLATES: usize = 3;
+
+/// A template a campaign's accounts share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedTemplate {
+    /// The frame's words (`starts: ...` or `ends: ...`).
+    pub frame: String,
+    /// The campaign's accounts that used it.
+    pub accounts: usize,
+    /// One prompt that carried it.
+    pub example: String,
+}
+
+/// What holds a campaign's accounts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignBasis {
+    /// An operator group: shared infrastructure, templates, timing or
+    /// creation waves.
+    Operator,
+    /// Flagged accounts whose sessions cluster together by content.
+    Content,
+}
+
+/// One campaign and its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    /// `op-1`, `op-2`, ...: operator campaigns by accounts, largest first,
+    /// then content campaigns the same way.
+    pub campaign_id: String,
+    /// What holds it together.
+    pub basis: CampaignBasis,
+    /// Accounts in the operator group.
+    pub accounts: usize,
+    /// Of which flagged.
+    pub flagged: usize,
+    /// Of which sent to review.
+    pub review: usize,
+    /// Sessions of its accounts.
+    pub sessions: usize,
+    /// First request (RFC 3339).
+    pub first_seen: String,
+    /// Last request (RFC 3339).
+    pub last_seen: String,
+    /// The kinds of combined key that linked it.
+    pub links: Vec<String>,
+    /// IP addresses used by at least two of its accounts.
+    pub shared_ips: usize,
+    /// Prefixes used by at least two of its accounts.
+    pub shared_prefixes: usize,
+    /// Share of its accounts that are fresh.
+    pub fresh_share: f64,
+    /// Hours between its first and last account creation (none when no
+    /// creation time is known).
+    pub creation_span_hours: Option<f64>,
+    /// The busiest hour: its start and how many accounts were active in it.
+    pub busiest_hour: (String, usize),
+    /// Mean account score.
+    pub mean_account_score: f64,
+    /// Templates most of its accounts share.
+    pub templates: Vec<SharedTemplate>,
+    /// Its accounts.
+    pub account_ids: Vec<String>,
+}
+
+/// Account indices per operator group that qualifies as a campaign,
+/// largest first (ties by group name).
+pub fn operator_campaigns(decisions: &[AccountDecision]) -> Vec<Vec<usize>> {
+    let mut by_group: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if let Some(g) = &d.evidence.group {
+            by_group.entry(g.as_str()).or_default().push(i);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = by_group
+        .into_values()
+        .filter(|m| {
+            let acted = m
+                .iter()
+                .filter(|&&i| decisions[i].verdict != AccountVerdict::Clear)
+                .count();
+            m.len() >= MIN_CAMPAIGN_ACCOUNTS && 2 * acted >= m.len()
+        })
+        .collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+    groups
+}
+
+/// Flagged or reviewed accounts outside `taken`, grouped by the content
+/// cluster of most of their sessions (`cluster_of_account`), groups of at
+/// least [`MIN_CAMPAIGN_ACCOUNTS`], largest first.
+pub fn content_campaigns(
+    decisions: &[AccountDecision],
+    cluster_of_account: &HashMap<usize, usize>,
+) -> Vec<Vec<usize>> {
+    let mut by_cluster: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (&account, &cluster) in cluster_of_account {
+        if decisions[account].verdict != AccountVerdict::Clear {
+            by_cluster.entry(cluster).or_default().push(account);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = by_cluster
+        .into_values()
+        .filter(|m| m.len() >= MIN_CAMPAIGN_ACCOUNTS)
+        .map(|mut m| {
+            m.sort_unstable();
+            m
+        })
+        .collect();
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    groups
+}
+
+/// Everything [`describe_campaigns`] reads besides the groups.
+pub struct CampaignContext<'a> {
+    /// The window's sessions.
+    pub sessions: &'a [&'a Session],
+    /// Account index of each session.
+    pub account_of_session: &'a [u32],
+    /// One decision per account.
+    pub decisions: &'a [AccountDecision],
+    /// The window's templates.
+    pub templates: &'a Templates,
+    /// Evidence settings.
+    pub params: &'a ValidEvidenceParams,
+}
+
+/// The campaigns of `groups` (operator groups first, then content ones),
+/// numbered in that order.
+pub fn describe_campaigns(
+    ctx: &CampaignContext,
+    groups: Vec<(CampaignBasis, Vec<usize>)>,
+) -> Vec<Campaign> {
+    let mut sessions_of: HashMap<usize, Vec<&Session>> = HashMap::new();
+    for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
+        sessions_of.entry(a as usize).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (basis, members))| {
+            let mut c = describe(rank, &members, ctx, &sessions_of);
+            c.basis = basis;
+            if basis == CampaignBasis::Content {
+                c.links = vec!["content-cluster".into()];
+            }
+            c
+        })
+        .collect()
+}
+
+fn describe(
+    rank: usize,
+    members: &[usize],
+    ctx: &CampaignContext,
+    sessions_of: &HashMap<usize, Vec<&Session>>,
+) -> Campaign {
+    let (decisions, templates, params) = (ctx.decisions, ctx.templates, ctx.params);
+    let ds: Vec<&AccountDecision> = members.iter().map(|&i| &decisions[i]).collect();
+    let member_sessions: Vec<(usize, &Session)> = members
+        .iter()
+        .flat_map(|&i| sessions_of[&i].iter().map(move |s| (i, *s)))
+        .collect();
+    let count = |v: AccountVerdict| ds.iter().filter(|d| d.verdict == v).count();
+    let first = member_sessions
+        .iter()
+        .map(|(_, s)| s.start())
+        .min()
+        .expect("members have sessions");
+    let last = member_sessions
+        .iter()
+        .map(|(_, s)| s.end())
+        .max()
+        .expect("members have sessions");
+    let (shared_ips, shared_prefixes) = shared_infrastructure(&member_sessions, params);
+    Campaign {
+        campaign_id: format!("op-{}", rank + 1),
+        basis: CampaignBasis::Operator,
+        accounts: members.len(),
+        flagged: count(AccountVerdict::Flag),
+        review: count(AccountVerdict::Review),
+        sessions: member_sessions.len(),
+        first_seen: timestamp::format(&first),
+        last_seen: timestamp::format(&last),
+        links: ds[0].evidence.group_links.clone(),
+        shared_ips,
+        shared_prefixes,
+        fresh_share: ds.iter().filter(|d| d.evidence.fresh).count() as f64 / ds.len() as f64,
+        creation_span_hours: creation_span_hours(&member_sessions),
+        busiest_hour: busiest_hour(&member_sessions),
+        mean_account_score: ds.iter().map(|d| f64::from(d.score)).sum::<f64>() / ds.len() as f64,
+        templates: shared_templates(&member_sessions, templates, params),
+        account_ids: ds.iter().map(|d| d.account_id.clone()).collect(),
+    }
+}
+
+/// Values used by at least two distinct accounts.
+fn shared_values(pairs: impl Iterator<Item = (String, usize)>) -> usize {
+    let mut accounts: HashMap<String, BTreeSet<usize>> = HashMap::new();
+    for (v, a) in pairs {
+        accounts.entry(v).or_default().insert(a);
+    }
+    accounts.values().filter(|a| a.len() >= 2).count()
+}
+
+fn shared_infrastructure(
+    sessions: &[(usize, &Session)],
+    params: &ValidEvidenceParams,
+) -> (usize, usize) {
+    let ips = || {
+        sessions.iter().flat_map(|(a, s)| {
+            s.events
+                .iter()
+                .filter_map(move |e| e.ip.clone().map(|ip| (ip, *a)))
+        })
+    };
+    let prefixes = ips().map(|(ip, a)| {
+        (
+            datasets::coordination::infra::prefix_of(&ip, params.ipv4_prefix, params.ipv6_prefix),
+            a,
+        )
+    });
+    (shared_values(ips()), shared_values(prefixes))
+}
+
+fn creation_span_hours(sessions: &[(usize, &Session)]) -> Option<f64> {
+    let created: Vec<_> = sessions
+        .iter()
+        .filter_map(|(_, s)| s.account.as_ref().and_then(|a| a.created_at))
+        .collect();
+    let (min, max) = (created.iter().min()?, created.iter().max()?);
+    Some((*max - *min).num_seconds() as f64 / 3600.0)
+}
+
+fn busiest_hour(sessions: &[(usize, &Session)]) -> (String, usize) {
+    let mut hours: BTreeMap<i64, BTreeSet<usize>> = BTreeMap::new();
+    for (a, s) in sessions {
+        for e in &s.events {
+            hours
+                .entry(e.ts.timestamp().div_euclid(3600))
+                .or_default()
+                .insert(*a);
+        }
+    }
+    let (hour, accounts) = hours
+        .iter()
+        .max_by(|x, y| x.1.len().cmp(&y.1.len()).then(y.0.cmp(x.0)))
+        .map(|(h, a)| (*h, a.len()))
+        .unwrap_or_default();
+    let start = chrono::DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
+    (timestamp::format(&start), accounts)
+}
+
+fn shared_templates(
+    sessions: &[(usize, &Session)],
+    templates: &Templates,
+    params: &ValidEvidenceParams,
+) -> Vec<SharedTemplate> {
+    let mut seen: HashMap<u64, (BTreeSet<usize>, String)> = HashMap::new();
+    for (a, s) in sessions {
+        for prompt in sampled_prompts(s, params) {
+            for (key, _) in frames_of(prompt, params.frame_words) {
+                if templates.is_template(key) {
+                    let e = seen
+                        .entry(key)
+                        .or_insert_with(|| (BTreeSet::new(), prompt.to_string()));
+                    e.0.insert(*a);
+                }
+            }
+        }
+    }
+    let mut shared: Vec<SharedTemplate> = seen
+        .into_iter()
+        .filter(|(_, (accounts, _))| accounts.len() >= 2)
+        .map(|(key, (accounts, example))| SharedTemplate {
+            frame: templates.text(key).unwrap_or_default().to_string(),
+            accounts: accounts.len(),
+            example: example.chars().take(240).collect(),
+        })
+        .collect();
+    shared.sort_by(|a, b| b.accounts.cmp(&a.accounts).then(a.frame.cmp(&b.frame)));
+    shared.truncate(TOP_TEMPLATES);
+    shared
+}
+
+/// Writes each campaign's id into the decisions of its accounts.
+pub fn assign_campaigns(decisions: &mut [AccountDecision], campaigns: &[Campaign]) {
+    let of: HashMap<&str, &str> = campaigns
+        .iter()
+        .flat_map(|c| {
+            c.account_ids
+                .iter()
+                .map(|a| (a.as_str(), c.campaign_id.as_str()))
+        })
+        .collect();
+    for d in decisions {
+        d.campaign_id = of.get(d.account_id.as_str()).map(|c| c.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::account_rows;
+    use chrono::{Duration, TimeZone, Utc};
+    use datasets::{coordination::EvidenceParams, Account, Event, Label};
+
+    /// `n` accounts created at `created(i)`, each sending `prompt(i)` from
+    /// `ip(i)` at `start(i)`.
+    fn accounts(
+        prefix: &str,
+        n: usize,
+        ip: impl Fn(usize) -> String,
+        prompt: impl Fn(usize) -> String,
+        created_days_before: i64,
+    ) -> Vec<Session> {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        (0..n)
+            .map(|i| {
+                let start = t0 + Duration::minutes(11 * i as i64);
+                Session {
+                    session_id: format!("{prefix}-s{i}"),
+                    account_id: format!("{prefix}-{i}"),
+                    label: Some(Label::Benign),
+                    campaign_id: None,
+                    archetype: None,
+                    account: Some(Account {
+                        created_at: Some(
+                            start - Duration::days(created_days_before) - Duration::hours(2),
+                        ),
+                        ..Account::default()
+                    }),
+                    events: (0..3)
+                        .map(|k| Event {
+                            ts: start + Duration::minutes(k),
+                            prompt: format!("{} item {k}", prompt(i)),
+                            ip: Some(ip(i)),
+                            asn: Some(14061),
+                            user_agent: Some("python-httpx/0.27.2".into()),
+                            model: None,
+                            response_tokens: None,
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flagged_operator_group_is_one_campaign_and_a_cleared_class_is_none() {
+        let mut sessions = accounts(
+            "op",
+            60,
+            |i| format!("198.51.{}.{}", 100 + i % 2, 10 + i % 5),
+            |i| {
+                format!("Reason with full rigour and show each intermediate step first. task {i} asks about {} apples", 3 * i)
+            },
+            0,
+        );
+        sessions.extend(accounts(
+            "class",
+            40,
+            |i| format!("128.32.14.{}", 1 + i % 3),
+            |i| {
+                format!(
+                    "hey can you help me with this homework question number {} please",
+                    i % 5
+                )
+            },
+            200,
+        ));
+        let refs: Vec<&Session> = sessions.iter().collect();
+        let scores = vec![0.5; refs.len()];
+        let params = EvidenceParams::default().check().unwrap();
+        let window = account_rows(&refs, &scores, 0.9, &params);
+        let decisions: Vec<AccountDecision> = window
+            .rows
+            .iter()
+            .map(|r| AccountDecision {
+                account_id: r.evidence.account_id.clone(),
+                score: 0.5,
+                verdict: if r.evidence.account_id.starts_with("op-") {
+                    AccountVerdict::Flag
+                } else {
+                    AccountVerdict::Clear
+                },
+                reasons: Vec::new(),
+                campaign_id: None,
+                evidence: r.evidence.clone(),
+            })
+            .collect();
+        let groups = operator_campaigns(&decisions);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        let ctx = CampaignContext {
+            sessions: &refs,
+            account_of_session: &window.account_of_session,
+            decisions: &decisions,
+            templates: &window.templates,
+            params: &params,
+        };
+        let campaigns =
+            describe_campaigns(&ctx, vec![(CampaignBasis::Operator, groups[0].clone())]);
+        let c = &campaigns[0];
+        assert_eq!((c.accounts, c.flagged), (60, 60));
+        assert!(c.account_ids.iter().all(|a| a.starts_with("op-")));
+        assert_eq!(c.fresh_share, 1.0);
+        assert!(c.shared_ips >= 10 && c.shared_prefixes == 2, "{c:?}");
+        assert!(c.links.iter().any(|l| l == "prefix+template"), "{c:?}");
+        assert!(
+            c.templates[0]
+                .frame
+                .starts_with("starts: reason with full rigour"),
+            "{c:?}"
+        );
+        assert_eq!(c.templates[0].accounts, 60);
+        // The class is linked too (campus prefix and homework), but its
+        // accounts were cleared, so it is no campaign.
+        let class_group = decisions
+            .iter()
+            .find(|d| d.account_id == "class-0")
+            .unwrap();
+        assert!(
+            class_group.evidence.group_accounts >= 30,
+            "{:?}",
+            class_group.evidence
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! Account verdicts and campaigns of one scored window, with the files
+//! they go to: `account_verdicts.jsonl`, `campaigns.json` and the
+//! `campaign_map.json` that `serve` loads.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+};
+
+use anyhow::{Context, Result};
+use datasets::{coordination::EvidenceParams, schema::timestamp, Session};
+use models::{
+    account_model::{AccountModel, AccountVerdict},
+    bundle::Bundle,
+    campaign_map::{CampaignMap, MappedAccount, CAMPAIGN_MAP_FILE, CAMPAIGN_MAP_VERSION},
+};
+
+use crate::{
+    accounts::{account_report, account_rows, decide, AccountDecision, AccountReport},
+    campaigns::{
+        assign_campaigns, content_campaigns, describe_campaigns, operator_campaigns, Campaign,
+        CampaignBasis, CampaignContext,
+    },
+    cluster::{cluster_subset, ValidClusterParams},
+    score::ScoredSession,
+};
+
+/// Account verdicts file name.
+pub const ACCOUNT_VERDICTS_FILE: &str = "account_verdicts.jsonl";
+/// Campaign table file name.
+pub const CAMPAIGNS_FILE: &str = "campaigns.json";
+
+/// What the account scorer concluded about a window.
+pub struct WindowVerdicts {
+    /// One decision per account, in order of first appearance.
+    pub decisions: Vec<AccountDecision>,
+    /// Tallies per campaign and per benign archetype (labeled files).
+    pub report: AccountReport,
+    /// The campaigns found.
+    pub campaigns: Vec<Campaign>,
+    /// The campaign map for `serve`.
+    pub map: CampaignMap,
+}
+
+/// The content cluster of most sessions of each flagged or reviewed
+/// account outside the operator campaigns: one DBSCAN over those sessions
+/// only.
+fn content_clusters(
+    scored: &[ScoredSession],
+    account_of_session: &[u32],
+    decisions: &[AccountDecision],
+    taken: &HashSet<usize>,
+    cluster: &ValidClusterParams,
+) -> Result<HashMap<usize, usize>> {
+    let picked: Vec<usize> = (0..scored.len())
+        .filter(|&i| {
+            let a = account_of_session[i] as usize;
+            !taken.contains(&a) && decisions[a].verdict != AccountVerdict::Clear
+        })
+        .collect();
+    let subset: Vec<&ScoredSession> = picked.iter().map(|&i| &scored[i]).collect();
+    let labels = cluster_subset(&subset, cluster)?;
+    let mut votes: HashMap<usize, HashMap<usize, usize>> = HashMap::new();
+    for (&i, label) in picked.iter().zip(labels) {
+        if let Some(c) = label {
+            *votes
+                .entry(account_of_session[i] as usize)
+                .or_default()
+                .entry(c)
+                .or_default() += 1;
+        }
+    }
+    Ok(votes
+        .into_iter()
+        .filter_map(|(a, v)| {
+            v.into_iter()
+                .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(&x.0)))
+                .map(|(c, _)| (a, c))
+        })
+        .collect())
+}
+
+/// Judges the accounts of `scored` sessions (embeddings kept), when the
+/// bundle has an account scorer; `cluster` sets the content clustering of
+/// flagged accounts outside operator groups.
+pub fn judge_window(
+    bundle: &Bundle,
+    scored: &[ScoredSession],
+    cluster: &ValidClusterParams,
+) -> Result<Option<WindowVerdicts>> {
+    let Some(model) = AccountModel::load(&bundle.dir)? else {
+        return Ok(None);
+    };
+    let params = EvidenceParams::default().check()?;
+    let sessions: Vec<&Session> = scored.iter().map(|s| &s.session).collect();
+    let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
+    let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
+    let mut decisions = decide(&model, &window.rows);
+    let operator = operator_campaigns(&decisions);
+    let taken: HashSet<usize> = operator.iter().flatten().copied().collect();
+    let clusters = content_clusters(
+        scored,
+        &window.account_of_session,
+        &decisions,
+        &taken,
+        cluster,
+    )?;
+    let groups = operator
+        .into_iter()
+        .map(|m| (CampaignBasis::Operator, m))
+        .chain(
+            content_campaigns(&decisions, &clusters)
+                .into_iter()
+                .map(|m| (CampaignBasis::Content, m)),
+        )
+        .collect();
+    let ctx = CampaignContext {
+        sessions: &sessions,
+        account_of_session: &window.account_of_session,
+        decisions: &decisions,
+        templates: &window.templates,
+        params: &params,
+    };
+    let campaigns = describe_campaigns(&ctx, groups);
+    assign_campaigns(&mut decisions, &campaigns);
+    let report = account_report(&window.rows, &decisions);
+    let map = campaign_map(&sessions, &decisions);
+    Ok(Some(WindowVerdicts {
+        decisions,
+        report,
+        campaigns,
+        map,
+    }))
+}
+
+/// The map of every account that reached `flag` or `review`.
+fn campaign_map(sessions: &[&Session], decisions: &[AccountDecision]) -> CampaignMap {
+    let start = sessions.iter().map(|s| s.start()).min();
+    let end = sessions.iter().map(|s| s.end()).max();
+    let format = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| timestamp::format(&t)).unwrap_or_default()
+    };
+    CampaignMap {
+        version: CAMPAIGN_MAP_VERSION,
+        window_start: format(start),
+        window_end: format(end),
+        created_at: timestamp::format(&chrono::Utc::now()),
+        accounts: decisions
+            .iter()
+            .filter(|d| d.verdict != AccountVerdict::Clear)
+            .map(|d| {
+                let entry = MappedAccount {
+                    verdict: d.verdict,
+                    score: d.score,
+                    campaign_id: d.campaign_id.clone(),
+                    reasons: d.reasons.clone(),
+                };
+                (d.account_id.clone(), entry)
+            })
+            .collect(),
+    }
+}
+
+impl WindowVerdicts {
+    /// Writes the verdicts, the campaign table and the map into `dir`.
+    pub fn write_files(&self, dir: &Path) -> Result<()> {
+        let mut out = datasets::JsonlWriter::create(&dir.join(ACCOUNT_VERDICTS_FILE))?;
+        for d in &self.decisions {
+            out.write(d)?;
+        }
+        out.finish()?;
+        let path = dir.join(CAMPAIGNS_FILE);
+        std::fs::write(&path, serde_json::to_vec_pretty(&self.campaigns)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.map.save(&dir.join(CAMPAIGN_MAP_FILE))?;
+        Ok(())
+    }
+}
