@@ -19,7 +19,7 @@ use models::account_model::{
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{threshold_for_fpr, Confusion};
+use crate::metrics::{benign_scores, threshold_for_fpr, Confusion};
 
 /// One account of a scored file.
 #[derive(Debug, Clone)]
@@ -189,13 +189,7 @@ fn operating_point(
     positive: &[bool],
     target_fpr: f64,
 ) -> Result<AccountOperatingPoint> {
-    let benign: Vec<f32> = scores
-        .iter()
-        .zip(positive)
-        .filter(|(_, &p)| !p)
-        .map(|(&s, _)| s)
-        .collect();
-    let threshold = threshold_for_fpr(&benign, target_fpr)
+    let threshold = threshold_for_fpr(&benign_scores(scores, positive), target_fpr)
         .ok_or_else(|| anyhow!("the validation file has no benign account"))?;
     let c = Confusion::at(scores, positive, threshold);
     Ok(AccountOperatingPoint {

@@ -71,15 +71,20 @@ pub fn threshold_for_fpr(benign: &[f32], target_fpr: f64) -> Option<f32> {
     Some(desc[allowed].next_up())
 }
 
-/// Recall when the threshold is set so that at most `fpr` of the benign
-/// scores are flagged (`None` without both classes).
-pub fn recall_at_fpr(scores: &[f32], positive: &[bool], fpr: f64) -> Option<f64> {
-    let benign: Vec<f32> = scores
+/// The scores whose label is benign (`positive` parallel to `scores`).
+pub fn benign_scores(scores: &[f32], positive: &[bool]) -> Vec<f32> {
+    scores
         .iter()
         .zip(positive)
         .filter(|(_, &p)| !p)
         .map(|(&s, _)| s)
-        .collect();
+        .collect()
+}
+
+/// Recall when the threshold is set so that at most `fpr` of the benign
+/// scores are flagged (`None` without both classes).
+pub fn recall_at_fpr(scores: &[f32], positive: &[bool], fpr: f64) -> Option<f64> {
+    let benign = benign_scores(scores, positive);
     if benign.len() == scores.len() {
         return None;
     }
