@@ -295,3 +295,30 @@ fn out_of_range_parameters_are_refused_by_name() {
     .unwrap_err();
     assert!(err.to_string().contains("min_template_accounts"), "{err}");
 }
+
+#[test]
+fn two_operators_created_the_same_day_stay_apart() {
+    let mut sessions = Vec::new();
+    for c in 0..2usize {
+        for a in 0..40usize {
+            let ip = format!("45.{c}.{}.{}", a % 4, 1 + a % 39);
+            let start = t0() + Duration::minutes((a * 37 % 1440) as i64 + c as i64);
+            let prompts: Vec<String> = (0..2)
+                .map(|k| {
+                    let i = a * 2 + k + 100 * c;
+                    format!("Operator {c} asks: you are an expert solver, show all reasoning before the answer. case {i} has {} apples and {} pears", i * 7, i * 3)
+                })
+                .collect();
+            let s = session(
+                &format!("op{c}-{a}"),
+                start,
+                Some((&ip, 14061, "python-httpx/0.27.2")),
+                &prompts,
+            );
+            sessions.push(created(s, t0() - Duration::hours(3)));
+        }
+    }
+    let ev = evidence(&sessions);
+    let groups: std::collections::BTreeSet<_> = ev.iter().map(|e| e.group.clone()).collect();
+    assert_eq!(groups.len(), 2, "{groups:?} {:?}", ev[0].group_links);
+}

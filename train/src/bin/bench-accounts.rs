@@ -123,14 +123,15 @@ fn one_session(
             + Duration::minutes((account % 600) as i64);
         let events = (0..requests)
             .map(|k| {
+                // Each operator owns its /24s and words its own template.
                 let ip = format!(
                     "45.{}.{}.{}",
-                    c % 200,
-                    rng.random_range(0..4),
+                    c % 250,
+                    4 * (c / 250) + rng.random_range(0..4),
                     rng.random_range(1..40)
                 );
                 let prompt = format!(
-                    "You are an expert solver number {c}. Show all reasoning before the answer. {}",
+                    "Operator {c} asks: you are an expert solver, show all reasoning before the answer. {}",
                     question(rng)
                 );
                 event(
@@ -171,6 +172,11 @@ fn one_session(
             rng.random_range(0.0..0.6),
         )
     }
+}
+
+/// Campaigns of a world of `accounts` accounts.
+fn campaigns_in(args: &Args, accounts: usize) -> usize {
+    ((accounts as f64 * args.campaign_share) as usize / args.campaign_accounts).max(1)
 }
 
 fn synthesise(args: &Args, accounts: usize, sessions: usize) -> World {
@@ -246,10 +252,17 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
     };
     let campaigns = describe_campaigns(&ctx, groups);
     let verdict_s = started.elapsed().as_secs_f64();
+    let largest_group = window
+        .rows
+        .iter()
+        .map(|r| r.evidence.group_accounts)
+        .max()
+        .unwrap_or(0);
     println!(
-        "| {accounts} | {sessions} | {synth_s:.1} | {evidence_s:.1} | {verdict_s:.1} | {:.1} | {} | {:.0} |",
+        "| {accounts} | {sessions} | {synth_s:.1} | {evidence_s:.1} | {verdict_s:.1} | {:.1} | {} of {} | {largest_group} | {:.0} |",
         evidence_s + verdict_s,
         campaigns.len(),
+        campaigns_in(args, accounts),
         peak_rss_mib()
     );
     Ok(())
@@ -263,8 +276,8 @@ fn main() -> Result<()> {
         cpu_model(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    println!("\n| accounts | sessions | synthesis s | evidence + groups s | verdicts + campaigns s | account layer s | campaigns | peak RSS MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("\n| accounts | sessions | synthesis s | evidence + groups s | verdicts + campaigns s | account layer s | campaigns found of simulated | largest operator group (accounts) | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for size in &args.sizes {
         let (a, s) = size
             .split_once(':')
