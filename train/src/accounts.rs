@@ -433,6 +433,42 @@ fn campaign_quality(
     (!truth.is_empty()).then(|| crate::cluster::quality::cluster_quality(&truth, &found))
 }
 
+/// Feature table file name (one row per account: id, label, group, the
+/// account features).
+pub const ACCOUNT_FEATURES_FILE: &str = "account_features.csv";
+
+/// The account feature table as CSV: `account_id`, `extraction` (1, 0 or
+/// empty when unlabeled), `group` (campaign or archetype), then one column
+/// per account feature. For analysts who study the scorer's inputs.
+pub fn feature_table(rows: &[AccountRow]) -> String {
+    let mut out = String::from("account_id,extraction,group");
+    for name in account_feature_names() {
+        out.push(',');
+        out.push_str(&name);
+    }
+    out.push('\n');
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    for r in rows {
+        let label = r.extraction.map_or(String::new(), |e| u8::from(e).to_string());
+        out.push_str(&format!(
+            "{},{label},{}",
+            quote(&r.evidence.account_id),
+            quote(&r.group)
+        ));
+        for x in r.features {
+            out.push_str(&format!(",{x}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes [`feature_table`] atomically.
+pub fn write_feature_table(path: &std::path::Path, rows: &[AccountRow]) -> Result<()> {
+    datasets::writer::write_atomic(path, feature_table(rows).as_bytes())?;
+    Ok(())
+}
+
 /// Scores a labeled file with `bundle` and builds its account rows.
 pub fn rows_of_file(
     bundle: &models::bundle::Bundle,
@@ -535,6 +571,23 @@ mod tests {
             .reasons
             .iter()
             .any(|r| !r.starts_with("max_session")));
+    }
+
+    #[test]
+    fn feature_table_has_a_row_per_account_and_quotes_ids() {
+        let mut rows = rows(0);
+        rows[0].evidence.account_id = "a,\"b".into();
+        let table = feature_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), rows.len() + 1);
+        assert_eq!(
+            lines[0].split(',').count(),
+            3 + NUM_ACCOUNT_FEATURES,
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].starts_with("\"a,\"\"b\",1,\"camp\","), "{}", lines[1]);
+        assert!(lines[2].starts_with("\"a1\",0,\"benign\","), "{}", lines[2]);
     }
 
     #[test]

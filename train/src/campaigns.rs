@@ -10,10 +10,11 @@
 //! accounts the scorer clears, is never called a campaign. Each campaign
 //! states its evidence.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use datasets::{
     coordination::{
+        groups::UnionFind,
         templates::{frames_of, sampled_prompts},
         Templates, ValidEvidenceParams,
     },
@@ -48,6 +49,8 @@ pub enum CampaignBasis {
     /// An operator group: shared infrastructure, templates, timing or
     /// creation waves.
     Operator,
+    /// Flagged accounts that share a characteristic template.
+    Template,
     /// Flagged accounts whose sessions cluster together by content.
     Content,
 }
@@ -116,6 +119,70 @@ pub fn operator_campaigns(decisions: &[AccountDecision]) -> Vec<Vec<usize>> {
     groups
 }
 
+/// Acted accounts a template must hold to link them into a template
+/// campaign: enough that one task asked by a handful of accounts (the same
+/// public benchmark question reaching two operators) joins nothing.
+pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
+
+/// Flagged or reviewed accounts outside `taken` that share characteristic
+/// templates. A template links its users when at least
+/// [`TEMPLATE_LINK_ACCOUNTS`] such accounts used it and they are at least
+/// half of every account that used it in the window: a wording most of
+/// whose users were cleared is people's, not an operator's. Groups are the
+/// connected components of at least [`MIN_CAMPAIGN_ACCOUNTS`], largest
+/// first. This finds operators who left no shared infrastructure (aged
+/// accounts on residential exits) but reuse one wording.
+pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<Vec<usize>> {
+    let acted =
+        |a: usize| !taken.contains(&a) && ctx.decisions[a].verdict != AccountVerdict::Clear;
+    let mut users: HashMap<u64, BTreeSet<usize>> = HashMap::new();
+    for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
+        let a = a as usize;
+        if !acted(a) {
+            continue;
+        }
+        for prompt in sampled_prompts(s, ctx.params) {
+            for (key, _) in frames_of(prompt, ctx.params.frame_words) {
+                if ctx.templates.is_template(key) {
+                    users.entry(key).or_default().insert(a);
+                }
+            }
+        }
+    }
+    let mut sets = UnionFind::new(ctx.decisions.len());
+    let mut linked = BTreeSet::new();
+    for (&key, members) in &users {
+        let window_users = ctx.templates.accounts_of(key) as usize;
+        if members.len() < TEMPLATE_LINK_ACCOUNTS || 2 * members.len() < window_users {
+            continue;
+        }
+        let first = *members.first().expect("a template has users") as u32;
+        for &m in members {
+            sets.union(first, m as u32);
+            linked.insert(m);
+        }
+    }
+    let mut by_root: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for a in linked {
+        by_root.entry(sets.find(a as u32)).or_default().push(a);
+    }
+    largest_first(by_root.into_values())
+}
+
+/// Groups of at least [`MIN_CAMPAIGN_ACCOUNTS`] (each sorted), largest
+/// first, ties by first account.
+fn largest_first(groups: impl Iterator<Item = Vec<usize>>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = groups
+        .filter(|m| m.len() >= MIN_CAMPAIGN_ACCOUNTS)
+        .map(|mut m| {
+            m.sort_unstable();
+            m
+        })
+        .collect();
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    groups
+}
+
 /// Flagged or reviewed accounts outside `taken`, grouped by the content
 /// cluster of most of their sessions (`cluster_of_account`), groups of at
 /// least [`MIN_CAMPAIGN_ACCOUNTS`], largest first.
@@ -129,16 +196,7 @@ pub fn content_campaigns(
             by_cluster.entry(cluster).or_default().push(account);
         }
     }
-    let mut groups: Vec<Vec<usize>> = by_cluster
-        .into_values()
-        .filter(|m| m.len() >= MIN_CAMPAIGN_ACCOUNTS)
-        .map(|mut m| {
-            m.sort_unstable();
-            m
-        })
-        .collect();
-    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-    groups
+    largest_first(by_cluster.into_values())
 }
 
 /// Everything [`describe_campaigns`] reads besides the groups.
@@ -171,8 +229,10 @@ pub fn describe_campaigns(
         .map(|(rank, (basis, members))| {
             let mut c = describe(rank, &members, ctx, &sessions_of);
             c.basis = basis;
-            if basis == CampaignBasis::Content {
-                c.links = vec!["content-cluster".into()];
+            match basis {
+                CampaignBasis::Operator => {}
+                CampaignBasis::Template => c.links = vec!["shared-template".into()],
+                CampaignBasis::Content => c.links = vec!["content-cluster".into()],
             }
             c
         })

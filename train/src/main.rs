@@ -18,7 +18,8 @@ use models::{
 };
 use train::{
     accounts::{
-        fit_account_model, fit_account_model_cross_fitted, rows_of_file, AccountFitConfig,
+        fit_account_model, fit_account_model_cross_fitted, rows_of_file, write_feature_table,
+        AccountFitConfig,
         AccountReport, VerdictTally,
     },
     baseline::BaselineConfig,
@@ -208,6 +209,10 @@ struct AccountsArgs {
     /// compares the two.
     #[arg(long, value_enum, default_value_t = FitOn::Train)]
     fit_on: FitOn,
+    /// Also write the account feature tables of the files read
+    /// (`train.csv`, `validation.csv`) into this folder.
+    #[arg(long)]
+    features_out: Option<PathBuf>,
 }
 
 /// Which accounts the account scorer learns from.
@@ -230,12 +235,20 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
         ..AccountFitConfig::default()
     };
     let validation_rows = rows_of_file(&bundle, &args.validation, &options, &params)?;
-    let model = match args.fit_on {
-        FitOn::Validation => fit_account_model_cross_fitted(&validation_rows, &config)?,
-        FitOn::Train => {
-            let train_rows = rows_of_file(&bundle, &args.train, &options, &params)?;
-            fit_account_model(&train_rows, &validation_rows, &config)?
+    let train_rows = match args.fit_on {
+        FitOn::Validation => None,
+        FitOn::Train => Some(rows_of_file(&bundle, &args.train, &options, &params)?),
+    };
+    if let Some(dir) = &args.features_out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_feature_table(&dir.join("validation.csv"), &validation_rows)?;
+        if let Some(rows) = &train_rows {
+            write_feature_table(&dir.join("train.csv"), rows)?;
         }
+    }
+    let model = match &train_rows {
+        None => fit_account_model_cross_fitted(&validation_rows, &config)?,
+        Some(rows) => fit_account_model(rows, &validation_rows, &config)?,
     };
     model.save(&bundle.dir)?;
     for (name, p) in [("flag", &model.flag), ("flag or review", &model.review)] {
@@ -625,6 +638,7 @@ fn main() -> Result<()> {
                 review_fpr: AccountFitConfig::default().review_fpr,
                 alpha: AccountFitConfig::default().alpha,
                 fit_on: FitOn::Train,
+                features_out: None,
             })?;
             let report = run_eval(&EvalArgs {
                 model,

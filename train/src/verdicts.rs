@@ -16,12 +16,15 @@ use models::{
 };
 
 use crate::{
-    accounts::{account_report, account_rows, decide, AccountDecision, AccountReport},
-    campaigns::{
-        assign_campaigns, content_campaigns, describe_campaigns, operator_campaigns, Campaign,
-        CampaignBasis, CampaignContext,
+    accounts::{
+        account_report, account_rows, decide, write_feature_table, AccountDecision, AccountReport,
+        AccountRow, ACCOUNT_FEATURES_FILE,
     },
-    cluster::{cluster_subset, ValidClusterParams},
+    campaigns::{
+        assign_campaigns, content_campaigns, describe_campaigns, operator_campaigns,
+        template_campaigns, Campaign, CampaignBasis, CampaignContext,
+    },
+    cluster::{cluster_subset_adaptive, ValidClusterParams},
     score::ScoredSession,
 };
 
@@ -40,11 +43,13 @@ pub struct WindowVerdicts {
     pub campaigns: Vec<Campaign>,
     /// The campaign map for `serve`.
     pub map: CampaignMap,
+    /// The account rows the verdicts were reached on.
+    pub rows: Vec<AccountRow>,
 }
 
 /// The content cluster of most sessions of each flagged or reviewed
-/// account outside the operator campaigns: one DBSCAN over those sessions
-/// only.
+/// account outside the operator campaigns: a density-adaptive DBSCAN over
+/// those sessions only.
 fn content_clusters(
     scored: &[ScoredSession],
     account_of_session: &[u32],
@@ -59,7 +64,7 @@ fn content_clusters(
         })
         .collect();
     let subset: Vec<&ScoredSession> = picked.iter().map(|&i| &scored[i]).collect();
-    let labels = cluster_subset(&subset, cluster)?;
+    let labels = cluster_subset_adaptive(&subset, cluster)?;
     let mut votes: HashMap<usize, HashMap<usize, usize>> = HashMap::new();
     for (&i, label) in picked.iter().zip(labels) {
         if let Some(c) = label {
@@ -80,6 +85,35 @@ fn content_clusters(
         .collect())
 }
 
+/// The account groups that are campaigns, in order: operator groups, then
+/// characteristic templates among the acted accounts left, then content
+/// clusters of the acted accounts still left.
+fn campaign_groups(
+    ctx: &CampaignContext,
+    scored: &[ScoredSession],
+    cluster: &ValidClusterParams,
+) -> Result<Vec<(CampaignBasis, Vec<usize>)>> {
+    let mut groups: Vec<(CampaignBasis, Vec<usize>)> = operator_campaigns(ctx.decisions)
+        .into_iter()
+        .map(|m| (CampaignBasis::Operator, m))
+        .collect();
+    let taken = |groups: &[(CampaignBasis, Vec<usize>)]| -> HashSet<usize> {
+        groups.iter().flat_map(|g| g.1.iter().copied()).collect()
+    };
+    let template = template_campaigns(ctx, &taken(&groups));
+    groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
+    let clusters = content_clusters(
+        scored,
+        ctx.account_of_session,
+        ctx.decisions,
+        &taken(&groups),
+        cluster,
+    )?;
+    let content = content_campaigns(ctx.decisions, &clusters);
+    groups.extend(content.into_iter().map(|m| (CampaignBasis::Content, m)));
+    Ok(groups)
+}
+
 /// Judges the accounts of `scored` sessions (embeddings kept), when the
 /// bundle has an account scorer; `cluster` sets the content clustering of
 /// flagged accounts outside operator groups.
@@ -96,24 +130,6 @@ pub fn judge_window(
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
     let mut decisions = decide(&model, &window.rows);
-    let operator = operator_campaigns(&decisions);
-    let taken: HashSet<usize> = operator.iter().flatten().copied().collect();
-    let clusters = content_clusters(
-        scored,
-        &window.account_of_session,
-        &decisions,
-        &taken,
-        cluster,
-    )?;
-    let groups = operator
-        .into_iter()
-        .map(|m| (CampaignBasis::Operator, m))
-        .chain(
-            content_campaigns(&decisions, &clusters)
-                .into_iter()
-                .map(|m| (CampaignBasis::Content, m)),
-        )
-        .collect();
     let ctx = CampaignContext {
         sessions: &sessions,
         account_of_session: &window.account_of_session,
@@ -121,6 +137,7 @@ pub fn judge_window(
         templates: &window.templates,
         params: &params,
     };
+    let groups = campaign_groups(&ctx, scored, cluster)?;
     let campaigns = describe_campaigns(&ctx, groups);
     assign_campaigns(&mut decisions, &campaigns);
     let report = account_report(&window.rows, &decisions);
@@ -130,6 +147,7 @@ pub fn judge_window(
         report,
         campaigns,
         map,
+        rows: window.rows,
     }))
 }
 
@@ -173,6 +191,7 @@ impl WindowVerdicts {
         std::fs::write(&path, serde_json::to_vec_pretty(&self.campaigns)?)
             .with_context(|| format!("writing {}", path.display()))?;
         self.map.save(&dir.join(CAMPAIGN_MAP_FILE))?;
+        write_feature_table(&dir.join(ACCOUNT_FEATURES_FILE), &self.rows)?;
         Ok(())
     }
 }

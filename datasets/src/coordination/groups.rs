@@ -42,10 +42,17 @@ pub fn kind_names(kinds: LinkKinds) -> Vec<&'static str> {
         .collect()
 }
 
-struct UnionFind(Vec<u32>);
+/// Disjoint sets over `0..n` with path halving.
+pub struct UnionFind(Vec<u32>);
 
 impl UnionFind {
-    fn find(&mut self, mut x: u32) -> u32 {
+    /// `n` singletons.
+    pub fn new(n: usize) -> Self {
+        UnionFind((0..n as u32).collect())
+    }
+
+    /// The representative of `x`'s set (the smallest member joined so far).
+    pub fn find(&mut self, mut x: u32) -> u32 {
         while self.0[x as usize] != x {
             let parent = self.0[self.0[x as usize] as usize];
             self.0[x as usize] = parent;
@@ -54,7 +61,8 @@ impl UnionFind {
         x
     }
 
-    fn union(&mut self, a: u32, b: u32) {
+    /// Joins the sets of `a` and `b`.
+    pub fn union(&mut self, a: u32, b: u32) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra != rb {
             self.0[ra.max(rb) as usize] = ra.min(rb);
@@ -191,7 +199,7 @@ fn link(
         }
     }
     let n = accounts.len();
-    let mut uf = UnionFind((0..n as u32).collect());
+    let mut uf = UnionFind::new(n);
     let mut linked = vec![false; n];
     let strong: Vec<_> = pair_kinds
         .into_iter()
