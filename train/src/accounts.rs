@@ -449,7 +449,9 @@ pub fn feature_table(rows: &[AccountRow]) -> String {
     out.push('\n');
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     for r in rows {
-        let label = r.extraction.map_or(String::new(), |e| u8::from(e).to_string());
+        let label = r
+            .extraction
+            .map_or(String::new(), |e| u8::from(e).to_string());
         out.push_str(&format!(
             "{},{label},{}",
             quote(&r.evidence.account_id),
@@ -586,7 +588,11 @@ mod tests {
             "{}",
             lines[0]
         );
-        assert!(lines[1].starts_with("\"a,\"\"b\",1,\"camp\","), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("\"a,\"\"b\",1,\"camp\","),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].starts_with("\"a1\",0,\"benign\","), "{}", lines[2]);
     }
 

@@ -3,12 +3,13 @@
 //! campaign when it holds at least [`MIN_CAMPAIGN_ACCOUNTS`] accounts and
 //! at least half of them reach `flag` or `review`. Flagged or reviewed
 //! accounts that no such group holds (per-account paraphrase, residential
-//! exits and aged accounts leave little shared infrastructure) are grouped
-//! by content: one DBSCAN over their sessions alone, whose k-distance eps
-//! adapts to their density rather than to the whole window's. A group of
-//! people who merely share a network, a topic or a template, whose
-//! accounts the scorer clears, is never called a campaign. Each campaign
-//! states its evidence.
+//! exits and aged accounts leave little shared infrastructure) are then
+//! grouped by the characteristic templates they share (a wording used
+//! mostly by acted accounts), and what is left by content: one DBSCAN over
+//! their sessions alone, whose k-distance eps adapts to their density
+//! rather than to the whole window's. A group of people who merely share
+//! a network, a topic or a template, whose accounts the scorer clears, is
+//! never called a campaign. Each campaign states its evidence.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -120,8 +121,10 @@ pub fn operator_campaigns(decisions: &[AccountDecision]) -> Vec<Vec<usize>> {
 }
 
 /// Acted accounts a template must hold to link them into a template
-/// campaign: enough that one task asked by a handful of accounts (the same
-/// public benchmark question reaching two operators) joins nothing.
+/// campaign: enough that one task asked by a few accounts (the same
+/// public benchmark question reaching two operators) joins nothing. Chosen
+/// on the validation split: campaign ARI 0.438 at 5, 0.402 at 10, 0.360 at
+/// 20.
 pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
 
 /// Flagged or reviewed accounts outside `taken` that share characteristic
@@ -133,8 +136,7 @@ pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
 /// first. This finds operators who left no shared infrastructure (aged
 /// accounts on residential exits) but reuse one wording.
 pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<Vec<usize>> {
-    let acted =
-        |a: usize| !taken.contains(&a) && ctx.decisions[a].verdict != AccountVerdict::Clear;
+    let acted = |a: usize| !taken.contains(&a) && ctx.decisions[a].verdict != AccountVerdict::Clear;
     let mut users: HashMap<u64, BTreeSet<usize>> = HashMap::new();
     for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
         let a = a as usize;
@@ -436,6 +438,87 @@ mod tests {
             .collect()
     }
 
+    /// Decisions for `rows`: accounts whose id starts with one of
+    /// `flagged` are flagged, the rest cleared.
+    fn decisions_for(
+        rows: &[crate::accounts::AccountRow],
+        flagged: &[&str],
+    ) -> Vec<AccountDecision> {
+        rows.iter()
+            .map(|r| AccountDecision {
+                account_id: r.evidence.account_id.clone(),
+                score: 0.5,
+                verdict: if flagged.iter().any(|p| r.evidence.account_id.starts_with(p)) {
+                    AccountVerdict::Flag
+                } else {
+                    AccountVerdict::Clear
+                },
+                reasons: Vec::new(),
+                campaign_id: None,
+                evidence: r.evidence.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shared_wording_groups_flagged_accounts_but_a_shared_task_does_not() {
+        // Two operators on residential exits (no shared infrastructure),
+        // each with its own wrapper; two accounts of each ask the same
+        // public question. People use a wording too, but are cleared.
+        let task = |i: usize| {
+            if i < 2 {
+                "what is the integral of x squared over the unit interval".to_string()
+            } else {
+                format!("how many apples are left if {i} of {} are eaten", 7 * i)
+            }
+        };
+        let mut sessions = accounts(
+            "opa",
+            30,
+            |i| format!("100.{}.{}.7", 64 + i, 3 * i),
+            |i| format!("explain like I'm twelve please: {}", task(i)),
+            300,
+        );
+        sessions.extend(accounts(
+            "opb",
+            8,
+            |i| format!("101.{}.{}.9", 64 + i, 5 * i),
+            |i| format!("give the full derivation for this one: {}", task(i)),
+            300,
+        ));
+        sessions.extend(accounts(
+            "people",
+            30,
+            |i| format!("102.{}.{}.1", 64 + i, 7 * i),
+            |i| format!("hey quick question for you: {}", task(i + 40)),
+            300,
+        ));
+        let refs: Vec<&Session> = sessions.iter().collect();
+        let params = EvidenceParams::default().check().unwrap();
+        let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
+        let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
+        let ctx = CampaignContext {
+            sessions: &refs,
+            account_of_session: &window.account_of_session,
+            decisions: &decisions,
+            templates: &window.templates,
+            params: &params,
+        };
+        let groups = template_campaigns(&ctx, &HashSet::new());
+        let ids = |g: &[usize]| -> BTreeSet<&str> {
+            g.iter()
+                .map(|&a| decisions[a].account_id.split('-').next().unwrap())
+                .collect()
+        };
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!((groups[0].len(), groups[1].len()), (30, 8));
+        assert_eq!(ids(&groups[0]), BTreeSet::from(["opa"]));
+        assert_eq!(ids(&groups[1]), BTreeSet::from(["opb"]));
+        // Accounts already in an operator campaign are left out.
+        let taken: HashSet<usize> = groups[1].iter().copied().collect();
+        assert_eq!(template_campaigns(&ctx, &taken).len(), 1);
+    }
+
     #[test]
     fn a_flagged_operator_group_is_one_campaign_and_a_cleared_class_is_none() {
         let mut sessions = accounts(
@@ -463,22 +546,7 @@ mod tests {
         let scores = vec![0.5; refs.len()];
         let params = EvidenceParams::default().check().unwrap();
         let window = account_rows(&refs, &scores, 0.9, &params);
-        let decisions: Vec<AccountDecision> = window
-            .rows
-            .iter()
-            .map(|r| AccountDecision {
-                account_id: r.evidence.account_id.clone(),
-                score: 0.5,
-                verdict: if r.evidence.account_id.starts_with("op-") {
-                    AccountVerdict::Flag
-                } else {
-                    AccountVerdict::Clear
-                },
-                reasons: Vec::new(),
-                campaign_id: None,
-                evidence: r.evidence.clone(),
-            })
-            .collect();
+        let decisions = decisions_for(&window.rows, &["op-"]);
         let groups = operator_campaigns(&decisions);
         assert_eq!(groups.len(), 1, "{groups:?}");
         let ctx = CampaignContext {

@@ -19,8 +19,7 @@ use models::{
 use train::{
     accounts::{
         fit_account_model, fit_account_model_cross_fitted, rows_of_file, write_feature_table,
-        AccountFitConfig,
-        AccountReport, VerdictTally,
+        AccountFitConfig, AccountReport, VerdictTally,
     },
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use datasets::{coordination::EvidenceParams, schema::timestamp, Session};
+use datasets::{coordination::EvidenceParams, features::evenly_spaced, schema::timestamp, Session};
 use models::{
     account_model::{AccountModel, AccountVerdict},
     bundle::Bundle,
@@ -24,7 +24,7 @@ use crate::{
         assign_campaigns, content_campaigns, describe_campaigns, operator_campaigns,
         template_campaigns, Campaign, CampaignBasis, CampaignContext,
     },
-    cluster::{cluster_subset_adaptive, ValidClusterParams},
+    cluster::{cluster_subset, ValidClusterParams},
     score::ScoredSession,
 };
 
@@ -45,11 +45,55 @@ pub struct WindowVerdicts {
     pub map: CampaignMap,
     /// The account rows the verdicts were reached on.
     pub rows: Vec<AccountRow>,
+    /// Session starts of the first campaigns' accounts, for the report.
+    pub timelines: Vec<CampaignTimeline>,
+}
+
+/// Campaigns drawn on the report's timeline (in campaign order).
+pub const TIMELINE_CAMPAIGNS: usize = 8;
+/// Accounts drawn per campaign, evenly spaced over its accounts.
+pub const TIMELINE_ACCOUNTS: usize = 40;
+
+/// One campaign on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignTimeline {
+    /// The campaign.
+    pub campaign_id: String,
+    /// For each account drawn, the hours since the window's start at which
+    /// its sessions began.
+    pub accounts: Vec<Vec<f64>>,
+}
+
+/// The timelines of the first [`TIMELINE_CAMPAIGNS`] campaigns.
+fn timelines(sessions: &[&Session], campaigns: &[Campaign]) -> Vec<CampaignTimeline> {
+    let Some(window_start) = sessions.iter().map(|s| s.start()).min() else {
+        return Vec::new();
+    };
+    let mut starts: HashMap<&str, Vec<f64>> = HashMap::new();
+    for s in sessions {
+        let hours = (s.start() - window_start).num_seconds() as f64 / 3600.0;
+        starts.entry(s.account_id.as_str()).or_default().push(hours);
+    }
+    campaigns
+        .iter()
+        .take(TIMELINE_CAMPAIGNS)
+        .map(|c| CampaignTimeline {
+            campaign_id: c.campaign_id.clone(),
+            accounts: evenly_spaced(c.account_ids.len(), TIMELINE_ACCOUNTS)
+                .map(|i| {
+                    starts
+                        .get(c.account_ids[i].as_str())
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The content cluster of most sessions of each flagged or reviewed
-/// account outside the operator campaigns: a density-adaptive DBSCAN over
-/// those sessions only.
+/// account outside the operator campaigns: one DBSCAN over those sessions
+/// only.
 fn content_clusters(
     scored: &[ScoredSession],
     account_of_session: &[u32],
@@ -64,7 +108,7 @@ fn content_clusters(
         })
         .collect();
     let subset: Vec<&ScoredSession> = picked.iter().map(|&i| &scored[i]).collect();
-    let labels = cluster_subset_adaptive(&subset, cluster)?;
+    let labels = cluster_subset(&subset, cluster)?;
     let mut votes: HashMap<usize, HashMap<usize, usize>> = HashMap::new();
     for (&i, label) in picked.iter().zip(labels) {
         if let Some(c) = label {
@@ -145,9 +189,10 @@ pub fn judge_window(
     Ok(Some(WindowVerdicts {
         decisions,
         report,
-        campaigns,
         map,
         rows: window.rows,
+        timelines: timelines(&sessions, &campaigns),
+        campaigns,
     }))
 }
 

@@ -184,61 +184,6 @@ pub fn cluster_subset(
     Ok(single_dbscan(points, params, &mut timings)?.labels)
 }
 
-/// Levels of re-clustering [`cluster_subset_adaptive`] goes down.
-pub const MAX_SPLIT_DEPTH: usize = 2;
-
-/// [`cluster_subset`] with a per-cluster eps: every cluster found is
-/// clustered again on its own (its own PCA and k-distance eps), and gives
-/// way to its sub-clusters when there are at least two and they hold at
-/// least half of its sessions, down to [`MAX_SPLIT_DEPTH`] levels. Dense
-/// groups inside a looser one then get their own radius, as in HDBSCAN's
-/// cluster hierarchy, instead of one global knee. With a fixed eps there
-/// is nothing to adapt: the clusters are those of [`cluster_subset`].
-pub fn cluster_subset_adaptive(
-    sessions: &[&ScoredSession],
-    params: &ValidClusterParams,
-) -> Result<Vec<Option<usize>>> {
-    let mut labels = cluster_subset(sessions, params)?;
-    if params.eps.is_none() {
-        split_clusters(sessions, params, &mut labels, MAX_SPLIT_DEPTH)?;
-    }
-    Ok(labels)
-}
-
-/// Replaces clusters of `labels` by their sub-clusters where
-/// [`cluster_subset_adaptive`] says so; ids stay distinct, not dense.
-fn split_clusters(
-    sessions: &[&ScoredSession],
-    params: &ValidClusterParams,
-    labels: &mut [Option<usize>],
-    depth: usize,
-) -> Result<()> {
-    if depth == 0 {
-        return Ok(());
-    }
-    let mut next_id = labels.iter().flatten().max().map_or(0, |m| m + 1);
-    for members in summary::members_by_cluster(labels).into_values() {
-        if members.len() < 4 * params.min_points {
-            continue;
-        }
-        let subset: Vec<&ScoredSession> = members.iter().map(|&i| sessions[i]).collect();
-        let mut sub = cluster_subset(&subset, params)?;
-        let found = summary::members_by_cluster(&sub).len();
-        let kept = sub.iter().filter(|l| l.is_some()).count();
-        tracing::debug!(sessions = members.len(), found, kept, depth, "re-clustered");
-        if found < 2 || 2 * kept < members.len() {
-            continue;
-        }
-        split_clusters(&subset, params, &mut sub, depth - 1)?;
-        let width = sub.iter().flatten().max().map_or(0, |m| m + 1);
-        for (&i, l) in members.iter().zip(&sub) {
-            labels[i] = l.map(|c| next_id + c);
-        }
-        next_id += width;
-    }
-    Ok(())
-}
-
 /// Clusters scored sessions (embeddings kept), summarises clusters and
 /// decides every account.
 pub fn discover(

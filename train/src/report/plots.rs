@@ -1,6 +1,6 @@
 //! The report's plots as self-contained SVG strings (plotters' SVG
 //! backend): ROC with a log false-positive axis, precision-recall,
-//! calibration, and score histograms by class.
+//! calibration, score histograms by class, and campaign timelines.
 
 use anyhow::{anyhow, Result};
 use plotters::{coord::Shift, prelude::*};
@@ -211,6 +211,68 @@ pub fn score_histograms(benign: &[usize], extraction: &[usize]) -> Result<String
     Ok(svg)
 }
 
+/// Colours of the timeline's campaigns, in turn.
+const CAMPAIGN_COLOURS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// One campaign's band of the timeline: for each account shown, the hours
+/// (since the window's start) at which its sessions began.
+pub struct TimelineBand<'a> {
+    /// Campaign id (legend).
+    pub name: &'a str,
+    /// Session starts per account.
+    pub accounts: &'a [Vec<f64>],
+}
+
+/// Accounts × time: one row per account, campaigns in stacked bands of
+/// their own colour, a dot at every session start. Waves, shifts and
+/// cadences show as columns and stripes.
+pub fn campaign_timeline(bands: &[TimelineBand]) -> Result<String> {
+    let rows = bands.iter().map(|b| b.accounts.len()).sum::<usize>().max(1);
+    let end = bands
+        .iter()
+        .flat_map(|b| b.accounts.iter().flatten())
+        .copied()
+        .fold(1.0f64, f64::max);
+    let mut svg = String::new();
+    draw(&mut svg, |root| {
+        let mut chart = builder(root, "Campaign timelines (accounts x time)")
+            .build_cartesian_2d(0.0..end * 1.02, 0.0..rows as f64)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("hours since the window's start")
+            .y_desc("accounts, by campaign")
+            .draw()
+            .map_err(plot_err)?;
+        let mut row = 0usize;
+        for (band, colour) in bands.iter().zip(CAMPAIGN_COLOURS.iter().cycle()) {
+            let dots = band.accounts.iter().enumerate().flat_map(|(i, starts)| {
+                let y = (row + i) as f64 + 0.5;
+                starts
+                    .iter()
+                    .map(move |&x| Circle::new((x, y), 2, colour.filled()))
+            });
+            chart
+                .draw_series(dots)
+                .map_err(plot_err)?
+                .label(band.name)
+                .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
+            row += band.accounts.len();
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })?;
+    Ok(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +292,11 @@ mod tests {
             precision_recall(&series).unwrap(),
             calibration(&calibration_bins(&scores, &pos, 5)).unwrap(),
             score_histograms(&[1, 0, 1], &[0, 1, 1]).unwrap(),
+            campaign_timeline(&[TimelineBand {
+                name: "op-1",
+                accounts: &[vec![0.5, 30.0], vec![2.0]],
+            }])
+            .unwrap(),
         ] {
             assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
             assert!(svg.trim_end().ends_with("</svg>"));

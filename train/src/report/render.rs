@@ -359,7 +359,7 @@ pub fn document(e: &Evaluated) -> Result<Document> {
             .collect(),
     );
     if let Some(v) = &e.verdicts {
-        super::verdict_section::add(&mut d, v);
+        super::verdict_section::add(&mut d, v)?;
     }
     Ok(d)
 }

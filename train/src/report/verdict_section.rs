@@ -1,11 +1,13 @@
 //! The report's account and campaign sections: the account scorer's
 //! verdicts per benign archetype and per campaign, how the campaigns found
-//! compare with the true ones, and the campaign table with its evidence.
+//! compare with the true ones, the campaign table with its evidence, and
+//! the campaigns' timelines.
 
 use super::document::Document;
+use super::plots::{campaign_timeline, TimelineBand};
 use crate::{
     accounts::{AccountReport, VerdictTally},
-    verdicts::WindowVerdicts,
+    verdicts::{WindowVerdicts, TIMELINE_ACCOUNTS, TIMELINE_CAMPAIGNS},
 };
 
 fn pct(x: f64) -> String {
@@ -45,7 +47,7 @@ fn account_tables(d: &mut Document, r: &AccountReport) {
 
 fn campaign_table(d: &mut Document, v: &WindowVerdicts) {
     d.heading("Campaigns");
-    d.paragraph("An operator group (accounts linked by combined keys: a template on the same day, a prefix around a template, a fingerprint or template in one creation day) is a campaign when it holds at least three accounts and at least half of them are flagged or sent to review. `campaigns.json` holds every field and the account ids.");
+    d.paragraph("An operator group (accounts linked by combined keys: a template on the same day, a prefix around a template, a fingerprint or template in one creation day) is a campaign when it holds at least three accounts and at least half of them are flagged or sent to review. Flagged or reviewed accounts left over are grouped by a template at least five of them share and that is mostly theirs (`shared-template`), then by a DBSCAN over their sessions (`content-cluster`). `campaigns.json` holds every field and the account ids.");
     let rows = v
         .campaigns
         .iter()
@@ -95,8 +97,31 @@ fn campaign_table(d: &mut Document, v: &WindowVerdicts) {
     );
 }
 
+fn timeline(d: &mut Document, v: &WindowVerdicts) -> anyhow::Result<()> {
+    if v.timelines.is_empty() {
+        return Ok(());
+    }
+    let bands: Vec<TimelineBand> = v
+        .timelines
+        .iter()
+        .map(|t| TimelineBand {
+            name: &t.campaign_id,
+            accounts: &t.accounts,
+        })
+        .collect();
+    d.figure(
+        format!(
+            "Campaign timelines: the first {} campaigns, up to {} accounts each (evenly spaced), a dot per session start.",
+            TIMELINE_CAMPAIGNS, TIMELINE_ACCOUNTS
+        ),
+        campaign_timeline(&bands)?,
+    );
+    Ok(())
+}
+
 /// Adds the account and campaign sections.
-pub fn add(d: &mut Document, v: &WindowVerdicts) {
+pub fn add(d: &mut Document, v: &WindowVerdicts) -> anyhow::Result<()> {
     account_tables(d, &v.report);
     campaign_table(d, v);
+    timeline(d, v)
 }
