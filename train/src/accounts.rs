@@ -384,6 +384,26 @@ pub struct AccountReport {
     /// Found campaigns against `campaign_id` over extraction accounts (an
     /// account in no campaign is a cluster of its own).
     pub campaign_quality: Option<crate::cluster::quality::ClusterQuality>,
+    /// Session recall at 0.1% benign session FPR when each labeled session
+    /// is ranked by its account's score (what a gateway acting on account
+    /// verdicts achieves per session); `None` without both classes.
+    pub session_recall_at_0_1pct_fpr_by_account: Option<f64>,
+}
+
+/// [`AccountReport::session_recall_at_0_1pct_fpr_by_account`] of labeled
+/// sessions (`extraction` per session, `None` when unlabeled) and the
+/// account (index into `decisions`) of each.
+pub fn session_recall_by_account(
+    extraction: &[Option<bool>],
+    account_of_session: &[u32],
+    decisions: &[AccountDecision],
+) -> Option<f64> {
+    let (scores, positive): (Vec<f32>, Vec<bool>) = extraction
+        .iter()
+        .zip(account_of_session)
+        .filter_map(|(e, &a)| e.map(|e| (decisions[a as usize].score, e)))
+        .unzip();
+    crate::metrics::recall_at_fpr(&scores, &positive, 0.001)
 }
 
 /// Tallies the decisions of labeled rows (parallel slices) and compares
@@ -594,6 +614,35 @@ mod tests {
             lines[1]
         );
         assert!(lines[2].starts_with("\"a1\",0,\"benign\","), "{}", lines[2]);
+    }
+
+    #[test]
+    fn sessions_ranked_by_their_account_score() {
+        let evidence = rows(0)[0].evidence.clone();
+        let decisions: Vec<AccountDecision> = [0.9f32, 0.1, 0.05]
+            .iter()
+            .enumerate()
+            .map(|(i, &score)| AccountDecision {
+                account_id: format!("a{i}"),
+                score,
+                verdict: AccountVerdict::Clear,
+                reasons: Vec::new(),
+                campaign_id: None,
+                evidence: evidence.clone(),
+            })
+            .collect();
+        // Two extraction sessions of a high-scoring account, two of a low
+        // one, benign sessions of a middling one, one unlabeled session.
+        let mut labels = vec![Some(true), Some(true), Some(true), Some(true), None];
+        let mut account_of = vec![0, 0, 2, 2, 2];
+        labels.extend(vec![Some(false); 50]);
+        account_of.extend(vec![1; 50]);
+        let recall = session_recall_by_account(&labels, &account_of, &decisions).unwrap();
+        assert!((recall - 0.5).abs() < 1e-9, "{recall}");
+        assert_eq!(
+            session_recall_by_account(&labels[..4], &account_of[..4], &decisions),
+            None
+        );
     }
 
     #[test]

@@ -570,6 +570,9 @@ fn print_account_verdicts(a: &AccountReport) {
             a.campaigns_found, q.adjusted_rand_index, q.homogeneity, q.completeness
         );
     }
+    if let Some(r) = a.session_recall_at_0_1pct_fpr_by_account {
+        println!("  session recall at 0.1% session FPR, sessions ranked by their account's score: {r:.4}");
+    }
 }
 
 /// Stores the held-out metrics with the bundle's provenance.

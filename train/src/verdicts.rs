@@ -17,8 +17,8 @@ use models::{
 
 use crate::{
     accounts::{
-        account_report, account_rows, decide, write_feature_table, AccountDecision, AccountReport,
-        AccountRow, ACCOUNT_FEATURES_FILE,
+        account_report, account_rows, decide, session_recall_by_account, write_feature_table,
+        AccountDecision, AccountReport, AccountRow, ACCOUNT_FEATURES_FILE,
     },
     campaigns::{
         assign_campaigns, content_campaigns, describe_campaigns, operator_campaigns,
@@ -184,7 +184,13 @@ pub fn judge_window(
     let groups = campaign_groups(&ctx, scored, cluster)?;
     let campaigns = describe_campaigns(&ctx, groups);
     assign_campaigns(&mut decisions, &campaigns);
-    let report = account_report(&window.rows, &decisions);
+    let mut report = account_report(&window.rows, &decisions);
+    let labels: Vec<Option<bool>> = sessions
+        .iter()
+        .map(|s| s.label.map(|l| l == datasets::Label::Extraction))
+        .collect();
+    report.session_recall_at_0_1pct_fpr_by_account =
+        session_recall_by_account(&labels, &window.account_of_session, &decisions);
     let map = campaign_map(&sessions, &decisions);
     Ok(Some(WindowVerdicts {
         decisions,

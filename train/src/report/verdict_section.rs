@@ -43,6 +43,11 @@ fn account_tables(d: &mut Document, r: &AccountReport) {
             r.campaigns_found, q.items, q.adjusted_rand_index, q.homogeneity, q.completeness
         ));
     }
+    if let Some(recall) = r.session_recall_at_0_1pct_fpr_by_account {
+        d.paragraph(format!(
+            "Sessions ranked by their account's score instead of their own: recall {recall:.4} at 0.1% benign session FPR.",
+        ));
+    }
 }
 
 fn campaign_table(d: &mut Document, v: &WindowVerdicts) {
