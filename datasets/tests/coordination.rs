@@ -33,7 +33,7 @@ fn session(
                 ip: net.map(|n| n.0.to_string()),
                 asn: net.map(|n| n.1),
                 user_agent: net.map(|n| n.2.to_string()),
-                model: None,
+                model: net.map(|_| "large-2025-10".to_string()),
                 response_tokens: None,
             })
             .collect(),
@@ -204,7 +204,11 @@ fn missing_fields_are_reported_and_never_count_as_coordination() {
         })
         .collect();
     for e in evidence(&sessions) {
-        assert_eq!(e.missing, ["ip", "asn", "user_agent", "created_at"]);
+        assert_eq!(
+            e.missing,
+            ["ip", "asn", "user_agent", "created_at", "model"]
+        );
+        assert_eq!(e.hours_after_release, None);
         assert_eq!(
             (
                 e.ip_peers,
@@ -321,4 +325,64 @@ fn two_operators_created_the_same_day_stay_apart() {
     let ev = evidence(&sessions);
     let groups: std::collections::BTreeSet<_> = ev.iter().map(|e| e.group.clone()).collect();
     assert_eq!(groups.len(), 2, "{groups:?} {:?}", ev[0].group_links);
+}
+
+#[test]
+fn first_use_after_a_model_release_is_measured_from_the_release() {
+    let net = Some(("203.0.113.9", 7018, "Mozilla/5.0"));
+    let with_model = |mut s: Session, model: &str| {
+        for e in &mut s.events {
+            e.model = Some(model.to_string());
+        }
+        s
+    };
+    // 20 people on the old model from the window's start; a new model
+    // first used five days in, then 30 accounts starting on it within
+    // hours; two accounts of a third model, first seen late, are too few
+    // to be a release.
+    let mut sessions: Vec<Session> = (0..20)
+        .map(|a| {
+            let s = session(
+                &format!("old-{a}"),
+                t0() + Duration::hours(a as i64),
+                net,
+                &[task(a)],
+            );
+            with_model(s, "large-2025-10")
+        })
+        .collect();
+    let release = t0() + Duration::days(5);
+    sessions.extend((0..30).map(|a| {
+        let s = session(
+            &format!("new-{a}"),
+            release + Duration::hours(2 * a as i64),
+            net,
+            &[task(100 + a)],
+        );
+        with_model(s, "large-2026-02")
+    }));
+    sessions.extend((0..2).map(|a| {
+        let s = session(
+            &format!("rare-{a}"),
+            t0() + Duration::days(9),
+            net,
+            &[task(200 + a)],
+        );
+        with_model(s, "small-2026-03")
+    }));
+    sessions.sort_by_key(|s| s.start());
+    for e in evidence(&sessions) {
+        let id = e.account_id.as_str();
+        if id.starts_with("old-") {
+            assert_eq!(e.hours_after_release, None, "{e:?}");
+        } else if id.starts_with("new-") {
+            let n: f32 = id[4..].parse().unwrap();
+            let hours = e.hours_after_release.unwrap();
+            assert!((hours - 2.0 * n).abs() < 0.01, "{e:?}");
+        } else {
+            // Nine days in, the latest release before it is the new model's.
+            let hours = e.hours_after_release.unwrap();
+            assert!((hours - 96.0).abs() < 0.01, "{e:?}");
+        }
+    }
 }

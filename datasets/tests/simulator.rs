@@ -78,6 +78,30 @@ fn sessions_are_valid_and_labeled() {
 }
 
 #[test]
+fn no_request_names_the_new_model_before_its_release() {
+    let config = config("default");
+    let splits = simulate(&config).unwrap();
+    let (mut before, mut after) = (0, 0);
+    for (_, g) in all(&splits) {
+        for e in &g.session.events {
+            let new = e.model.as_deref() == Some("large-2026-02");
+            assert!(
+                !new || e.ts >= config.model_release,
+                "{} asks the new model at {} before its release",
+                g.session.session_id,
+                e.ts
+            );
+            if e.ts < config.model_release {
+                before += 1;
+            } else {
+                after += usize::from(new);
+            }
+        }
+    }
+    assert!(before > 0 && after > 0, "{before} {after}");
+}
+
+#[test]
 fn source_split_is_campaign_source_and_account_disjoint() {
     let config = small_config();
     assert_eq!(config.split.mode, SplitMode::Source);

@@ -30,6 +30,8 @@ pub struct AccountActivity {
     pub has_asn: bool,
     /// Some request carried a `user_agent`.
     pub has_user_agent: bool,
+    /// Some request carried a `model`.
+    pub has_model: bool,
     /// Identity verification, when any session carried it.
     pub verified: Option<bool>,
     /// Account tier, when any session carried it.
@@ -52,6 +54,7 @@ impl AccountActivity {
             has_ip: false,
             has_asn: false,
             has_user_agent: false,
+            has_model: false,
             verified: None,
             tier: None,
             asns: Vec::new(),
@@ -74,6 +77,7 @@ impl AccountActivity {
         for e in &session.events {
             self.has_ip |= e.ip.is_some();
             self.has_user_agent |= e.user_agent.is_some();
+            self.has_model |= e.model.is_some();
             if let Some(asn) = e.asn {
                 self.has_asn = true;
                 self.hosting_requests += u32::from(asn::is_hosting(asn));
@@ -107,6 +111,7 @@ impl AccountActivity {
             ("asn", self.has_asn),
             ("user_agent", self.has_user_agent),
             ("created_at", self.created_at.is_some()),
+            ("model", self.has_model),
         ]
         .into_iter()
         .filter(|(_, present)| !present)

@@ -1,6 +1,6 @@
 //! Cross-account evidence over a scoring window: shared infrastructure,
-//! shared templates, synchronized activity and account-creation waves, per
-//! account. `docs/coordination.md` documents every value and the rule for
+//! shared templates, synchronized activity, account-creation waves and
+//! first use after a model release, per account. `docs/coordination.md` documents every value and the rule for
 //! missing fields. Everything is computed with hash joins and sorted
 //! windows; no two accounts are ever compared directly.
 
@@ -8,6 +8,7 @@ pub mod activity;
 pub mod groups;
 pub mod infra;
 pub mod keys;
+pub mod releases;
 pub mod synchrony;
 pub mod templates;
 pub mod waves;
@@ -39,6 +40,14 @@ pub struct EvidenceParams {
     pub sync_bucket_minutes: i64,
     /// Width of a creation wave, in hours (default 24).
     pub wave_hours: i64,
+    /// A model first seen at least this many hours after the window's
+    /// first request was released inside the window (default 24).
+    #[serde(default = "default_release_gap_hours")]
+    pub release_gap_hours: i64,
+}
+
+fn default_release_gap_hours() -> i64 {
+    24
 }
 
 impl Default for EvidenceParams {
@@ -52,6 +61,7 @@ impl Default for EvidenceParams {
             max_prompts_per_session: 16,
             sync_bucket_minutes: 60,
             wave_hours: 24,
+            release_gap_hours: default_release_gap_hours(),
         }
     }
 }
@@ -136,6 +146,12 @@ impl EvidenceParams {
             ">= 1",
         )?;
         require(p.wave_hours >= 1, "wave_hours", p.wave_hours, ">= 1")?;
+        require(
+            p.release_gap_hours >= 1,
+            "release_gap_hours",
+            p.release_gap_hours,
+            ">= 1",
+        )?;
         Ok(ValidEvidenceParams(self))
     }
 }
@@ -184,6 +200,11 @@ pub struct AccountEvidence {
     pub wave_peers: u32,
     /// Its creation wave against a steady creation rate.
     pub wave_ratio: f32,
+    /// Hours from the latest model release in the window before its first
+    /// request to that request (none without such a release or without a
+    /// `model` on its requests). Reported, not scored: see
+    /// docs/coordination.md.
+    pub hours_after_release: Option<f32>,
     /// Its operator group (named by the group's first account), when a
     /// combined key linked it to others.
     pub group: Option<String>,
@@ -340,6 +361,8 @@ pub fn compute(
     let sync = synchrony::sync_evidence(sessions, &accounts, text_groups, &templates, params);
     let waves = waves::wave_evidence(&accounts, params.wave_hours);
     let groups = groups::operator_groups(sessions, &accounts, text_groups, &templates, params);
+    let released = releases::releases(sessions, &accounts, params.release_gap_hours);
+    let after_release = releases::hours_after_release(&accounts, &released);
     let mut evidence: Vec<AccountEvidence> = accounts
         .activity
         .iter()
@@ -365,6 +388,7 @@ pub fn compute(
             sync_share: sync[i].sync_share,
             wave_peers: waves[i].wave_peers,
             wave_ratio: waves[i].wave_ratio,
+            hours_after_release: after_release[i],
             group: None,
             group_accounts: 0,
             group_links: Vec::new(),

@@ -220,6 +220,16 @@ impl<'a> World<'a> {
         &self.corpora.items[pool[rng.random_range(0..pool.len())]]
     }
 
+    /// The newest large model at `ts`: the new one from its release on
+    /// (nobody queries a model before it is released).
+    fn current_large_model(&self, ts: DateTime<Utc>) -> &'static str {
+        if ts >= self.config.model_release {
+            MODEL_NEW
+        } else {
+            MODEL_OLD
+        }
+    }
+
     fn model_at(&self, rng: &mut impl Rng, ts: DateTime<Utc>) -> &'static str {
         if ts >= self.config.model_release && rng.random_bool(0.75) {
             MODEL_NEW

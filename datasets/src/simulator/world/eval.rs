@@ -8,9 +8,7 @@ use rand::{
 };
 use rand_chacha::ChaCha8Rng;
 
-use super::{
-    pick_u32, Persona, SessionDraft, World, WorldError, MODEL_NEW, MODEL_OLD, MODEL_SMALL,
-};
+use super::{pick_u32, Persona, SessionDraft, World, WorldError, MODEL_OLD, MODEL_SMALL};
 use crate::simulator::{
     corpus::Pool,
     infra::{self, pick},
@@ -77,12 +75,13 @@ impl<'a> World<'a> {
             let interval_s = rng.random_range(1.0..4.0);
             let (from, to) = self.window();
             for s in 0..sessions_each {
+                let start = timing::start_time(&mut rng, from, to, p.region, Rhythm::AnyHour);
                 let run = EvalRun {
                     format: &formats[s % formats.len()],
-                    start: timing::start_time(&mut rng, from, to, p.region, Rhythm::AnyHour),
+                    start,
                     items: bench.run_items(&mut rng),
                     interval_s,
-                    model: MODEL_NEW,
+                    model: self.current_large_model(start),
                 };
                 self.eval_session(&mut rng, &p, &run, "researcher");
             }
@@ -118,7 +117,7 @@ impl<'a> World<'a> {
                         items: items.clone(),
                         start: start + Duration::seconds(rng.random_range(0..TEAM_SYNC_S)),
                         interval_s: rng.random_range(1.0..4.0),
-                        model: [MODEL_NEW, MODEL_OLD, MODEL_SMALL][k % 3],
+                        model: [self.current_large_model(start), MODEL_OLD, MODEL_SMALL][k % 3],
                     };
                     self.eval_session(&mut rng, p, &run, "lab_team");
                 }
