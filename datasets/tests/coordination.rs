@@ -375,8 +375,8 @@ fn first_use_after_a_model_release_is_measured_from_the_release() {
         let id = e.account_id.as_str();
         if id.starts_with("old-") {
             assert_eq!(e.hours_after_release, None, "{e:?}");
-        } else if id.starts_with("new-") {
-            let n: f32 = id[4..].parse().unwrap();
+        } else if let Some(n) = id.strip_prefix("new-") {
+            let n: f32 = n.parse().unwrap();
             let hours = e.hours_after_release.unwrap();
             assert!((hours - 2.0 * n).abs() < 0.01, "{e:?}");
         } else {
