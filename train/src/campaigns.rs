@@ -25,7 +25,7 @@ use datasets::{
 use models::account_model::AccountVerdict;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::AccountDecision;
+use crate::accounts::{AccountDecision, AccountWindow};
 
 /// Groups smaller than this are never campaigns.
 pub const MIN_CAMPAIGN_ACCOUNTS: usize = 3;
@@ -213,6 +213,24 @@ pub struct CampaignContext<'a> {
     pub templates: &'a Templates,
     /// Evidence settings.
     pub params: &'a ValidEvidenceParams,
+}
+
+impl<'a> CampaignContext<'a> {
+    /// The context of a window's accounts and their decisions.
+    pub fn new(
+        sessions: &'a [&'a Session],
+        window: &'a AccountWindow,
+        decisions: &'a [AccountDecision],
+        params: &'a ValidEvidenceParams,
+    ) -> Self {
+        CampaignContext {
+            sessions,
+            account_of_session: &window.account_of_session,
+            decisions,
+            templates: &window.templates,
+            params,
+        }
+    }
 }
 
 /// The campaigns of `groups` (operator groups first, then content ones),
@@ -497,13 +515,7 @@ mod tests {
         let params = EvidenceParams::default().check().unwrap();
         let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
         let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
-        let ctx = CampaignContext {
-            sessions: &refs,
-            account_of_session: &window.account_of_session,
-            decisions: &decisions,
-            templates: &window.templates,
-            params: &params,
-        };
+        let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
         let groups = template_campaigns(&ctx, &HashSet::new());
         let ids = |g: &[usize]| -> BTreeSet<&str> {
             g.iter()
@@ -549,13 +561,7 @@ mod tests {
         let decisions = decisions_for(&window.rows, &["op-"]);
         let groups = operator_campaigns(&decisions);
         assert_eq!(groups.len(), 1, "{groups:?}");
-        let ctx = CampaignContext {
-            sessions: &refs,
-            account_of_session: &window.account_of_session,
-            decisions: &decisions,
-            templates: &window.templates,
-            params: &params,
-        };
+        let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
         let campaigns =
             describe_campaigns(&ctx, vec![(CampaignBasis::Operator, groups[0].clone())]);
         let c = &campaigns[0];

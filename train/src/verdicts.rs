@@ -174,13 +174,7 @@ pub fn judge_window(
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
     let mut decisions = decide(&model, &window.rows);
-    let ctx = CampaignContext {
-        sessions: &sessions,
-        account_of_session: &window.account_of_session,
-        decisions: &decisions,
-        templates: &window.templates,
-        params: &params,
-    };
+    let ctx = CampaignContext::new(&sessions, &window, &decisions, &params);
     let groups = campaign_groups(&ctx, scored, cluster)?;
     let campaigns = describe_campaigns(&ctx, groups);
     assign_campaigns(&mut decisions, &campaigns);

@@ -8,7 +8,7 @@
 //! waves, rotating through their operator's exit pool, sending one
 //! template around changing tasks.
 
-use std::time::Instant;
+use std::{collections::HashSet, time::Instant};
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -18,7 +18,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use train::{
     accounts::{account_rows, decide, fit_account_model, AccountFitConfig},
-    campaigns::{describe_campaigns, operator_campaigns, CampaignBasis, CampaignContext},
+    campaigns::{
+        describe_campaigns, operator_campaigns, template_campaigns, CampaignBasis, CampaignContext,
+    },
 };
 
 /// Account-layer benchmark.
@@ -239,17 +241,14 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
     )?;
     let started = Instant::now();
     let decisions = decide(&model, &window.rows);
-    let groups = operator_campaigns(&decisions)
+    let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
+    let mut groups: Vec<(CampaignBasis, Vec<usize>)> = operator_campaigns(&decisions)
         .into_iter()
         .map(|m| (CampaignBasis::Operator, m))
         .collect();
-    let ctx = CampaignContext {
-        sessions: &refs,
-        account_of_session: &window.account_of_session,
-        decisions: &decisions,
-        templates: &window.templates,
-        params: &params,
-    };
+    let taken: HashSet<usize> = groups.iter().flat_map(|g| g.1.iter().copied()).collect();
+    let template = template_campaigns(&ctx, &taken);
+    groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
     let campaigns = describe_campaigns(&ctx, groups);
     let verdict_s = started.elapsed().as_secs_f64();
     let largest_group = window
@@ -272,7 +271,7 @@ fn main() -> Result<()> {
     datasets::logging::init();
     let args = Args::parse();
     println!(
-        "CPU: {}; {} threads available; evidence, groups and verdicts are single-threaded; operator campaigns only (the content DBSCAN of flagged accounts outside them is measured by bench-cluster)",
+        "CPU: {}; {} threads available; evidence, groups and verdicts are single-threaded; operator and template campaigns (the content DBSCAN of the flagged accounts left is measured by bench-cluster)",
         cpu_model(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
