@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use datasets::coordination::{AccountEvidence, EVIDENCE_NAMES};
+use datasets::coordination::{AccountEvidence, EvidenceParams, EVIDENCE_NAMES};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -123,6 +123,10 @@ pub struct AccountModel {
     pub flag: AccountOperatingPoint,
     /// `review` operating point (at most the `flag` threshold).
     pub review: AccountOperatingPoint,
+    /// The evidence settings its features were computed with; verdicts
+    /// on new windows use the same (absent in older files: the defaults).
+    #[serde(default)]
+    pub evidence: EvidenceParams,
 }
 
 impl AccountModel {
@@ -193,6 +197,10 @@ impl AccountModel {
         if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(bad("every scale must be finite and positive".into()));
         }
+        self.evidence
+            .clone()
+            .check()
+            .map_err(|e| bad(format!("evidence: {e}")))?;
         Ok(())
     }
 
@@ -221,5 +229,61 @@ impl AccountModel {
             path: path.clone(),
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> AccountModel {
+        let point = AccountOperatingPoint {
+            threshold: 0.5,
+            target_fpr: 0.003,
+            validation_fpr: 0.002,
+            validation_recall: 0.9,
+        };
+        AccountModel {
+            version: ACCOUNT_MODEL_VERSION,
+            feature_names: account_feature_names(),
+            mean: vec![0.0; NUM_ACCOUNT_FEATURES],
+            scale: vec![1.0; NUM_ACCOUNT_FEATURES],
+            weights: vec![0.1; NUM_ACCOUNT_FEATURES],
+            intercept: 0.0,
+            flag: point.clone(),
+            review: point,
+            evidence: EvidenceParams {
+                fresh_days: 7.0,
+                ..EvidenceParams::default()
+            },
+        }
+    }
+
+    #[test]
+    fn evidence_settings_round_trip_default_when_absent_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        model().save(dir.path()).unwrap();
+        let loaded = AccountModel::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.evidence.fresh_days, 7.0);
+
+        let path = dir.path().join(ACCOUNT_MODEL_FILE);
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("evidence");
+        std::fs::write(&path, json.to_string()).unwrap();
+        let older = AccountModel::load(dir.path()).unwrap().unwrap();
+        assert_eq!(older.evidence, EvidenceParams::default());
+
+        json["evidence"] = serde_json::to_value(EvidenceParams {
+            frame_words: 1,
+            ..EvidenceParams::default()
+        })
+        .unwrap();
+        std::fs::write(&path, json.to_string()).unwrap();
+        let err = AccountModel::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("frame_words") && err.contains("account_model.json"),
+            "{err}"
+        );
     }
 }

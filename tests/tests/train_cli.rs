@@ -108,6 +108,8 @@ fn small_main_job(tmp: &Path) -> (SmallRun, Output) {
         "0.05",
         "--propagation-fpr",
         "0.2",
+        "--fresh-days",
+        "20",
     ]);
     (run, out)
 }
@@ -194,6 +196,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
     let flag_at = account_model["flag"]["threshold"].as_f64().unwrap();
     let review_at = account_model["review"]["threshold"].as_f64().unwrap();
     assert!(review_at <= flag_at, "{account_model}");
+    // The evidence settings of the run are saved with the scorer.
+    assert_eq!(account_model["evidence"]["fresh_days"], 20.0);
     let decisions = read_jsonl(&eval_dir.join("account_verdicts.jsonl"));
     let test_accounts: std::collections::BTreeSet<&str> = sessions
         .iter()

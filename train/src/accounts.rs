@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use datasets::{
-    coordination::{self, AccountEvidence, ValidEvidenceParams},
+    coordination::{self, AccountEvidence, EvidenceParams, ValidEvidenceParams},
     Label, Session,
 };
 use linfa::{traits::Fit, DatasetBase};
@@ -141,6 +141,9 @@ pub struct AccountFitConfig {
     pub flag_fpr: f64,
     /// Benign account false-positive rate of `flag` or `review`.
     pub review_fpr: f64,
+    /// The evidence settings the rows were computed with (saved in the
+    /// model, so verdicts on new windows use the same).
+    pub evidence: EvidenceParams,
 }
 
 impl Default for AccountFitConfig {
@@ -150,6 +153,7 @@ impl Default for AccountFitConfig {
             max_iterations: 300,
             flag_fpr: 0.003,
             review_fpr: 0.02,
+            evidence: EvidenceParams::default(),
         }
     }
 }
@@ -232,6 +236,7 @@ fn regression(rows: &[(&AccountRow, bool)], config: &AccountFitConfig) -> Result
         intercept: (sign * fitted.intercept()) as f32,
         flag: placeholder_point(),
         review: placeholder_point(),
+        evidence: config.evidence.clone(),
     })
 }
 

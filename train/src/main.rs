@@ -71,21 +71,27 @@ enum Command {
     Eval(EvalArgs),
     /// The main job: build the default dataset, fine-tune, evaluate on the
     /// held-out test split, export the bundle `serve` loads by default.
-    Run {
-        /// Simulator config of the dataset.
-        #[arg(long, default_value = "datasets/config/default.toml")]
-        dataset_config: PathBuf,
-        /// Where the dataset goes.
-        #[arg(long, default_value = "data/default")]
-        data_dir: PathBuf,
-        #[command(flatten)]
-        fit: FitArgs,
-        /// Where the evaluation report on the test split goes.
-        #[arg(long, default_value = "artifacts/eval")]
-        eval_out: PathBuf,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
+    Run(Box<RunArgs>),
+}
+
+/// The main job's settings.
+#[derive(Args)]
+struct RunArgs {
+    /// Simulator config of the dataset.
+    #[arg(long, default_value = "datasets/config/default.toml")]
+    dataset_config: PathBuf,
+    /// Where the dataset goes.
+    #[arg(long, default_value = "data/default")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    fit: FitArgs,
+    /// Where the evaluation report on the test split goes.
+    #[arg(long, default_value = "artifacts/eval")]
+    eval_out: PathBuf,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    evidence: EvidenceArgs,
 }
 
 const DEFAULT_BUNDLE: &str = "models/distill-guard-minilm";
@@ -208,10 +214,63 @@ struct AccountsArgs {
     /// compares the two.
     #[arg(long, value_enum, default_value_t = FitOn::Train)]
     fit_on: FitOn,
+    #[command(flatten)]
+    evidence: EvidenceArgs,
     /// Also write the account feature tables of the files read
     /// (`train.csv`, `validation.csv`) into this folder.
     #[arg(long)]
     features_out: Option<PathBuf>,
+}
+
+/// Cross-account evidence settings (docs/coordination.md), saved with the
+/// account scorer so that verdicts on new windows use the same.
+#[derive(Args, Clone)]
+struct EvidenceArgs {
+    /// IPv4 prefix length that groups addresses.
+    #[arg(long, default_value_t = EvidenceParams::default().ipv4_prefix)]
+    ipv4_prefix: u8,
+    /// IPv6 prefix length that groups addresses.
+    #[arg(long, default_value_t = EvidenceParams::default().ipv6_prefix)]
+    ipv6_prefix: u8,
+    /// Days from creation to first request within which an account is fresh.
+    #[arg(long, default_value_t = EvidenceParams::default().fresh_days)]
+    fresh_days: f64,
+    /// Words in a template frame.
+    #[arg(long, default_value_t = EvidenceParams::default().frame_words)]
+    frame_words: usize,
+    /// Accounts that must share a frame for it to be a template.
+    #[arg(long, default_value_t = EvidenceParams::default().min_template_accounts)]
+    min_template_accounts: u32,
+    /// Prompts per session that enter the template and synchrony joins.
+    #[arg(long, default_value_t = EvidenceParams::default().max_prompts_per_session)]
+    max_prompts_per_session: usize,
+    /// Width of a synchrony time bucket, in minutes.
+    #[arg(long, default_value_t = EvidenceParams::default().sync_bucket_minutes)]
+    sync_bucket_minutes: i64,
+    /// Width of a creation wave, in hours.
+    #[arg(long, default_value_t = EvidenceParams::default().wave_hours)]
+    wave_hours: i64,
+    /// Hours after the window's first request from which a model's first
+    /// request counts as its release.
+    #[arg(long, default_value_t = EvidenceParams::default().release_gap_hours)]
+    release_gap_hours: i64,
+}
+
+impl EvidenceArgs {
+    /// The settings (unchecked; `check()` names a value out of range).
+    fn params(&self) -> EvidenceParams {
+        EvidenceParams {
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+            fresh_days: self.fresh_days,
+            frame_words: self.frame_words,
+            min_template_accounts: self.min_template_accounts,
+            max_prompts_per_session: self.max_prompts_per_session,
+            sync_bucket_minutes: self.sync_bucket_minutes,
+            wave_hours: self.wave_hours,
+            release_gap_hours: self.release_gap_hours,
+        }
+    }
 }
 
 /// Which accounts the account scorer learns from.
@@ -225,12 +284,14 @@ enum FitOn {
 
 fn run_accounts(args: &AccountsArgs) -> Result<()> {
     let bundle = args.model.load()?;
-    let params = EvidenceParams::default().check()?;
+    let evidence = args.evidence.params();
+    let params = evidence.clone().check()?;
     let options = args.model.score_options();
     let config = AccountFitConfig {
         alpha: args.alpha,
         flag_fpr: args.flag_fpr,
         review_fpr: args.review_fpr,
+        evidence,
         ..AccountFitConfig::default()
     };
     let validation_rows = rows_of_file(&bundle, &args.validation, &options, &params)?;
@@ -606,13 +667,15 @@ fn main() -> Result<()> {
         } => run_cluster(&input, &out, &cluster),
         Command::Accounts(args) => run_accounts(&args),
         Command::Eval(args) => run_eval(&args).map(|_| ()),
-        Command::Run {
-            dataset_config,
-            data_dir,
-            fit,
-            eval_out,
-            cluster,
-        } => {
+        Command::Run(run) => {
+            let RunArgs {
+                dataset_config,
+                data_dir,
+                fit,
+                eval_out,
+                cluster,
+                evidence,
+            } = *run;
             let started = std::time::Instant::now();
             let config = SimConfig::load(&dataset_config)?;
             let built = datasets::build::build_dataset(&config, &data_dir, false, |stage| {
@@ -640,6 +703,7 @@ fn main() -> Result<()> {
                 review_fpr: AccountFitConfig::default().review_fpr,
                 alpha: AccountFitConfig::default().alpha,
                 fit_on: FitOn::Train,
+                evidence,
                 features_out: None,
             })?;
             let report = run_eval(&EvalArgs {

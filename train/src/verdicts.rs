@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use datasets::{coordination::EvidenceParams, features::evenly_spaced, schema::timestamp, Session};
+use datasets::{features::evenly_spaced, schema::timestamp, Session};
 use models::{
     account_model::{AccountModel, AccountVerdict},
     bundle::Bundle,
@@ -169,7 +169,7 @@ pub fn judge_window(
     let Some(model) = AccountModel::load(&bundle.dir)? else {
         return Ok(None);
     };
-    let params = EvidenceParams::default().check()?;
+    let params = model.evidence.clone().check()?;
     let sessions: Vec<&Session> = scored.iter().map(|s| &s.session).collect();
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
