@@ -116,7 +116,7 @@ fn timeline(d: &mut Document, v: &WindowVerdicts) -> anyhow::Result<()> {
         .collect();
     d.figure(
         format!(
-            "Campaign timelines: the first {} campaigns, up to {} accounts each (evenly spaced), a dot per session start.",
+            "Campaign timelines: the first {} campaigns, up to {} accounts each (evenly spaced), a dot per session start",
             TIMELINE_CAMPAIGNS, TIMELINE_ACCOUNTS
         ),
         campaign_timeline(&bands)?,
