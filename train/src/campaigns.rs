@@ -185,6 +185,23 @@ fn largest_first(groups: impl Iterator<Item = Vec<usize>>) -> Vec<Vec<usize>> {
     groups
 }
 
+/// Accounts in any of `groups`.
+pub fn accounts_in(groups: &[(CampaignBasis, Vec<usize>)]) -> HashSet<usize> {
+    groups.iter().flat_map(|g| g.1.iter().copied()).collect()
+}
+
+/// The campaigns found without content: operator groups, then the
+/// template campaigns of the acted accounts they leave.
+pub fn operator_and_template_campaigns(ctx: &CampaignContext) -> Vec<(CampaignBasis, Vec<usize>)> {
+    let mut groups: Vec<(CampaignBasis, Vec<usize>)> = operator_campaigns(ctx.decisions)
+        .into_iter()
+        .map(|m| (CampaignBasis::Operator, m))
+        .collect();
+    let template = template_campaigns(ctx, &accounts_in(&groups));
+    groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
+    groups
+}
+
 /// Flagged or reviewed accounts outside `taken`, grouped by the content
 /// cluster of most of their sessions (`cluster_of_account`), groups of at
 /// least [`MIN_CAMPAIGN_ACCOUNTS`], largest first.

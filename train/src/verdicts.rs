@@ -21,8 +21,8 @@ use crate::{
         AccountDecision, AccountReport, AccountRow, ACCOUNT_FEATURES_FILE,
     },
     campaigns::{
-        assign_campaigns, content_campaigns, describe_campaigns, operator_campaigns,
-        template_campaigns, Campaign, CampaignBasis, CampaignContext,
+        accounts_in, assign_campaigns, content_campaigns, describe_campaigns,
+        operator_and_template_campaigns, Campaign, CampaignBasis, CampaignContext,
     },
     cluster::{cluster_subset, ValidClusterParams},
     score::ScoredSession,
@@ -137,20 +137,12 @@ fn campaign_groups(
     scored: &[ScoredSession],
     cluster: &ValidClusterParams,
 ) -> Result<Vec<(CampaignBasis, Vec<usize>)>> {
-    let mut groups: Vec<(CampaignBasis, Vec<usize>)> = operator_campaigns(ctx.decisions)
-        .into_iter()
-        .map(|m| (CampaignBasis::Operator, m))
-        .collect();
-    let taken = |groups: &[(CampaignBasis, Vec<usize>)]| -> HashSet<usize> {
-        groups.iter().flat_map(|g| g.1.iter().copied()).collect()
-    };
-    let template = template_campaigns(ctx, &taken(&groups));
-    groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
+    let mut groups = operator_and_template_campaigns(ctx);
     let clusters = content_clusters(
         scored,
         ctx.account_of_session,
         ctx.decisions,
-        &taken(&groups),
+        &accounts_in(&groups),
         cluster,
     )?;
     let content = content_campaigns(ctx.decisions, &clusters);

@@ -8,7 +8,7 @@
 //! waves, rotating through their operator's exit pool, sending one
 //! template around changing tasks.
 
-use std::{collections::HashSet, time::Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -18,9 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use train::{
     accounts::{account_rows, decide, fit_account_model, AccountFitConfig},
-    campaigns::{
-        describe_campaigns, operator_campaigns, template_campaigns, CampaignBasis, CampaignContext,
-    },
+    campaigns::{describe_campaigns, operator_and_template_campaigns, CampaignContext},
 };
 
 /// Account-layer benchmark.
@@ -242,14 +240,7 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
     let started = Instant::now();
     let decisions = decide(&model, &window.rows);
     let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
-    let mut groups: Vec<(CampaignBasis, Vec<usize>)> = operator_campaigns(&decisions)
-        .into_iter()
-        .map(|m| (CampaignBasis::Operator, m))
-        .collect();
-    let taken: HashSet<usize> = groups.iter().flat_map(|g| g.1.iter().copied()).collect();
-    let template = template_campaigns(&ctx, &taken);
-    groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
-    let campaigns = describe_campaigns(&ctx, groups);
+    let campaigns = describe_campaigns(&ctx, operator_and_template_campaigns(&ctx));
     let verdict_s = started.elapsed().as_secs_f64();
     let largest_group = window
         .rows
