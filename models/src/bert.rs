@@ -13,6 +13,7 @@ use candle_nn::{embedding, Embedding, VarBuilder};
 use crate::config::{BertConfig, HiddenAct};
 use crate::cpu_kernels::{self, Dropout};
 use crate::linear::Linear;
+use crate::precision::Precision;
 
 /// Whether a forward pass is for training (dropout, differentiable ops) or
 /// for inference (no dropout, fused kernels).
@@ -118,6 +119,19 @@ pub struct BertAttention {
 }
 
 impl BertAttention {
+    /// Sets the inference precision of the four projections.
+    pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        for linear in [
+            &mut self.query,
+            &mut self.key,
+            &mut self.value,
+            &mut self.output,
+        ] {
+            linear.set_precision(precision)?;
+        }
+        Ok(())
+    }
+
     /// Loads `attention.self.*` and `attention.output.*`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
@@ -179,6 +193,12 @@ pub struct BertFeedForward {
 }
 
 impl BertFeedForward {
+    /// Sets the inference precision of both projections.
+    pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        self.intermediate.set_precision(precision)?;
+        self.output.set_precision(precision)
+    }
+
     /// Loads `intermediate.dense` and `output.*` of a layer.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         Ok(BertFeedForward {
@@ -225,6 +245,12 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
+    /// Sets the inference precision of the layer's linear projections.
+    pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        self.attention.set_precision(precision)?;
+        self.feed_forward.set_precision(precision)
+    }
+
     /// Loads `encoder.layer.N.*`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         Ok(BertLayer {
@@ -266,6 +292,15 @@ impl BertEncoder {
             layers,
             config: cfg.clone(),
         })
+    }
+
+    /// Sets the precision of the transformer layers' linear projections
+    /// for inference passes on the CPU (training passes stay f32). Call it
+    /// again after the weights change.
+    pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        self.layers
+            .iter_mut()
+            .try_for_each(|layer| layer.set_precision(precision))
     }
 
     /// Hidden states (batch, seq, hidden) for right-padded `input_ids` and

@@ -25,6 +25,7 @@ use crate::{
     config::BertConfig,
     error::{ModelError, Result},
     feature_norm::FeatureNormalizer,
+    precision::{CpuFeatures, Precision},
     session_input::SessionTokenizer,
     Mode,
 };
@@ -200,6 +201,8 @@ pub struct Bundle {
     /// The classifier.
     pub model: SessionClassifier,
     device: Device,
+    precision: Precision,
+    kernels: String,
 }
 
 impl Bundle {
@@ -238,7 +241,40 @@ impl Bundle {
             metadata,
             model,
             device: device.clone(),
+            precision: Precision::F32,
+            kernels: match device {
+                Device::Cpu => CpuFeatures::detect().kernels(Precision::F32)?,
+                _ => format!("{device:?} f32"),
+            },
         })
+    }
+
+    /// Sets the precision of the encoder's linear layers (bf16 and int8 on
+    /// the CPU only). Fails, naming the missing feature, when this CPU
+    /// cannot run it.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision != Precision::F32 && !self.device.is_cpu() {
+            return Err(ModelError::Precision(format!(
+                "precision {precision} runs on the CPU only; use f32 on {:?}",
+                self.device
+            )));
+        }
+        if self.device.is_cpu() {
+            self.kernels = CpuFeatures::detect().kernels(precision)?;
+        }
+        self.model.encoder.set_precision(precision)?;
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// The precision of the encoder's linear layers.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The kernels that score, in words (for `/info`, logs and reports).
+    pub fn kernels(&self) -> &str {
+        &self.kernels
     }
 
     /// Scores already-tokenised sessions as one batch, given their raw

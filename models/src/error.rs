@@ -35,6 +35,9 @@ pub enum ModelError {
         /// Why it cannot be used.
         message: String,
     },
+    /// An inference precision this CPU cannot run.
+    #[error("{0}")]
+    Precision(String),
 }
 
 impl ModelError {

@@ -1,16 +1,23 @@
 //! A linear layer whose bias add is [`cpu_kernels::add_bias`] (a fast bias
-//! gradient on the CPU), loaded like `candle_nn::linear`.
+//! gradient on the CPU), loaded like `candle_nn::linear`, with an optional
+//! reduced-precision copy of its weight for inference
+//! ([`cpu_kernels::PackedLinear`]).
+
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::cpu_kernels;
+use crate::cpu_kernels::{self, PackedLinear};
+use crate::precision::Precision;
 
 /// `xs @ weight^T + bias`, weight `(out, in)` as in Hugging Face checkpoints.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    /// The weight packed for a reduced inference precision (none: f32).
+    packed: Option<Arc<PackedLinear>>,
 }
 
 impl Linear {
@@ -25,7 +32,16 @@ impl Linear {
         Ok(Linear {
             weight: layer.weight().clone(),
             bias,
+            packed: None,
         })
+    }
+
+    /// Sets the precision of inference (not training) passes on the CPU:
+    /// packs the current weight for bf16 or int8, or drops the packed copy
+    /// for f32. Fails when this CPU lacks the precision's instructions.
+    pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        self.packed = PackedLinear::pack(&self.weight, &self.bias, precision)?.map(Arc::new);
+        Ok(())
     }
 
     /// Applies the layer to `(..., in)`; differentiable when `training`.
@@ -33,6 +49,11 @@ impl Linear {
     /// broadcast weight would make the weight gradient a batched product
     /// summed over the batch).
     pub fn forward(&self, xs: &Tensor, training: bool) -> candle_core::Result<Tensor> {
+        if let Some(packed) = self.packed.as_deref().filter(|_| !training) {
+            if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
+                return packed.forward(xs);
+            }
+        }
         let (&in_dim, leading) = xs
             .dims()
             .split_last()

@@ -13,7 +13,7 @@ use models::{
     bundle::Bundle,
     bundle::WEIGHTS_FILE,
     campaign_map::{CampaignMap, CAMPAIGN_MAP_FILE},
-    ModelError,
+    ModelError, Precision,
 };
 
 use crate::{error::ApiError, request::ModelRef};
@@ -41,12 +41,18 @@ fn campaign_map_of(dir: &Path, map: Option<&Path>) -> Result<Option<CampaignMap>
 }
 
 impl LoadedModel {
-    /// Loads the bundle in `dir` onto `device`, with the campaign map at
-    /// `map` (or the bundle's own); the version is the first 12 hex digits
-    /// of the weights file's sha256.
-    pub fn load(dir: &Path, device: &Device, map: Option<&Path>) -> Result<Self, ModelError> {
+    /// Loads the bundle in `dir` onto `device` in `precision`, with the
+    /// campaign map at `map` (or the bundle's own); the version is the
+    /// first 12 hex digits of the weights file's sha256.
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+        precision: Precision,
+        map: Option<&Path>,
+    ) -> Result<Self, ModelError> {
         let campaign_map = campaign_map_of(dir, map)?;
-        let bundle = Bundle::load(dir, device)?;
+        let mut bundle = Bundle::load(dir, device)?;
+        bundle.set_precision(precision)?;
         let weights = dir.join(WEIGHTS_FILE);
         let sha = datasets::sha256_file(&weights).map_err(|e| ModelError::Format {
             path: weights.clone(),
@@ -110,23 +116,27 @@ pub struct Reloader {
     default_dir: PathBuf,
     campaign_map: Option<PathBuf>,
     device: Device,
+    precision: Precision,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
     /// A reloader that loads `default_dir` unless told another directory,
-    /// with the campaign map at `campaign_map` (else each bundle's own).
+    /// with the campaign map at `campaign_map` (else each bundle's own),
+    /// onto `device` in `precision`.
     pub fn new(
         slot: Arc<ModelSlot>,
         default_dir: PathBuf,
         campaign_map: Option<PathBuf>,
         device: Device,
+        precision: Precision,
     ) -> Self {
         Reloader {
             slot,
             default_dir,
             campaign_map,
             device,
+            precision,
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
@@ -143,16 +153,18 @@ impl Reloader {
         let device = self.device.clone();
         let load_dir = dir.clone();
         let map = self.campaign_map.clone();
+        let precision = self.precision;
         let loaded = tokio::task::spawn_blocking(move || {
-            LoadedModel::load(&load_dir, &device, map.as_deref())
+            LoadedModel::load(&load_dir, &device, precision, map.as_deref())
         })
         .await
         .map_err(|e| ApiError::Internal(format!("bundle loader failed: {e}")))?;
         match loaded {
             Ok(model) => {
                 let model_ref = model.model_ref.clone();
+                let kernels = model.bundle.kernels().to_string();
                 self.slot.install(Arc::new(model), dir.clone());
-                tracing::info!(dir = %dir.display(), name = %model_ref.name, version = %model_ref.version, "model loaded");
+                tracing::info!(dir = %dir.display(), name = %model_ref.name, version = %model_ref.version, kernels = %kernels, "model loaded");
                 Ok(model_ref)
             }
             Err(e) => {

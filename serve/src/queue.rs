@@ -202,7 +202,15 @@ mod tests {
 
     fn model(dir: &std::path::Path) -> Arc<LoadedModel> {
         let bundle = models::tiny::write_tiny_bundle(dir, ["a few words"], 0.5).unwrap();
-        Arc::new(LoadedModel::load(&bundle, &candle_core::Device::Cpu, None).unwrap())
+        Arc::new(
+            LoadedModel::load(
+                &bundle,
+                &candle_core::Device::Cpu,
+                models::Precision::F32,
+                None,
+            )
+            .unwrap(),
+        )
     }
 
     type Result = oneshot::Receiver<std::result::Result<Scored, ApiError>>;

@@ -230,6 +230,8 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             "trained_by": b.metadata.version,
             "base_model": b.metadata.base_model,
             "threshold": b.threshold,
+            "precision": b.precision(),
+            "kernels": b.kernels(),
             "max_tokens": b.head.max_tokens,
             "max_prompts": b.head.max_prompts,
             "validation_metrics": b.metadata.validation_metrics,

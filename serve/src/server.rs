@@ -44,6 +44,7 @@ pub async fn run(
         config.model_dir.clone(),
         config.campaign_map.clone(),
         device,
+        config.precision,
     ));
     let infer = Arc::new(Infer::new(
         queue.clone(),

@@ -15,6 +15,7 @@ use models::account_model::{AccountVerdict, ACCOUNT_MODEL_FILE};
 use models::{
     bundle::{Bundle, BundleMetadata, METADATA_FILE},
     device::parse_device,
+    Precision,
 };
 use train::{
     accounts::{
@@ -108,13 +109,21 @@ struct ModelArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Precision of the encoder's linear layers on the CPU: `f32`, `bf16`
+    /// (needs AVX512-BF16) or `int8` (needs AVX512-VNNI); the other ops
+    /// stay f32. See docs/precision.md.
+    #[arg(long, default_value = "f32", env = "DG_PRECISION")]
+    precision: Precision,
 }
 
 impl ModelArgs {
     fn load(&self) -> Result<Bundle> {
         let device = parse_device(&self.device)?;
-        Bundle::load(&self.bundle, &device)
-            .with_context(|| format!("loading bundle {}", self.bundle.display()))
+        let mut bundle = Bundle::load(&self.bundle, &device)
+            .with_context(|| format!("loading bundle {}", self.bundle.display()))?;
+        bundle.set_precision(self.precision)?;
+        tracing::info!(precision = %self.precision, kernels = bundle.kernels(), "bundle loaded");
+        Ok(bundle)
     }
 
     fn score_options(&self) -> ScoreOptions {
@@ -694,6 +703,7 @@ fn main() -> Result<()> {
                 bundle: bundle.clone(),
                 batch_size: 32,
                 device: fit.device.clone(),
+                precision: Precision::F32,
             };
             run_accounts(&AccountsArgs {
                 model: model.clone(),

@@ -21,10 +21,12 @@ mod batched_matmul;
 mod bias;
 mod dropout;
 mod layer_norm;
+mod packed;
 
 pub use batched_matmul::batched_matmul;
 pub use bias::add_bias;
 pub use dropout::{seed_dropout, Dropout};
+pub use packed::PackedLinear;
 
 /// Elements per parallel work item of the element-wise kernels.
 pub(crate) const CHUNK: usize = 1 << 14;

@@ -1,9 +1,11 @@
 //! Model throughput benchmark: candle training steps (forward + backward +
-//! AdamW) and inference of the MiniLM-size classifier on this machine,
-//! optionally side by side with the PyTorch baseline scripts in the same
-//! run. Results go to stdout as JSON lines and a Markdown table.
+//! AdamW) and inference of the MiniLM-size classifier on this machine, in
+//! every inference precision the CPU runs (f32, bf16, int8), optionally side
+//! by side in the same run with the peers: PyTorch fp32 and bf16 autocast,
+//! ONNX Runtime fp32 and int8 dynamic quantisation. Results go to stdout as
+//! JSON lines and a Markdown table, after the CPU model and the kernels.
 //!
-//! `cargo run --release -p train --bin bench-model -- --torch-python .venv-baseline/bin/python`
+//! `cargo run --release -p train --bin bench-model -- --torch-python .venv-baseline/bin/python --ort`
 
 use std::{path::PathBuf, process::Command, time::Instant};
 
@@ -14,7 +16,7 @@ use clap::Parser;
 use datasets::NUM_FEATURES;
 use models::{
     base_model, checkpoint::load_into, classifier::HEAD_PREFIX, optim::FusedAdamW, BertConfig,
-    HeadConfig, Mode, SessionClassifier,
+    CpuFeatures, HeadConfig, Mode, Precision, SessionClassifier,
 };
 use serde_json::json;
 
@@ -35,11 +37,25 @@ struct Args {
     /// the PyTorch baseline on the same model and shapes in the same run.
     #[arg(long)]
     torch_python: Option<PathBuf>,
+    /// Also run ONNX Runtime fp32 and int8 (dynamic quantisation) with
+    /// --torch-python's interpreter (exports the model once per run).
+    #[arg(long, requires = "torch_python")]
+    ort: bool,
     /// Directory of the baseline scripts.
     #[arg(long, default_value = "bench/baselines")]
     baselines: PathBuf,
+    /// Where the ONNX exports go.
+    #[arg(long, default_value = "target/bench-onnx")]
+    onnx_dir: PathBuf,
+    /// candle inference precisions (comma-separated; default: every one
+    /// this CPU runs).
+    #[arg(long, value_delimiter = ',')]
+    precisions: Vec<Precision>,
+    /// Timed calls of the batch-1 latency benchmarks.
+    #[arg(long, default_value_t = 100)]
+    latency_iters: usize,
     /// Only these benchmarks (comma-separated: infer_b32_s64, infer_b32_s128,
-    /// train_b16_s128, train_b16_s256).
+    /// infer_b1_s64, infer_b1_s128, train_b16_s128, train_b16_s256).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Let the allocator return freed memory to the kernel, as before
@@ -59,7 +75,7 @@ struct Shape {
     seq: usize,
 }
 
-const SHAPES: [Shape; 4] = [
+const SHAPES: [Shape; 6] = [
     Shape {
         name: "infer_b32_s64",
         train: false,
@@ -70,6 +86,18 @@ const SHAPES: [Shape; 4] = [
         name: "infer_b32_s128",
         train: false,
         batch: 32,
+        seq: 128,
+    },
+    Shape {
+        name: "infer_b1_s64",
+        train: false,
+        batch: 1,
+        seq: 64,
+    },
+    Shape {
+        name: "infer_b1_s128",
+        train: false,
+        batch: 1,
         seq: 128,
     },
     Shape {
@@ -86,9 +114,26 @@ const SHAPES: [Shape; 4] = [
     },
 ];
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Throughput and per-call latency of one engine on one shape.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    seqs_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Measured {
+    /// From per-call seconds of `batch` sequences (throughput from the
+    /// median call).
+    fn of(batch: usize, mut times: Vec<f64>) -> Self {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Measured {
+            seqs_per_s: batch as f64 / at(0.5),
+            p50_ms: at(0.5) * 1e3,
+            p99_ms: at(0.99) * 1e3,
+        }
+    }
 }
 
 fn candle_run(
@@ -96,21 +141,33 @@ fn candle_run(
     bert: &BertConfig,
     weights: &std::path::Path,
     shape: &Shape,
-) -> Result<f64> {
+    precision: Precision,
+) -> Result<Measured> {
     if args.candle_adamw {
-        candle_run_with::<AdamW>(args, bert, weights, shape)
+        candle_run_with::<AdamW>(args, bert, weights, shape, precision)
     } else {
-        candle_run_with::<FusedAdamW>(args, bert, weights, shape)
+        candle_run_with::<FusedAdamW>(args, bert, weights, shape, precision)
     }
 }
 
-/// Sequences per second of `shape` with the optimizer `O` for training.
+/// Timed calls of `shape`: the latency benchmarks take more.
+fn iterations(args: &Args, shape: &Shape) -> usize {
+    if shape.batch == 1 {
+        args.latency_iters
+    } else {
+        args.steps
+    }
+}
+
+/// `shape` in candle, inference in `precision`, training with the
+/// optimizer `O`.
 fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
     args: &Args,
     bert: &BertConfig,
     weights: &std::path::Path,
     shape: &Shape,
-) -> Result<f64> {
+    precision: Precision,
+) -> Result<Measured> {
     let device = Device::Cpu;
     let head = HeadConfig {
         num_features: NUM_FEATURES,
@@ -121,8 +178,9 @@ fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
     };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    let model = SessionClassifier::load(vb, bert, &head)?;
+    let mut model = SessionClassifier::load(vb, bert, &head)?;
     load_into(&varmap, weights, |n| n.starts_with(HEAD_PREFIX))?;
+    model.encoder.set_precision(precision)?;
     let ids =
         Tensor::rand(1000f32, 29000f32, (shape.batch, shape.seq), &device)?.to_dtype(DType::U32)?;
     let mask = Tensor::ones((shape.batch, shape.seq), DType::U32, &device)?;
@@ -139,7 +197,7 @@ fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
         },
     )?;
     let mut times = Vec::new();
-    for step in 0..args.warmup + args.steps {
+    for step in 0..args.warmup + iterations(args, shape) {
         let start = Instant::now();
         if shape.train {
             let out = model.forward(&ids, &mask, &features, Mode::Train)?;
@@ -153,39 +211,26 @@ fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    Ok(shape.batch as f64 / median(&mut times))
+    Ok(Measured::of(shape.batch, times))
 }
 
-fn torch_run(
+/// Runs a baseline script and reads its last JSON line.
+fn python_run(
     python: &PathBuf,
-    args: &Args,
-    model_dir: &std::path::Path,
-    shape: &Shape,
-) -> Result<f64> {
-    let script = if shape.train {
-        "torch_train.py"
-    } else {
-        "torch_infer.py"
-    };
+    script: &std::path::Path,
+    script_args: &[String],
+) -> Result<Measured> {
     let out = Command::new(python)
-        .arg(args.baselines.join(script))
-        .arg(model_dir)
-        .args([
-            "--batch",
-            &shape.batch.to_string(),
-            "--seq",
-            &shape.seq.to_string(),
-            "--threads",
-            "2",
-        ])
-        .args([
-            if shape.train { "--steps" } else { "--iters" },
-            &args.steps.to_string(),
-        ])
+        .arg(script)
+        .args(script_args)
         .output()
         .with_context(|| format!("running {}", python.display()))?;
     if !out.status.success() {
-        bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
@@ -194,9 +239,139 @@ fn torch_run(
         .find(|l| l.trim_start().starts_with('{'))
         .context("no JSON line from baseline")?;
     let v: serde_json::Value = serde_json::from_str(line)?;
-    v["seqs_per_s"]
-        .as_f64()
-        .context("baseline JSON lacks seqs_per_s")
+    let field = |name: &str| {
+        v[name]
+            .as_f64()
+            .with_context(|| format!("baseline JSON lacks {name}"))
+    };
+    Ok(Measured {
+        seqs_per_s: field("seqs_per_s")?,
+        p50_ms: field("median_ms")?,
+        p99_ms: field("p99_ms")?,
+    })
+}
+
+/// Arguments every baseline script takes for `shape`.
+fn shape_args(args: &Args, shape: &Shape) -> Vec<String> {
+    let count = if shape.train { "--steps" } else { "--iters" };
+    [
+        "--batch",
+        &shape.batch.to_string(),
+        "--seq",
+        &shape.seq.to_string(),
+        "--threads",
+        "2",
+        count,
+        &iterations(args, shape).to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The ONNX exports: fp32 (torch.onnx) and its int8 dynamic quantisation.
+struct OnnxModels {
+    fp32: PathBuf,
+    int8: PathBuf,
+}
+
+fn export_onnx(python: &PathBuf, args: &Args, model_dir: &std::path::Path) -> Result<OnnxModels> {
+    std::fs::create_dir_all(&args.onnx_dir)
+        .with_context(|| format!("creating {}", args.onnx_dir.display()))?;
+    let models = OnnxModels {
+        fp32: args.onnx_dir.join("minilm.onnx"),
+        int8: args.onnx_dir.join("minilm.int8.onnx"),
+    };
+    for (script, from, to) in [
+        ("export_onnx.py", model_dir, &models.fp32),
+        ("quantize_onnx.py", models.fp32.as_path(), &models.int8),
+    ] {
+        let status = Command::new(python)
+            .arg(args.baselines.join(script))
+            .arg(from)
+            .arg(to)
+            .status()
+            .with_context(|| format!("running {script}"))?;
+        if !status.success() {
+            bail!("{script} failed ({status})");
+        }
+    }
+    Ok(models)
+}
+
+/// The peers' measurements of `shape`, by engine name.
+fn peer_runs(
+    args: &Args,
+    model_dir: &std::path::Path,
+    onnx: Option<&OnnxModels>,
+    shape: &Shape,
+) -> Result<Vec<(String, Measured)>> {
+    let Some(py) = &args.torch_python else {
+        return Ok(Vec::new());
+    };
+    let base = shape_args(args, shape);
+    let dir = model_dir.display().to_string();
+    let with = |extra: &[&str]| -> Vec<String> {
+        std::iter::once(dir.clone())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .chain(base.iter().cloned())
+            .collect()
+    };
+    let mut runs = Vec::new();
+    if shape.train {
+        let script = args.baselines.join("torch_train.py");
+        runs.push(("torch-fp32".into(), python_run(py, &script, &with(&[]))?));
+        return Ok(runs);
+    }
+    let script = args.baselines.join("torch_infer.py");
+    runs.push(("torch-fp32".into(), python_run(py, &script, &with(&[]))?));
+    runs.push((
+        "torch-bf16".into(),
+        python_run(py, &script, &with(&["--bf16"]))?,
+    ));
+    if let Some(onnx) = onnx {
+        let script = args.baselines.join("ort_infer.py");
+        for (name, file) in [("ort-fp32", &onnx.fp32), ("ort-int8", &onnx.int8)] {
+            let file = file.display().to_string();
+            runs.push((name.into(), python_run(py, &script, &with(&[&file]))?));
+        }
+    }
+    Ok(runs)
+}
+
+/// The CPU model name, as `lscpu` prints it.
+fn cpu_model() -> String {
+    let out = Command::new("lscpu").output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    text.ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Model name:"))
+                .map(|l| l["Model name:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The candle precisions to run: those asked for, or every one this CPU
+/// runs (the others are reported as skipped).
+fn candle_precisions(args: &Args, cpu: &CpuFeatures) -> Vec<Precision> {
+    let asked = if args.precisions.is_empty() {
+        Precision::ALL.to_vec()
+    } else {
+        args.precisions.clone()
+    };
+    asked
+        .into_iter()
+        .filter(|&p| match cpu.kernels(p) {
+            Ok(words) => {
+                println!("candle {p}: {words}");
+                true
+            }
+            Err(e) => {
+                println!("candle {p}: skipped: {e}");
+                false
+            }
+        })
+        .collect()
 }
 
 fn main() -> Result<()> {
@@ -205,10 +380,13 @@ fn main() -> Result<()> {
     if !args.return_freed_memory {
         models::allocator::retain_freed_memory();
     }
+    let cpu = CpuFeatures::detect();
+    println!("cpu: {} ({cpu:?})", cpu_model());
     println!(
         "allocator: mimalloc, purge delay {} ms (-1: freed memory is kept)",
         models::allocator::purge_delay_ms()
     );
+    let precisions = candle_precisions(&args, &cpu);
     let (files, _) = base_model::resolve(&args.base_model)?;
     let bert = BertConfig::from_file(&files.config)?;
     let model_dir = files
@@ -216,30 +394,61 @@ fn main() -> Result<()> {
         .parent()
         .context("weights have a directory")?
         .to_path_buf();
+    let onnx = match (&args.torch_python, args.ort) {
+        (Some(py), true) => Some(export_onnx(py, &args, &model_dir)?),
+        _ => None,
+    };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     let mut rows = Vec::new();
     for shape in SHAPES
         .iter()
         .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name))
     {
-        let candle = candle_run(&args, &bert, &files.weights, shape)?;
-        let torch = match &args.torch_python {
-            Some(py) => Some(torch_run(py, &args, &model_dir, shape)?),
-            None => None,
+        let mut runs = Vec::new();
+        let candle_precisions = if shape.train {
+            &[Precision::F32][..]
+        } else {
+            &precisions
         };
-        let ratio = torch.map(|t| candle / t);
-        println!(
-            "{}",
-            json!({"bench": shape.name, "candle_seqs_per_s": candle, "torch_seqs_per_s": torch, "ratio": ratio, "rayon_threads": threads})
-        );
-        rows.push((shape.name, candle, torch, ratio));
+        for &p in candle_precisions {
+            let m = candle_run(&args, &bert, &files.weights, shape, p)?;
+            runs.push((format!("candle-{p}"), m));
+        }
+        runs.extend(peer_runs(&args, &model_dir, onnx.as_ref(), shape)?);
+        for (engine, m) in &runs {
+            println!(
+                "{}",
+                json!({"bench": shape.name, "engine": engine, "seqs_per_s": m.seqs_per_s,
+                       "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "rayon_threads": threads})
+            );
+        }
+        rows.push((shape.name, runs));
     }
-    println!(
-        "\n| benchmark | candle seq/s | PyTorch seq/s | candle / PyTorch |\n|---|---:|---:|---:|"
-    );
-    for (name, c, t, r) in rows {
-        let fmt = |x: Option<f64>, d: usize| x.map_or("-".into(), |x| format!("{x:.d$}"));
-        println!("| {name} | {c:.1} | {} | {} |", fmt(t, 1), fmt(r, 2));
-    }
+    print_table(&rows);
     Ok(())
+}
+
+/// The Markdown table: sequences/s (and p50 / p99 ms for batch 1) per
+/// engine, and the best candle over the best peer.
+fn print_table(rows: &[(&str, Vec<(String, Measured)>)]) {
+    for (shape, runs) in rows {
+        println!("\n{shape}:\n\n| engine | seq/s | p50 ms | p99 ms |\n|---|---:|---:|---:|");
+        for (engine, m) in runs {
+            println!(
+                "| {engine} | {:.1} | {:.2} | {:.2} |",
+                m.seqs_per_s, m.p50_ms, m.p99_ms
+            );
+        }
+        let best = |candle: bool| {
+            runs.iter()
+                .filter(|(e, _)| e.starts_with("candle") == candle)
+                .max_by(|a, b| a.1.seqs_per_s.total_cmp(&b.1.seqs_per_s))
+        };
+        if let (Some((c, cm)), Some((p, pm))) = (best(true), best(false)) {
+            println!(
+                "\nbest candle ({c}) / best peer ({p}): {:.2}x",
+                cm.seqs_per_s / pm.seqs_per_s
+            );
+        }
+    }
 }

@@ -149,6 +149,12 @@ pub struct BundleInfo {
     pub base_model: String,
     /// When it was created.
     pub created_at: String,
+    /// Precision of the encoder's linear layers in this run.
+    #[serde(default)]
+    pub precision: models::Precision,
+    /// The kernels that scored, in words (empty in older reports).
+    #[serde(default)]
+    pub kernels: String,
 }
 
 /// Everything `metrics.json` holds.
@@ -316,6 +322,8 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
             version: m.version.clone(),
             base_model: m.base_model.clone(),
             created_at: m.created_at.clone(),
+            precision: bundle.precision(),
+            kernels: bundle.kernels().to_string(),
         },
         ranking: RankingMetrics::of(&scores, &positive),
         baseline,

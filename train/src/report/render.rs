@@ -89,7 +89,7 @@ pub fn document(e: &Evaluated) -> Result<Document> {
     let ev = &r.evaluation;
     let mut d = Document::new(format!("distill-guard evaluation: {}", r.bundle.name));
     d.paragraph(format!(
-        "Bundle `{}` (version {}, base model `{}`, created {}) on `{}` (sha256 `{}`): {} sessions, scored at {:.1} sessions/s. Report written {}.",
+        "Bundle `{}` (version {}, base model `{}`, created {}) on `{}` (sha256 `{}`): {} sessions, scored at {:.1} sessions/s in {} ({}). Report written {}.",
         r.bundle.dir,
         r.bundle.version,
         r.bundle.base_model,
@@ -98,6 +98,8 @@ pub fn document(e: &Evaluated) -> Result<Document> {
         &ev.sha256[..12.min(ev.sha256.len())],
         ev.metrics.sessions,
         r.sessions_per_second,
+        r.bundle.precision,
+        r.bundle.kernels,
         r.created_at
     ));
 

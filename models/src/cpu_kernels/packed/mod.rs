@@ -1,0 +1,293 @@
+//! Reduced-precision linear layers for inference on the CPU: the weight is
+//! packed once (bf16 pairs for AVX512-BF16, or int8 per output channel for
+//! AVX512-VNNI), and a candle op multiplies f32 activations by it, adds the
+//! bias and returns f32.
+//!
+//! Both kernels share one blocking: the output is cut into panels of 64
+//! columns (four 16-lane vectors) and groups of up to 6 rows, so one
+//! micro-kernel call keeps 24 accumulators in registers while it streams the
+//! panel's packed weights once over the whole depth. Each rayon task takes
+//! 48 rows, converts them to the kernel's input format and runs every panel
+//! over them. Panels are padded with zero weights to 64 columns and the
+//! depth to whole pairs (bf16) or quads (int8); tails are stored masked.
+
+mod bf16;
+mod int8;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::precision::{CpuFeatures, Precision};
+
+/// Output columns one micro-kernel call covers: four 16-lane vectors.
+const PANEL: usize = 64;
+/// Most output rows one micro-kernel call covers.
+const GROUP_ROWS: usize = 6;
+/// Output rows per parallel work item.
+const TASK_ROWS: usize = 8 * GROUP_ROWS;
+
+/// A linear layer's weight and bias, packed for one reduced precision.
+#[derive(Debug)]
+pub struct PackedLinear {
+    in_dim: usize,
+    out_dim: usize,
+    bias: Vec<f32>,
+    weight: PackedWeight,
+}
+
+#[derive(Debug)]
+enum PackedWeight {
+    Bf16(bf16::Bf16Panels),
+    Int8(int8::Int8Panels),
+}
+
+impl PackedLinear {
+    /// Packs `weight` (out, in) and `bias` (out) for `precision`; `None`
+    /// for f32 (candle's matmul runs it). Fails when this CPU lacks the
+    /// precision's instructions.
+    pub fn pack(weight: &Tensor, bias: &Tensor, precision: Precision) -> Result<Option<Self>> {
+        if precision == Precision::F32 {
+            return Ok(None);
+        }
+        CpuFeatures::detect()
+            .kernels(precision)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let (out_dim, in_dim) = weight.dims2()?;
+        let rows = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        if bias.len() != out_dim {
+            candle_core::bail!("bias of {} for {out_dim} outputs", bias.len());
+        }
+        let weight = match precision {
+            Precision::Bf16 => PackedWeight::Bf16(bf16::Bf16Panels::pack(&rows, in_dim)),
+            Precision::Int8 => PackedWeight::Int8(int8::Int8Panels::pack(&rows, in_dim)),
+            Precision::F32 => unreachable!("returned above"),
+        };
+        Ok(Some(PackedLinear {
+            in_dim,
+            out_dim,
+            bias,
+            weight,
+        }))
+    }
+
+    /// `xs @ weight^T + bias` for `xs` (rows, in) in f32 on the CPU.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    /// Multiplies `rows` rows of `xs` (row-major, `in_dim` wide) into
+    /// `out` (row-major, `out_dim` wide).
+    fn multiply(&self, xs: &[f32], out: &mut [f32]) {
+        out.par_chunks_mut(TASK_ROWS * self.out_dim)
+            .zip(xs.par_chunks(TASK_ROWS * self.in_dim))
+            .for_each(|(out, xs)| match &self.weight {
+                PackedWeight::Bf16(w) => w.multiply(xs, &self.bias, out),
+                PackedWeight::Int8(w) => w.multiply(xs, &self.bias, out),
+            });
+    }
+}
+
+impl CustomOp1 for PackedLinear {
+    fn name(&self) -> &'static str {
+        match self.weight {
+            PackedWeight::Bf16(_) => "dg-linear-bf16",
+            PackedWeight::Int8(_) => "dg-linear-int8",
+        }
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("{}: expected f32 input", self.name());
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("{}: input must be contiguous", self.name());
+        };
+        let xs = &data[start..end];
+        let (&in_dim, leading) = layout
+            .dims()
+            .split_last()
+            .ok_or_else(|| candle_core::Error::Msg(format!("{}: scalar input", self.name())))?;
+        if in_dim != self.in_dim {
+            candle_core::bail!(
+                "{}: input width {in_dim}, weight {}",
+                self.name(),
+                self.in_dim
+            );
+        }
+        let mut out = vec![0f32; xs.len() / in_dim.max(1) * self.out_dim];
+        if !out.is_empty() {
+            self.multiply(xs, &mut out);
+        }
+        let mut dims = leading.to_vec();
+        dims.push(self.out_dim);
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+/// Number of 64-column panels covering `out_dim` columns.
+fn panels(out_dim: usize) -> usize {
+    out_dim.div_ceil(PANEL)
+}
+
+/// Mask of the valid lanes of the 16-lane vector starting at column `col`
+/// of `cols` valid columns (0 when none).
+fn lane_mask(col: usize, cols: usize) -> u16 {
+    match cols.saturating_sub(col) {
+        0 => 0,
+        n if n >= 16 => u16::MAX,
+        n => (1u16 << n) - 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Why a test of `precision` cannot run here, if it cannot.
+    fn skip_reason(precision: Precision) -> Option<String> {
+        CpuFeatures::detect()
+            .kernels(precision)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    /// `len` values in [-1, 1) from a xorshift generator.
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// `xs @ w^T + b` in f64.
+    fn reference(xs: &[f32], w: &[f32], b: &[f32], k: usize) -> Vec<f32> {
+        let n = b.len();
+        xs.chunks(k)
+            .flat_map(|x| {
+                (0..n).map(move |j| {
+                    let dot: f64 = (0..k).map(|i| x[i] as f64 * w[j * k + i] as f64).sum();
+                    (dot + b[j] as f64) as f32
+                })
+            })
+            .collect()
+    }
+
+    /// The packed op's output on (rows, k) x (n, k) random data, the
+    /// reference of the precision's own rounding, and the exact product.
+    struct Outputs {
+        kernel: Vec<f32>,
+        own_rounding: Vec<f32>,
+        exact: Vec<f32>,
+    }
+
+    fn run(precision: Precision, rows: usize, k: usize, n: usize) -> Outputs {
+        let xs = random(rows * k, (rows * 131 + k * 7 + n) as u64);
+        let w = random(n * k, 1 + n as u64);
+        let b = random(n, 2);
+        let weight = Tensor::from_vec(w.clone(), (n, k), &Device::Cpu).unwrap();
+        let bias = Tensor::from_vec(b.clone(), n, &Device::Cpu).unwrap();
+        let packed = PackedLinear::pack(&weight, &bias, precision)
+            .unwrap()
+            .unwrap();
+        let input = Tensor::from_vec(xs.clone(), (rows, k), &Device::Cpu).unwrap();
+        let got = packed.forward(&input).unwrap();
+        assert_eq!(got.dims(), &[rows, n]);
+        let own_rounding = match precision {
+            Precision::Bf16 => bf16::reference(&xs, &w, &b, k),
+            Precision::Int8 => int8::reference(&xs, &w, &b, k),
+            Precision::F32 => unreachable!("f32 packs nothing"),
+        };
+        Outputs {
+            kernel: got.flatten_all().unwrap().to_vec1().unwrap(),
+            own_rounding,
+            exact: reference(&xs, &w, &b, k),
+        }
+    }
+
+    /// Shapes with every tail: one row, one column, depth 1, partial row
+    /// groups, task tails, partial vectors and panels, odd depths.
+    const SHAPES: [(usize, usize, usize); 10] = [
+        (1, 1, 1),
+        (1, 384, 384),
+        (5, 7, 3),
+        (6, 32, 64),
+        (7, 33, 65),
+        (13, 3, 17),
+        (47, 129, 130),
+        (49, 384, 1536),
+        (97, 1536, 384),
+        (3, 2, 200),
+    ];
+
+    fn check_against_own_reference(precision: Precision, tolerance: f32) {
+        if let Some(why) = skip_reason(precision) {
+            eprintln!("SKIPPED: {precision} kernel test: {why}");
+            return;
+        }
+        for (rows, k, n) in SHAPES {
+            let out = run(precision, rows, k, n);
+            // f32 accumulation (bf16) and the final scaling (int8) round;
+            // the error grows about with the square root of the depth.
+            let bound = |r: f32| tolerance * (k as f32).sqrt() * (1.0 + r.abs());
+            for (i, (g, r)) in out.kernel.iter().zip(&out.own_rounding).enumerate() {
+                assert!(
+                    (g - r).abs() <= bound(*r),
+                    "{precision} {rows}x{k}x{n} element {i}: kernel {g}, reference {r}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_kernel_matches_its_rounding_on_odd_shapes() {
+        check_against_own_reference(Precision::Bf16, 1e-5);
+    }
+
+    #[test]
+    fn int8_kernel_matches_its_quantisation_on_odd_shapes() {
+        check_against_own_reference(Precision::Int8, 1e-5);
+    }
+
+    #[test]
+    fn reduced_precision_stays_close_to_f32() {
+        // Dot products of 384 terms in [-1, 1] have a spread of about 11;
+        // bf16 keeps 8 bits of mantissa, int8 7 bits of range per row.
+        for (precision, bound) in [(Precision::Bf16, 0.1f32), (Precision::Int8, 0.3)] {
+            if let Some(why) = skip_reason(precision) {
+                eprintln!("SKIPPED: {precision} against f32: {why}");
+                continue;
+            }
+            let out = run(precision, 33, 384, 96);
+            let worst = out
+                .kernel
+                .iter()
+                .zip(&out.exact)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < bound,
+                "{precision}: worst error {worst} against f32"
+            );
+        }
+    }
+
+    #[test]
+    fn f32_packs_nothing_and_masks_cover_tails() {
+        let w = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let b = Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(PackedLinear::pack(&w, &b, Precision::F32)
+            .unwrap()
+            .is_none());
+        assert_eq!(lane_mask(0, 64), u16::MAX);
+        assert_eq!(lane_mask(48, 50), 0b11);
+        assert_eq!(lane_mask(16, 10), 0);
+        assert_eq!(panels(65), 2);
+    }
+}

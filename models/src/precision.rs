@@ -1,0 +1,213 @@
+//! Inference precision of the encoder's linear layers on the CPU, and the
+//! CPU features, read at run time, that decide which kernels can run it.
+//!
+//! - `f32`: candle's matmul (the `gemm` crate, AVX-512 or AVX2 FMA).
+//! - `bf16`: weights rounded to bfloat16 once at load, activations rounded
+//!   per call, products accumulated in f32 by AVX512-BF16 (`vdpbf16ps`).
+//! - `int8`: weights quantised symmetrically per output channel at load,
+//!   activations quantised dynamically per token (row), accumulated in i32
+//!   by AVX512-VNNI (`vpdpbusd`).
+//!
+//! In every precision, LayerNorm, softmax, GELU, attention's batched
+//! products, the pooling and the classifier head stay in f32. AMX is
+//! detected and reported, but no AMX kernel exists yet: a CPU with AMX runs
+//! the AVX-512 paths.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Precision of the encoder's linear layers at inference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 weights and activations (the training precision).
+    #[default]
+    F32,
+    /// bfloat16 products accumulated in f32 (AVX512-BF16).
+    Bf16,
+    /// int8 products accumulated in i32 (AVX512-VNNI).
+    Int8,
+}
+
+impl Precision {
+    /// Every precision, in the order `--help` lists them.
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::Int8];
+
+    /// `"f32"`, `"bf16"` or `"int8"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown precision {s:?}: expected f32, bf16 or int8"))
+    }
+}
+
+/// The reduced-precision features of this CPU, as the OS lets programs use
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CpuFeatures {
+    /// AVX-512 foundation.
+    pub avx512f: bool,
+    /// AVX-512 byte and word instructions.
+    pub avx512bw: bool,
+    /// AVX-512 bfloat16 dot products (`vdpbf16ps`).
+    pub avx512_bf16: bool,
+    /// AVX-512 int8 dot products (`vpdpbusd`).
+    pub avx512_vnni: bool,
+    /// AMX tiles (reported only: no AMX kernel yet).
+    pub amx_tile: bool,
+    /// AMX bfloat16 tile products (reported only).
+    pub amx_bf16: bool,
+    /// AMX int8 tile products (reported only).
+    pub amx_int8: bool,
+}
+
+impl CpuFeatures {
+    /// Reads the features of the CPU this runs on.
+    #[cfg(target_arch = "x86_64")]
+    pub fn detect() -> Self {
+        // CPUID leaf 7, sub-leaf 0, EDX: bit 22 AMX-BF16, 24 AMX-TILE,
+        // 25 AMX-INT8 (the `amx-*` names of is_x86_feature_detected! are
+        // unstable). `__cpuid_count` became a safe function in Rust 1.89.
+        #[allow(unused_unsafe)]
+        let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
+        let bit = |b: u32| leaf7.edx & (1 << b) != 0;
+        CpuFeatures {
+            avx512f: is_x86_feature_detected!("avx512f"),
+            avx512bw: is_x86_feature_detected!("avx512bw"),
+            avx512_bf16: is_x86_feature_detected!("avx512bf16"),
+            avx512_vnni: is_x86_feature_detected!("avx512vnni"),
+            amx_tile: bit(24),
+            amx_bf16: bit(22),
+            amx_int8: bit(25),
+        }
+    }
+
+    /// Reads the features of the CPU this runs on (none off x86-64).
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn detect() -> Self {
+        CpuFeatures::default()
+    }
+
+    /// Whether this CPU has the kernels of `precision`.
+    pub fn supports(&self, precision: Precision) -> bool {
+        match precision {
+            Precision::F32 => true,
+            Precision::Bf16 => self.avx512f && self.avx512_bf16,
+            Precision::Int8 => self.avx512f && self.avx512bw && self.avx512_vnni,
+        }
+    }
+
+    /// The precisions this CPU can run, f32 first.
+    pub fn supported(&self) -> Vec<Precision> {
+        Precision::ALL
+            .into_iter()
+            .filter(|&p| self.supports(p))
+            .collect()
+    }
+
+    /// The kernels `precision` runs on this CPU, in words, or an error that
+    /// names the missing CPU feature.
+    pub fn kernels(&self, precision: Precision) -> Result<String> {
+        if !self.supports(precision) {
+            let needs = match precision {
+                Precision::F32 => unreachable!("f32 runs everywhere"),
+                Precision::Bf16 => "AVX512-BF16",
+                Precision::Int8 => "AVX512-VNNI and AVX512-BW",
+            };
+            return Err(ModelError::Precision(format!(
+                "precision {precision} needs {needs}, which this CPU lacks \
+                 (it supports: {}); choose another --precision",
+                self.supported()
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let linear = match precision {
+            Precision::F32 if self.avx512f => "f32 linear layers (gemm crate, AVX-512 FMA)",
+            Precision::F32 => "f32 linear layers (gemm crate)",
+            Precision::Bf16 => "bf16 linear layers (AVX512-BF16 vdpbf16ps, f32 accumulation)",
+            Precision::Int8 => {
+                "int8 linear layers (AVX512-VNNI vpdpbusd; weights per output channel, \
+                 activations per token)"
+            }
+        };
+        let amx = if self.amx_tile {
+            "; AMX present but unused (no AMX kernel yet)"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "{linear}; attention, LayerNorm, softmax, GELU and head in f32{amx}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_names_round_trip_and_unknown_ones_are_refused() {
+        for p in Precision::ALL {
+            assert_eq!(p.as_str().parse::<Precision>().unwrap(), p);
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                format!("\"{}\"", p.as_str())
+            );
+        }
+        assert_eq!("BF16".parse::<Precision>().unwrap(), Precision::Bf16);
+        let err = "fp16".parse::<Precision>().unwrap_err();
+        assert!(err.contains("fp16") && err.contains("int8"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_feature_is_named_in_the_error() {
+        let none = CpuFeatures::default();
+        assert!(none.kernels(Precision::F32).is_ok());
+        let err = none.kernels(Precision::Bf16).unwrap_err().to_string();
+        assert!(err.contains("AVX512-BF16"), "{err}");
+        let err = none.kernels(Precision::Int8).unwrap_err().to_string();
+        assert!(err.contains("AVX512-VNNI"), "{err}");
+        assert_eq!(none.supported(), vec![Precision::F32]);
+    }
+
+    #[test]
+    fn amx_is_reported_but_not_claimed() {
+        let amx = CpuFeatures {
+            avx512f: true,
+            avx512bw: true,
+            avx512_bf16: true,
+            avx512_vnni: true,
+            amx_tile: true,
+            amx_bf16: true,
+            amx_int8: true,
+        };
+        let words = amx.kernels(Precision::Bf16).unwrap();
+        assert!(words.contains("vdpbf16ps") && words.contains("AMX present but unused"));
+    }
+}
