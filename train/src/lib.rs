@@ -11,6 +11,7 @@ pub mod data;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;
+pub mod precision_check;
 pub mod progress;
 pub mod report;
 pub mod score;

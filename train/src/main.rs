@@ -15,7 +15,7 @@ use models::account_model::{AccountVerdict, ACCOUNT_MODEL_FILE};
 use models::{
     bundle::{Bundle, BundleMetadata, METADATA_FILE},
     device::parse_device,
-    Precision,
+    CpuFeatures, Precision,
 };
 use train::{
     accounts::{
@@ -25,6 +25,7 @@ use train::{
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},
     fit::{fit, FitConfig, TrainLayers},
+    precision_check::{self, check_precisions, ContractLimits},
     report::{self, evaluate_file, EvalOptions, EvalReport},
     score::{score_all, score_sessions, ScoreOptions},
     verdicts::judge_window,
@@ -73,6 +74,41 @@ enum Command {
     /// The main job: build the default dataset, fine-tune, evaluate on the
     /// held-out test split, export the bundle `serve` loads by default.
     Run(Box<RunArgs>),
+    /// Check the reduced inference precisions against f32 on a labeled
+    /// file: ROC-AUC, flag agreement at the bundle threshold and score
+    /// differences (docs/precision.md). Exits non-zero when one breaks
+    /// the contract.
+    CheckPrecision(CheckPrecisionArgs),
+}
+
+/// What `check-precision` scores and the limits it holds each precision to.
+#[derive(Args)]
+struct CheckPrecisionArgs {
+    /// Bundle directory.
+    #[arg(long, default_value = DEFAULT_BUNDLE)]
+    bundle: PathBuf,
+    /// Labeled sessions file.
+    #[arg(long, default_value = "data/default/test.jsonl")]
+    data: PathBuf,
+    /// Precisions to check against f32 (comma-separated; default: every
+    /// one this CPU runs).
+    #[arg(long, value_delimiter = ',')]
+    precisions: Vec<Precision>,
+    /// Sessions per inference batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Largest ROC-AUC loss against f32.
+    #[arg(long, default_value_t = ContractLimits::default().max_auc_drop)]
+    max_auc_drop: f64,
+    /// Smallest share of sessions flagged the same as in f32.
+    #[arg(long, default_value_t = ContractLimits::default().min_flag_agreement)]
+    min_flag_agreement: f64,
+    /// Largest absolute score difference from f32.
+    #[arg(long, default_value_t = ContractLimits::default().max_score_diff)]
+    max_score_diff: f32,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// The main job's settings.
@@ -663,6 +699,62 @@ fn record_test_metrics(bundle_dir: &Path, report: &EvalReport) -> Result<()> {
     Ok(())
 }
 
+fn run_check_precision(args: &CheckPrecisionArgs) -> Result<()> {
+    let mut bundle = Bundle::load(&args.bundle, &candle_core::Device::Cpu)
+        .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
+    let cpu = CpuFeatures::detect();
+    let precisions = if args.precisions.is_empty() {
+        cpu.supported()
+    } else {
+        args.precisions.clone()
+    };
+    for p in Precision::ALL.iter().filter(|p| !cpu.supports(**p)) {
+        println!("{p}: skipped: {}", cpu.kernels(*p).unwrap_err());
+    }
+    let sessions = train::data::read_labeled(&args.data)?;
+    let limits = ContractLimits {
+        max_auc_drop: args.max_auc_drop,
+        min_flag_agreement: args.min_flag_agreement,
+        max_score_diff: args.max_score_diff,
+    };
+    let checks = check_precisions(
+        &mut bundle,
+        &sessions,
+        &precisions,
+        &limits,
+        args.batch_size,
+    )?;
+    println!(
+        "{} sessions of {}, bundle threshold {}\n\n{}",
+        sessions.len(),
+        args.data.display(),
+        bundle.threshold.threshold,
+        precision_check::table(&checks)
+    );
+    for c in &checks {
+        println!("{}: {}", c.precision, c.kernels);
+    }
+    if let Some(path) = &args.out {
+        let json =
+            serde_json::to_vec_pretty(&serde_json::json!({"limits": limits, "checks": checks}))?;
+        datasets::writer::write_atomic(path, &json)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let broken: Vec<_> = checks.iter().filter(|c| !c.failures.is_empty()).collect();
+    if !broken.is_empty() {
+        anyhow::bail!(
+            "{} precision(s) break the accuracy contract: {}",
+            broken.len(),
+            broken
+                .iter()
+                .map(|c| c.precision.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     models::allocator::retain_freed_memory();
     datasets::logging::init();
@@ -676,6 +768,7 @@ fn main() -> Result<()> {
         } => run_cluster(&input, &out, &cluster),
         Command::Accounts(args) => run_accounts(&args),
         Command::Eval(args) => run_eval(&args).map(|_| ()),
+        Command::CheckPrecision(args) => run_check_precision(&args),
         Command::Run(run) => {
             let RunArgs {
                 dataset_config,
