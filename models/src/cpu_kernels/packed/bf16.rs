@@ -85,16 +85,41 @@ impl Bf16Panels {
         }
     }
 
-    /// The rows as bf16 pairs, one `u32` per input pair (low half even).
+    /// The rows as bf16 pairs, one `u32` per input pair (low half even;
+    /// an odd row's last pair ends in 0).
     fn pack_rows(&self, xs: &[f32], rows: usize) -> Vec<u32> {
         let mut packed = vec![0u32; rows * self.pairs];
         for (row, dst) in xs.chunks(self.in_dim).zip(packed.chunks_mut(self.pairs)) {
-            for (pair, d) in row.chunks(2).zip(dst.iter_mut()) {
-                let hi = pair.get(1).map_or(0, |&x| to_bf16(x));
-                *d = u32::from(to_bf16(pair[0])) | (u32::from(hi) << 16);
-            }
+            // SAFETY: bf16 layers exist only where `kernels` found
+            // AVX512-BF16; `dst` holds the row's pairs.
+            unsafe { round_row(row, dst) };
         }
         packed
+    }
+}
+
+/// Rounds `row` to bf16 into `dst` (its pairs), 32 values at a time with
+/// `vcvtne2ps2bf16`, which rounds to nearest even as [`to_bf16`] does
+/// (but reads subnormal inputs as zero).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn round_row(row: &[f32], dst: &mut [u32]) {
+    use std::arch::x86_64::*;
+    assert!(2 * dst.len() >= row.len(), "pair buffer too short");
+    let out = dst.as_mut_ptr() as *mut u16;
+    for i in (0..row.len()).step_by(32) {
+        let lo = _mm512_maskz_loadu_ps(lane_mask(i, row.len()), row.as_ptr().add(i));
+        let hi = _mm512_maskz_loadu_ps(
+            lane_mask(i + 16, row.len()),
+            row.as_ptr().wrapping_add(i + 16),
+        );
+        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        let valid = (2 * dst.len() - i).min(32);
+        let mask = if valid == 32 {
+            u32::MAX
+        } else {
+            (1u32 << valid) - 1
+        };
+        _mm512_mask_storeu_epi16(out.add(i) as *mut i16, mask, both);
     }
 }
 

@@ -4,10 +4,12 @@
 //!
 //! Weights are quantised once, symmetrically per output column:
 //! `scale = max |w| / 127`, `q = round(w / scale)` in [-127, 127].
-//! Activations are quantised per call and per row (token) the same way,
-//! then shifted by 128 into u8, as VNNI wants; the shift is taken back out
-//! with `128 * sum_k q_w[col][k]`, precomputed per column. The result is
-//! `(acc - 128 * colsum) * scale_x * scale_w + bias` in f32.
+//! Activations are quantised per call and per row (token), asymmetrically
+//! into u8 as VNNI wants: the row's range `[min(x, 0), max(x, 0)]` maps onto
+//! 0..=255, `q = round(x / scale) + zero_point`, so one-sided rows (GELU
+//! outputs) keep all 8 bits. The zero point is taken back out with
+//! `zero_point * sum_k q_w[col][k]` (column sums precomputed). The result
+//! is `(acc - zero_point * colsum) * scale_x * scale_w + bias` in f32.
 //!
 //! Weight layout: for each 64-column panel, for each quad of input
 //! positions `4q .. 4q + 4`, four vectors of 16 lanes, lane `j` of vector
@@ -17,8 +19,6 @@ use super::{lane_mask, panels, GROUP_ROWS, PANEL};
 
 /// Bytes per packed panel row (one input quad, 64 columns).
 const QUAD_ROW: usize = 4 * PANEL;
-/// Activation zero point: the shift from i8 to u8.
-const ZERO_POINT: i32 = 128;
 
 /// The symmetric int8 scale of `values` (1 for all zeros) and the values
 /// quantised with it.
@@ -35,6 +35,67 @@ fn quantise(values: &[f32]) -> (f32, impl Iterator<Item = i8> + '_) {
     (scale, codes)
 }
 
+/// One row of activations quantised to u8: `x ~ scale * (q - zero_point)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RowCodes {
+    scale: f32,
+    /// `1 / scale`: codes are `round_ties_even(x * inverse) + zero_point`.
+    inverse: f32,
+    zero_point: i32,
+}
+
+impl RowCodes {
+    /// The codes of a row whose values lie in `[lo, hi]`: the range
+    /// `[min(lo, 0), max(hi, 0)]` onto 0..=255 (scale 1 for all zeros).
+    fn for_range(lo: f32, hi: f32) -> Self {
+        let range = hi.max(0.0) - lo.min(0.0);
+        let scale = if range > 0.0 && range.is_finite() {
+            range / 255.0
+        } else {
+            1.0
+        };
+        let inverse = 1.0 / scale;
+        let zero_point = (-lo.min(0.0) * inverse).round_ties_even().clamp(0.0, 255.0) as i32;
+        RowCodes {
+            scale,
+            inverse,
+            zero_point,
+        }
+    }
+
+    /// The code of `x`.
+    #[cfg(test)]
+    fn code(&self, x: f32) -> u8 {
+        ((x * self.inverse).round_ties_even() as i32 + self.zero_point).clamp(0, 255) as u8
+    }
+}
+
+/// The asymmetric u8 quantisation of `row` into `dst` (its first
+/// `row.len()` bytes), with AVX-512: one pass for the range, one for the
+/// codes (rounded to nearest even, as [`RowCodes::code`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantise_row(row: &[f32], dst: &mut [u8]) -> RowCodes {
+    use std::arch::x86_64::*;
+    assert!(dst.len() >= row.len(), "code buffer too short");
+    let mask = |from: usize| lane_mask(from, row.len());
+    let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    for i in (0..row.len()).step_by(16) {
+        let x = _mm512_maskz_loadu_ps(mask(i), row.as_ptr().add(i));
+        lo = _mm512_min_ps(lo, x);
+        hi = _mm512_max_ps(hi, x);
+    }
+    let codes = RowCodes::for_range(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    let inverse = _mm512_set1_ps(codes.inverse);
+    let zero_point = _mm512_set1_epi32(codes.zero_point);
+    for i in (0..row.len()).step_by(16) {
+        let x = _mm512_maskz_loadu_ps(mask(i), row.as_ptr().add(i));
+        let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x, inverse)), zero_point);
+        let q = _mm512_max_epi32(q, _mm512_setzero_si512());
+        _mm512_mask_cvtusepi32_storeu_epi8(dst.as_mut_ptr().add(i) as *mut i8, mask(i), q);
+    }
+    codes
+}
+
 /// A weight quantised and packed for [`Int8Panels::multiply`].
 #[derive(Debug)]
 pub(super) struct Int8Panels {
@@ -43,8 +104,8 @@ pub(super) struct Int8Panels {
     quads: usize,
     data: Vec<i8>,
     scales: Vec<f32>,
-    /// `128 * sum_k q_w[col][k]` per column.
-    zero_point_sums: Vec<i32>,
+    /// `sum_k q_w[col][k]` per column.
+    col_sums: Vec<i32>,
 }
 
 impl Int8Panels {
@@ -55,7 +116,7 @@ impl Int8Panels {
         let quads = in_dim.div_ceil(4);
         let mut data = vec![0i8; panels(out_dim) * quads * QUAD_ROW];
         let mut scales = Vec::with_capacity(out_dim);
-        let mut zero_point_sums = Vec::with_capacity(out_dim);
+        let mut col_sums = Vec::with_capacity(out_dim);
         for (col, row) in rows.iter().enumerate() {
             let (panel, lane) = (col / PANEL, col % PANEL);
             let (scale, codes) = quantise(row);
@@ -65,7 +126,7 @@ impl Int8Panels {
                 sum += i32::from(q);
             }
             scales.push(scale);
-            zero_point_sums.push(ZERO_POINT * sum);
+            col_sums.push(sum);
         }
         Int8Panels {
             in_dim,
@@ -73,7 +134,7 @@ impl Int8Panels {
             quads,
             data,
             scales,
-            zero_point_sums,
+            col_sums,
         }
     }
 
@@ -83,21 +144,21 @@ impl Int8Panels {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
-        let (activations, row_scales) = self.quantise_rows(xs, rows);
+        let (activations, row_codes) = self.quantise_rows(xs, rows);
         for panel in 0..panels(self.out_dim) {
             let weights = &self.data[panel * self.quads * QUAD_ROW..][..self.quads * QUAD_ROW];
             for first in (0..rows).step_by(GROUP_ROWS) {
                 let group = (rows - first).min(GROUP_ROWS);
                 let tile = Tile {
                     activations: &activations[first * self.quads..][..group * self.quads],
-                    row_scales: &row_scales[first..first + group],
+                    row_codes: &row_codes[first..first + group],
                     weights,
                     quads: self.quads,
                     col: panel * PANEL,
                     out_dim: self.out_dim,
                     bias,
                     scales: &self.scales,
-                    zero_point_sums: &self.zero_point_sums,
+                    col_sums: &self.col_sums,
                 };
                 let out = &mut out[first * self.out_dim..][..group * self.out_dim];
                 // SAFETY: `kernels` returned Ok for int8 before this layer
@@ -108,37 +169,40 @@ impl Int8Panels {
         }
     }
 
-    /// Each row quantised with its own scale, shifted to u8 and packed four
-    /// to a `u32` (padding quantises to 0, i.e. 128), with the scales.
-    fn quantise_rows(&self, xs: &[f32], rows: usize) -> (Vec<u32>, Vec<f32>) {
+    /// Each row quantised to u8 with its own scale and zero point and
+    /// packed four to a `u32` (padding bytes stay 0 and meet zero
+    /// weights), with the rows' scales and zero points.
+    fn quantise_rows(&self, xs: &[f32], rows: usize) -> (Vec<u32>, Vec<RowCodes>) {
         let mut packed = vec![0u32; rows * self.quads];
-        let mut scales = Vec::with_capacity(rows);
-        for (row, dst) in xs.chunks(self.in_dim).zip(packed.chunks_mut(self.quads)) {
-            let (scale, codes) = quantise(row);
-            let mut bytes = vec![ZERO_POINT as u8; self.quads * 4];
-            for (b, q) in bytes.iter_mut().zip(codes) {
-                *b = (i32::from(q) + ZERO_POINT) as u8;
-            }
-            for (d, quad) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
-                *d = u32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]);
-            }
-            scales.push(scale);
-        }
-        (packed, scales)
+        let mut bytes = vec![0u8; self.quads * 4];
+        let row_codes = xs
+            .chunks(self.in_dim)
+            .zip(packed.chunks_mut(self.quads))
+            .map(|(row, dst)| {
+                // SAFETY: int8 layers exist only where `kernels` found
+                // AVX-512F/BW; `bytes` holds the whole row.
+                let codes = unsafe { quantise_row(row, &mut bytes) };
+                for (d, quad) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *d = u32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]);
+                }
+                codes
+            })
+            .collect();
+        (packed, row_codes)
     }
 }
 
 /// One micro-kernel call: up to six rows by one 64-column panel.
 struct Tile<'a> {
     activations: &'a [u32],
-    row_scales: &'a [f32],
+    row_codes: &'a [RowCodes],
     weights: &'a [i8],
     quads: usize,
     col: usize,
     out_dim: usize,
     bias: &'a [f32],
     scales: &'a [f32],
-    zero_point_sums: &'a [i32],
+    col_sums: &'a [i32],
 }
 
 impl Tile<'_> {
@@ -174,14 +238,16 @@ impl Tile<'_> {
             }
         }
         for (r, acc) in acc.iter().enumerate() {
-            let row_scale = _mm512_set1_ps(self.row_scales[r]);
+            let row_scale = _mm512_set1_ps(self.row_codes[r].scale);
+            let zero_point = _mm512_set1_epi32(self.row_codes[r].zero_point);
             for (v, &sum) in acc.iter().enumerate() {
                 let col = self.col + 16 * v;
                 let mask = lane_mask(col, self.out_dim);
                 if mask == 0 {
                     break;
                 }
-                let shift = _mm512_maskz_loadu_epi32(mask, self.zero_point_sums.as_ptr().add(col));
+                let col_sums = _mm512_maskz_loadu_epi32(mask, self.col_sums.as_ptr().add(col));
+                let shift = _mm512_mullo_epi32(zero_point, col_sums);
                 let scale = _mm512_maskz_loadu_ps(mask, self.scales.as_ptr().add(col));
                 let bias = _mm512_maskz_loadu_ps(mask, self.bias.as_ptr().add(col));
                 let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
@@ -206,18 +272,20 @@ pub(super) fn reference(xs: &[f32], w: &[f32], b: &[f32], k: usize) -> Vec<f32> 
         .collect();
     xs.chunks(k)
         .flat_map(|x| {
-            let (sx, qx) = quantise(x);
-            let qx: Vec<i8> = qx.collect();
+            let (lo, hi) = x
+                .iter()
+                .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            let row = RowCodes::for_range(lo, hi);
+            let qx: Vec<i32> = x
+                .iter()
+                .map(|&v| i32::from(row.code(v)) - row.zero_point)
+                .collect();
             weights
                 .iter()
                 .zip(b)
                 .map(move |((sw, qw), &bias)| {
-                    let dot: i32 = qx
-                        .iter()
-                        .zip(qw)
-                        .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                        .sum();
-                    (dot as f32).mul_add(sx * sw, bias)
+                    let dot: i32 = qx.iter().zip(qw).map(|(&a, &b)| a * i32::from(b)).sum();
+                    (dot as f32).mul_add(row.scale * sw, bias)
                 })
                 .collect::<Vec<_>>()
         })
@@ -236,5 +304,43 @@ mod tests {
         let (scale, codes) = quantise(&[0.0, 0.0]);
         assert_eq!(scale, 1.0);
         assert_eq!(codes.collect::<Vec<_>>(), vec![0, 0]);
+    }
+
+    #[test]
+    fn row_quantisation_spans_the_row_range_and_keeps_zero_exact() {
+        // A one-sided row (like GELU output) uses all 256 codes.
+        let row = RowCodes::for_range(-0.1, 2.45);
+        assert!((row.scale - 2.55 / 255.0).abs() < 1e-7);
+        assert_eq!(row.zero_point, 10);
+        let codes: Vec<u8> = [-0.1, 0.0, 2.45].iter().map(|&x| row.code(x)).collect();
+        assert_eq!(codes, vec![0, 10, 255]);
+        let zeros = RowCodes::for_range(0.0, 0.0);
+        assert_eq!(
+            (zeros.scale, zeros.zero_point, zeros.code(0.0)),
+            (1.0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn vector_quantisation_matches_the_scalar_codes() {
+        if !is_x86_feature_detected!("avx512bw") {
+            eprintln!("SKIPPED: AVX-512 quantisation: this CPU lacks AVX512-BW");
+            return;
+        }
+        for len in [1usize, 15, 16, 17, 100, 384] {
+            let row: Vec<f32> = (0..len)
+                .map(|i| ((i * 29 % 23) as f32 - 7.5) / 3.0)
+                .collect();
+            let mut got = vec![7u8; len + 3];
+            // SAFETY: AVX-512F/BW checked above.
+            let codes = unsafe { quantise_row(&row, &mut got) };
+            let (lo, hi) = row
+                .iter()
+                .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            assert_eq!(codes, RowCodes::for_range(lo, hi));
+            let want: Vec<u8> = row.iter().map(|&x| codes.code(x)).collect();
+            assert_eq!(&got[..len], &want[..], "length {len}");
+            assert_eq!(&got[len..], &[7, 7, 7], "bytes past the row are untouched");
+        }
     }
 }
