@@ -30,5 +30,5 @@ pub use classifier::{HeadConfig, SessionClassifier};
 pub use config::{BertConfig, HiddenAct};
 pub use error::{ModelError, Result};
 pub use feature_norm::FeatureNormalizer;
-pub use precision::{CpuFeatures, Precision};
+pub use precision::{CpuFeatures, Precision, PrecisionChoice};
 pub use session_input::SessionTokenizer;

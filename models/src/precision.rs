@@ -64,6 +64,64 @@ impl FromStr for Precision {
     }
 }
 
+/// A requested precision: one precision, or `auto`, the fastest this CPU
+/// runs among those that keep the accuracy contract on the default test
+/// split (docs/precision.md): int8, else bf16, else f32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrecisionChoice {
+    /// The fastest precision this CPU runs.
+    #[default]
+    Auto,
+    /// This precision (an error where the CPU cannot run it).
+    Fixed(Precision),
+}
+
+impl PrecisionChoice {
+    /// The precision to run on a CPU with `cpu`'s features.
+    pub fn resolve(self, cpu: &CpuFeatures) -> Precision {
+        match self {
+            PrecisionChoice::Fixed(p) => p,
+            PrecisionChoice::Auto => [Precision::Int8, Precision::Bf16]
+                .into_iter()
+                .find(|&p| cpu.supports(p))
+                .unwrap_or(Precision::F32),
+        }
+    }
+}
+
+impl PrecisionChoice {
+    /// The precision to run on `device`: `auto` is f32 off the CPU, and
+    /// this CPU's fastest on it.
+    pub fn for_device(self, device: &candle_core::Device) -> Precision {
+        match self {
+            PrecisionChoice::Auto if !device.is_cpu() => Precision::F32,
+            choice => choice.resolve(&CpuFeatures::detect()),
+        }
+    }
+}
+
+impl fmt::Display for PrecisionChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrecisionChoice::Auto => f.write_str("auto"),
+            PrecisionChoice::Fixed(p) => p.fmt(f),
+        }
+    }
+}
+
+impl FromStr for PrecisionChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(PrecisionChoice::Auto);
+        }
+        s.parse()
+            .map(PrecisionChoice::Fixed)
+            .map_err(|_| format!("unknown precision {s:?}: expected auto, f32, bf16 or int8"))
+    }
+}
+
 /// The reduced-precision features of this CPU, as the OS lets programs use
 /// them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -183,6 +241,29 @@ mod tests {
         assert_eq!("BF16".parse::<Precision>().unwrap(), Precision::Bf16);
         let err = "fp16".parse::<Precision>().unwrap_err();
         assert!(err.contains("fp16") && err.contains("int8"), "{err}");
+    }
+
+    #[test]
+    fn auto_picks_the_fastest_precision_the_cpu_runs() {
+        let mut cpu = CpuFeatures::default();
+        assert_eq!(PrecisionChoice::Auto.resolve(&cpu), Precision::F32);
+        cpu.avx512f = true;
+        cpu.avx512_bf16 = true;
+        assert_eq!(PrecisionChoice::Auto.resolve(&cpu), Precision::Bf16);
+        cpu.avx512bw = true;
+        cpu.avx512_vnni = true;
+        assert_eq!(PrecisionChoice::Auto.resolve(&cpu), Precision::Int8);
+        let fixed: PrecisionChoice = "bf16".parse().unwrap();
+        assert_eq!(fixed.resolve(&cpu), Precision::Bf16);
+        assert_eq!(
+            "AUTO".parse::<PrecisionChoice>().unwrap(),
+            PrecisionChoice::Auto
+        );
+        assert_eq!(PrecisionChoice::Auto.to_string(), "auto");
+        assert!("fp8"
+            .parse::<PrecisionChoice>()
+            .unwrap_err()
+            .contains("auto"));
     }
 
     #[test]

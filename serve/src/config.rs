@@ -31,11 +31,12 @@ pub struct ServeConfig {
     /// Device: cpu, cuda or cuda:N (CUDA needs the `cuda` feature).
     #[arg(long, env = "DG_DEVICE", default_value = "cpu")]
     pub device: String,
-    /// Precision of the encoder's linear layers on the CPU: f32, bf16
-    /// (needs AVX512-BF16) or int8 (needs AVX512-VNNI); the other ops stay
-    /// f32. See docs/precision.md.
-    #[arg(long, env = "DG_PRECISION", default_value = "f32")]
-    pub precision: models::Precision,
+    /// Precision of the encoder's linear layers on the CPU: auto (the
+    /// fastest this CPU runs: int8, else bf16, else f32), f32, bf16 (needs
+    /// AVX512-BF16) or int8 (needs AVX512-VNNI); the other ops stay f32.
+    /// See docs/precision.md.
+    #[arg(long, env = "DG_PRECISION", default_value = "auto")]
+    pub precision: models::PrecisionChoice,
     /// Most padded tokens (sessions x longest session) per model batch.
     #[arg(long, env = "DG_MAX_BATCH_TOKENS", default_value_t = 4096)]
     pub max_batch_tokens: usize,

@@ -39,12 +39,13 @@ pub async fn run(
     let worker_alive = Arc::new(AtomicBool::new(false));
     let worker = worker::spawn(queue.clone(), worker_alive.clone())
         .context("cannot start the model worker")?;
+    let precision = config.precision.for_device(&device);
     let reloader = Arc::new(Reloader::new(
         slot.clone(),
         config.model_dir.clone(),
         config.campaign_map.clone(),
         device,
-        config.precision,
+        precision,
     ));
     let infer = Arc::new(Infer::new(
         queue.clone(),

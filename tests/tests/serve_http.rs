@@ -229,6 +229,45 @@ fn unbatched_scores_equal_offline_scores_bit_for_bit() {
     }
 }
 
+/// Each precision this CPU runs: `/info` names it and its kernels, and its
+/// scores stay close to f32's (on a CPU without one, the test says so).
+#[test]
+fn info_names_the_precision_and_reduced_precisions_score_close_to_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let all = sessions(16);
+    let scores_in = |precision: &str| {
+        let server = Server::start_ready(&bundle, &["--precision", precision]);
+        let (_, info) = get(&server.url, "/info");
+        assert_eq!(info["model"]["precision"], precision, "{info}");
+        let kernels = info["model"]["kernels"].as_str().unwrap();
+        assert!(
+            kernels.contains(&format!("{precision} linear layers")),
+            "{kernels}"
+        );
+        let (status, body) = post(&server.url, "/v1/score", &score_body(&all), None);
+        assert_eq!(status, 200, "{body}");
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["score"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let reference = scores_in("f32");
+    let cpu = models::CpuFeatures::detect();
+    for precision in [models::Precision::Bf16, models::Precision::Int8] {
+        if let Err(why) = cpu.kernels(precision) {
+            eprintln!("SKIPPED: serve --precision {precision}: {why}");
+            continue;
+        }
+        let scores = scores_in(precision.as_str());
+        for (a, b) in scores.iter().zip(&reference) {
+            assert!((a - b).abs() < 0.05, "{precision}: {a} against f32 {b}");
+        }
+    }
+}
+
 #[test]
 fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
     let tmp = tempfile::tempdir().unwrap();

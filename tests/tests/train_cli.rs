@@ -397,7 +397,7 @@ fn main_job_then_score_cluster_and_eval_reports() {
     }
 
     // eval on its own writes the same report numbers (baseline from the
-    // bundle's recorded training file).
+    // bundle's recorded training file) in the main job's precision, f32.
     let again = tmp.path().join("eval-again");
     let out = train(&[
         "eval",
@@ -407,6 +407,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
         &test_arg,
         "--out",
         &path(&again),
+        "--precision",
+        "f32",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let metrics_again = read_json(&again.join("metrics.json"));
@@ -416,6 +418,49 @@ fn main_job_then_score_cluster_and_eval_reports() {
         metrics_again["baseline"]["metrics"],
         metrics["baseline"]["metrics"]
     );
+    assert_eq!(metrics_again["bundle"]["precision"], "f32");
+
+    // check-precision compares every precision this CPU runs with f32 on
+    // the test split (limits loosened: a model this small is no contract).
+    let checks_path = tmp.path().join("precision.json");
+    let out = train(&[
+        "check-precision",
+        "--bundle",
+        &bundle_arg,
+        "--data",
+        &test_arg,
+        "--min-flag-agreement",
+        "0.9",
+        "--max-auc-drop",
+        "0.05",
+        "--max-score-diff",
+        "0.5",
+        "--out",
+        &path(&checks_path),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let checks = read_json(&checks_path);
+    let checks = checks["checks"].as_array().unwrap();
+    let cpu = models::CpuFeatures::detect();
+    let expected: Vec<String> = cpu.supported().iter().map(|p| p.to_string()).collect();
+    let got: Vec<&str> = checks
+        .iter()
+        .map(|c| c["precision"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(checks[0]["flag_agreement"], 1.0);
+    assert_eq!(checks[0]["max_score_diff"], 0.0);
+    for c in checks {
+        assert!(
+            c["kernels"].as_str().unwrap().contains("linear layers"),
+            "{c}"
+        );
+        assert!(c["roc_auc"].as_f64().unwrap() > 0.5, "{c}");
+    }
+    for p in models::Precision::ALL.iter().filter(|p| !cpu.supports(**p)) {
+        eprintln!("SKIPPED: check-precision {p}: this CPU lacks its instructions");
+        assert!(text(&out).contains(&format!("{p}: skipped")));
+    }
 }
 
 /// The notebook runs headless against a fresh evaluation folder.

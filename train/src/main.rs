@@ -15,7 +15,7 @@ use models::account_model::{AccountVerdict, ACCOUNT_MODEL_FILE};
 use models::{
     bundle::{Bundle, BundleMetadata, METADATA_FILE},
     device::parse_device,
-    CpuFeatures, Precision,
+    CpuFeatures, Precision, PrecisionChoice,
 };
 use train::{
     accounts::{
@@ -145,11 +145,12 @@ struct ModelArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Precision of the encoder's linear layers on the CPU: `f32`, `bf16`
+    /// Precision of the encoder's linear layers on the CPU: `auto` (the
+    /// fastest this CPU runs: int8, else bf16, else f32), `f32`, `bf16`
     /// (needs AVX512-BF16) or `int8` (needs AVX512-VNNI); the other ops
     /// stay f32. See docs/precision.md.
-    #[arg(long, default_value = "f32", env = "DG_PRECISION")]
-    precision: Precision,
+    #[arg(long, default_value = "auto", env = "DG_PRECISION")]
+    precision: PrecisionChoice,
 }
 
 impl ModelArgs {
@@ -157,8 +158,9 @@ impl ModelArgs {
         let device = parse_device(&self.device)?;
         let mut bundle = Bundle::load(&self.bundle, &device)
             .with_context(|| format!("loading bundle {}", self.bundle.display()))?;
-        bundle.set_precision(self.precision)?;
-        tracing::info!(precision = %self.precision, kernels = bundle.kernels(), "bundle loaded");
+        let precision = self.precision.for_device(&device);
+        bundle.set_precision(precision)?;
+        tracing::info!(%precision, kernels = bundle.kernels(), "bundle loaded");
         Ok(bundle)
     }
 
@@ -796,7 +798,8 @@ fn main() -> Result<()> {
                 bundle: bundle.clone(),
                 batch_size: 32,
                 device: fit.device.clone(),
-                precision: Precision::F32,
+                // f32, so that the main job's numbers are the same on every CPU.
+                precision: PrecisionChoice::Fixed(Precision::F32),
             };
             run_accounts(&AccountsArgs {
                 model: model.clone(),
