@@ -327,7 +327,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
     let html = std::fs::read_to_string(eval_dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("adjusted Rand index"));
 
-    // `score` streams the same scores; `cluster` finds the same clusters.
+    // `score` streams the same scores; `cluster` finds the same clusters
+    // (both in the main job's precision, f32).
     let scored = tmp.path().join("scores.jsonl");
     let bundle_arg = path(&bundle);
     let test_arg = path(&test_file);
@@ -339,6 +340,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
         &test_arg,
         "-o",
         &path(&scored),
+        "--precision",
+        "f32",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let streamed = read_jsonl(&scored);
@@ -357,6 +360,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
         &test_arg,
         "--out",
         &path(&cluster_dir),
+        "--precision",
+        "f32",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
