@@ -23,8 +23,19 @@ use crate::precision::{CpuFeatures, Precision};
 const PANEL: usize = 64;
 /// Most output rows one micro-kernel call covers.
 const GROUP_ROWS: usize = 6;
-/// Output rows per parallel work item.
+/// Most output rows per parallel work item.
 const TASK_ROWS: usize = 8 * GROUP_ROWS;
+/// Work items per thread at least, when there are rows enough: short
+/// inputs (one session) are cut finer so that every thread gets work.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Rows per work item for `rows` rows on `threads` threads: whole row
+/// groups, at most [`TASK_ROWS`], small enough for [`TASKS_PER_THREAD`]
+/// items per thread.
+fn task_rows(rows: usize, threads: usize) -> usize {
+    let even_share = rows.div_ceil(TASKS_PER_THREAD * threads.max(1));
+    (even_share.div_ceil(GROUP_ROWS) * GROUP_ROWS).clamp(GROUP_ROWS, TASK_ROWS)
+}
 
 /// A linear layer's weight and bias, packed for one reduced precision.
 #[derive(Debug)]
@@ -79,8 +90,9 @@ impl PackedLinear {
     /// Multiplies `rows` rows of `xs` (row-major, `in_dim` wide) into
     /// `out` (row-major, `out_dim` wide).
     fn multiply(&self, xs: &[f32], out: &mut [f32]) {
-        out.par_chunks_mut(TASK_ROWS * self.out_dim)
-            .zip(xs.par_chunks(TASK_ROWS * self.in_dim))
+        let rows = task_rows(xs.len() / self.in_dim, rayon::current_num_threads());
+        out.par_chunks_mut(rows * self.out_dim)
+            .zip(xs.par_chunks(rows * self.in_dim))
             .for_each(|(out, xs)| match &self.weight {
                 PackedWeight::Bf16(w) => w.multiply(xs, &self.bias, out),
                 PackedWeight::Int8(w) => w.multiply(xs, &self.bias, out),
@@ -289,5 +301,14 @@ mod tests {
         assert_eq!(lane_mask(48, 50), 0b11);
         assert_eq!(lane_mask(16, 10), 0);
         assert_eq!(panels(65), 2);
+    }
+
+    #[test]
+    fn work_items_are_whole_row_groups_spread_over_the_threads() {
+        assert_eq!(task_rows(4096, 2), TASK_ROWS);
+        assert_eq!(task_rows(128, 2), 18);
+        assert_eq!(task_rows(64, 2), 12);
+        assert_eq!(task_rows(1, 2), GROUP_ROWS);
+        assert_eq!(task_rows(100, 0), 30, "no threads counts as one");
     }
 }
