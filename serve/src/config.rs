@@ -65,13 +65,38 @@ pub struct ServeConfig {
     /// Bearer token required on `/v1/score` (unset: open).
     #[arg(long, env = "DG_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
-    /// Bearer token required on `/admin/*` (unset: open; keep the server on
-    /// a private address then).
+    /// Bearer token required on `/admin/*`. Unset: `/admin/*` is open on
+    /// a loopback address and answers 403 on any other (see --open-admin).
     #[arg(long, env = "DG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve `/admin/*` without --admin-token on a non-loopback address
+    /// (anyone who reaches the port can then reload bundles).
+    #[arg(long, env = "DG_OPEN_ADMIN")]
+    pub open_admin: bool,
+    /// The only directory `POST /admin/reload` may load bundles from (a
+    /// relative `model_dir` resolves against it). Unset: the directory
+    /// that holds --model-dir.
+    #[arg(long, env = "DG_BUNDLE_ROOT")]
+    pub bundle_root: Option<PathBuf>,
 }
 
 impl ServeConfig {
+    /// Whether `/admin/*` may run: with a token, on a loopback address, or
+    /// when --open-admin says so.
+    pub fn admin_enabled(&self) -> bool {
+        self.admin_token.is_some() || self.addr.ip().is_loopback() || self.open_admin
+    }
+
+    /// The directory reloads are confined to.
+    pub fn bundle_root(&self) -> PathBuf {
+        self.bundle_root
+            .clone()
+            .unwrap_or_else(|| match self.model_dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            })
+    }
+
     /// Batching limits.
     pub fn batch_limits(&self) -> BatchLimits {
         BatchLimits {

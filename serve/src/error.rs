@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Missing or wrong bearer token (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// A route or path this server does not allow (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// No such route (404).
     #[error("{0}")]
     NotFound(String),
@@ -60,6 +63,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) | ApiError::BundleInvalid(_) => {
@@ -77,6 +81,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Validation(_) => "validation",

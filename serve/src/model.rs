@@ -105,6 +105,48 @@ impl ModelSlot {
     }
 }
 
+/// `requested` (relative: to `root`) as an existing directory inside
+/// `root`, after resolving links and `..`; the same error whether it is
+/// missing or outside, so that answers do not map the host's files.
+pub fn confine(root: &Path, requested: &Path) -> Result<PathBuf, ApiError> {
+    let refused = || {
+        ApiError::Forbidden(
+            "model_dir must name an existing bundle directory under the server's bundle root \
+             (--bundle-root)"
+                .into(),
+        )
+    };
+    let root = root.canonicalize().map_err(|_| refused())?;
+    match root.join(requested).canonicalize() {
+        Ok(dir) if dir.starts_with(&root) && dir.is_dir() => Ok(dir),
+        _ => Err(refused()),
+    }
+}
+
+/// What went wrong loading a bundle, naming files by their names only
+/// (the log has the full error).
+fn without_host_paths(error: &ModelError) -> String {
+    let name = |path: &Path| {
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    match error {
+        ModelError::Io { path, source } => format!("{}: {}", name(path), source.kind()),
+        ModelError::Format { path, message } => format!("{}: {message}", name(path)),
+        _ => "not a complete, valid bundle (the server log has the details)".into(),
+    }
+}
+
+/// `dir` relative to `root` when inside it, else its last component.
+fn name_under(root: &Path, dir: &Path) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    dir.strip_prefix(&root)
+        .ok()
+        .or_else(|| dir.file_name().map(Path::new))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
@@ -114,6 +156,7 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 pub struct Reloader {
     slot: Arc<ModelSlot>,
     default_dir: PathBuf,
+    bundle_root: PathBuf,
     campaign_map: Option<PathBuf>,
     device: Device,
     precision: Precision,
@@ -121,12 +164,13 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader that loads `default_dir` unless told another directory,
-    /// with the campaign map at `campaign_map` (else each bundle's own),
-    /// onto `device` in `precision`.
+    /// A reloader that loads `default_dir` unless told another directory
+    /// under `bundle_root`, with the campaign map at `campaign_map` (else
+    /// each bundle's own), onto `device` in `precision`.
     pub fn new(
         slot: Arc<ModelSlot>,
         default_dir: PathBuf,
+        bundle_root: PathBuf,
         campaign_map: Option<PathBuf>,
         device: Device,
         precision: Precision,
@@ -134,6 +178,7 @@ impl Reloader {
         Reloader {
             slot,
             default_dir,
+            bundle_root,
             campaign_map,
             device,
             precision,
@@ -141,15 +186,21 @@ impl Reloader {
         }
     }
 
-    /// Loads the bundle in `dir` (default: the directory served now, or
-    /// the configured one) off the async threads and swaps it in. A bundle
-    /// that fails to load leaves the current model serving and returns the
-    /// error.
-    pub async fn reload(&self, dir: Option<PathBuf>) -> Result<ModelRef, ApiError> {
+    /// Loads the bundle in `requested` (a client's choice: confined to the
+    /// bundle root; default: the directory served now, or the configured
+    /// one) off the async threads and swaps it in. A bundle that fails to
+    /// load leaves the current model serving and returns the error, which
+    /// names the bundle relative to the root and no other host path (the
+    /// log has the details).
+    pub async fn reload(&self, requested: Option<PathBuf>) -> Result<ModelRef, ApiError> {
         let _one = self.one_at_a_time.lock().await;
-        let dir = dir
-            .or_else(|| self.slot.current_dir())
-            .unwrap_or_else(|| self.default_dir.clone());
+        let dir = match requested {
+            Some(requested) => confine(&self.bundle_root, &requested)?,
+            None => self
+                .slot
+                .current_dir()
+                .unwrap_or_else(|| self.default_dir.clone()),
+        };
         let device = self.device.clone();
         let load_dir = dir.clone();
         let map = self.campaign_map.clone();
@@ -168,11 +219,58 @@ impl Reloader {
                 Ok(model_ref)
             }
             Err(e) => {
-                let message = format!("cannot load bundle {}: {e}", dir.display());
-                tracing::error!("{message}");
+                tracing::error!("cannot load bundle {}: {e}", dir.display());
+                let message = format!(
+                    "cannot load bundle {:?}: {}",
+                    name_under(&self.bundle_root, &dir),
+                    without_host_paths(&e)
+                );
                 self.slot.record_error(message.clone());
                 Err(ApiError::BundleInvalid(message))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_paths_stay_under_the_bundle_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("bundles");
+        std::fs::create_dir_all(root.join("b1")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
+        let inside = confine(&root, Path::new("b1")).unwrap();
+        assert_eq!(inside, root.join("b1").canonicalize().unwrap());
+        assert_eq!(confine(&root, &root.join("b1")).unwrap(), inside);
+        for refused in [
+            PathBuf::from("/etc"),
+            PathBuf::from("../outside"),
+            PathBuf::from("b1/../../outside"),
+            PathBuf::from("missing"),
+            tmp.path().join("outside"),
+        ] {
+            let err = confine(&root, &refused).unwrap_err();
+            assert!(
+                matches!(err, ApiError::Forbidden(_)),
+                "{refused:?}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(!text.contains("etc") && !text.contains("outside"), "{text}");
+        }
+        assert_eq!(name_under(&root, &inside), "b1");
+        assert_eq!(name_under(&root, Path::new("/srv/x/bundle")), "bundle");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_out_of_the_root_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("bundles");
+        std::fs::create_dir_all(&root).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("escape")).unwrap();
+        assert!(confine(&root, Path::new("escape")).is_err());
     }
 }

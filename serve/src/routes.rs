@@ -64,6 +64,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.config.admin_token.clone().map(Arc::<str>::from),
             require_token,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.config.admin_enabled(),
+            require_admin_enabled,
         ));
     Router::new()
         .merge(scoring)
@@ -114,6 +118,24 @@ async fn require_token(
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
             return ApiError::Unauthorized("missing or wrong bearer token".into()).into_response();
         }
+    }
+    next.run(request).await
+}
+
+/// Answers 403 on `/admin/*` when the server runs on a non-loopback
+/// address without an admin token (and without --open-admin).
+async fn require_admin_enabled(
+    State(enabled): State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !enabled {
+        return ApiError::Forbidden(
+            "admin routes are off: this server listens on a non-loopback address without \
+             --admin-token (set one, or --open-admin to allow them without)"
+                .into(),
+        )
+        .into_response();
     }
     next.run(request).await
 }

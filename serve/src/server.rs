@@ -40,9 +40,13 @@ pub async fn run(
     let worker = worker::spawn(queue.clone(), worker_alive.clone())
         .context("cannot start the model worker")?;
     let precision = config.precision.for_device(&device);
+    if !config.admin_enabled() {
+        tracing::warn!(addr = %config.addr, "/admin/* answers 403: no --admin-token on a non-loopback address (--open-admin to allow)");
+    }
     let reloader = Arc::new(Reloader::new(
         slot.clone(),
         config.model_dir.clone(),
+        config.bundle_root(),
         config.campaign_map.clone(),
         device,
         precision,

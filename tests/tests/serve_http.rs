@@ -24,13 +24,18 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `serve` on a free loopback port with `args`, returning once
-    /// it prints its address.
+    /// Starts `serve` with `args` (on a free loopback port unless they
+    /// give `--addr`), returning once it prints its address.
     fn start(model_dir: &Path, args: &[&str]) -> Server {
+        let loopback: &[&str] = if args.contains(&"--addr") {
+            &[]
+        } else {
+            &["--addr", "127.0.0.1:0"]
+        };
         let mut child = Command::new(workspace_binary("serve"))
             .arg("--model-dir")
             .arg(model_dir)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(loopback)
             .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("DG_API_TOKEN")
@@ -268,6 +273,35 @@ fn info_names_the_precision_and_reduced_precisions_score_close_to_f32() {
     }
 }
 
+/// On a non-loopback address, admin routes need a token or --open-admin.
+#[test]
+fn admin_routes_are_off_on_an_open_address_without_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let server = Server::start_ready(&bundle, &["--addr", "0.0.0.0:0"]);
+    let (status, body) = post(&server.url, "/admin/reload", "", None);
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains("--admin-token"));
+    let (status, _) = post(&server.url, "/v1/score", &score_body(&sessions(1)), None);
+    assert_eq!(status, 200, "scoring stays open");
+    drop(server);
+    for (args, token) in [
+        (vec!["--addr", "0.0.0.0:0", "--open-admin"], None),
+        (
+            vec!["--addr", "0.0.0.0:0", "--admin-token", "t0k"],
+            Some("t0k"),
+        ),
+    ] {
+        let server = Server::start_ready(&bundle, &args);
+        let (status, body) = post(&server.url, "/admin/reload", "", token);
+        assert_eq!(status, 200, "{args:?}: {body}");
+    }
+}
+
 #[test]
 fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
     let tmp = tempfile::tempdir().unwrap();
@@ -485,11 +519,15 @@ fn every_error_status_comes_from_a_real_bad_request() {
         (status, body["error_type"].as_str()),
         (404, Some("not_found"))
     );
-    // A bundle that fails to load leaves the old one serving.
+    // A bundle that fails to load leaves the old one serving, and the
+    // answer names it under the bundle root, not where it is on the host.
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("config.json"), "{}").unwrap();
     let (status, body) = post(
         &server.url,
         "/admin/reload",
-        &json!({ "model_dir": tmp.path().join("missing") }).to_string(),
+        &json!({ "model_dir": "broken" }).to_string(),
         None,
     );
     assert_eq!(
@@ -497,6 +535,29 @@ fn every_error_status_comes_from_a_real_bad_request() {
         (422, Some("bundle_invalid")),
         "{body}"
     );
+    let host = tmp.path().to_str().unwrap();
+    assert!(!body["error"].as_str().unwrap().contains(host), "{body}");
+    // Paths outside the bundle root (the folder of --model-dir), and
+    // missing ones, are refused alike, without echoing them.
+    for outside in [
+        json!("/etc"),
+        json!("../../.."),
+        json!(tmp.path().join("missing")),
+    ] {
+        let (status, body) = post(
+            &server.url,
+            "/admin/reload",
+            &json!({ "model_dir": outside }).to_string(),
+            None,
+        );
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (403, Some("forbidden")),
+            "{outside}: {body}"
+        );
+        let text = body["error"].as_str().unwrap();
+        assert!(!text.contains("etc") && !text.contains(host), "{text}");
+    }
     assert_eq!(call(&one, ok).0, 200);
     drop(server);
 
