@@ -23,6 +23,9 @@ pub enum ApiError {
     /// No such route (404).
     #[error("{0}")]
     NotFound(String),
+    /// The route exists, but not for this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The body is larger than the configured limit (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) | ApiError::BundleInvalid(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Validation(_) => "validation",
             ApiError::Overloaded(_) => "overloaded",

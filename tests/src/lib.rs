@@ -1,5 +1,7 @@
 //! Helpers for end-to-end tests that drive the workspace binaries.
 
+pub mod fuzz;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;

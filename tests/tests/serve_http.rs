@@ -27,6 +27,11 @@ impl Server {
     /// Starts `serve` with `args` (on a free loopback port unless they
     /// give `--addr`), returning once it prints its address.
     fn start(model_dir: &Path, args: &[&str]) -> Server {
+        Server::start_logging(model_dir, args, Stdio::inherit())
+    }
+
+    /// [`Server::start`] with its log (stderr) sent to `log`.
+    fn start_logging(model_dir: &Path, args: &[&str], log: Stdio) -> Server {
         let loopback: &[&str] = if args.contains(&"--addr") {
             &[]
         } else {
@@ -41,7 +46,7 @@ impl Server {
             .env_remove("DG_API_TOKEN")
             .env_remove("DG_ADMIN_TOKEN")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("start serve");
         let mut line = String::new();
@@ -60,7 +65,12 @@ impl Server {
 
     /// Starts `serve` and waits until `/ready` answers 200.
     fn start_ready(model_dir: &Path, args: &[&str]) -> Server {
-        let server = Server::start(model_dir, args);
+        Server::start_ready_logging(model_dir, args, Stdio::inherit())
+    }
+
+    /// [`Server::start_ready`] with its log (stderr) sent to `log`.
+    fn start_ready_logging(model_dir: &Path, args: &[&str], log: Stdio) -> Server {
+        let server = Server::start_logging(model_dir, args, log);
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(&server.url, "/ready").0 != 200 {
             assert!(Instant::now() < deadline, "serve never became ready");
@@ -271,6 +281,103 @@ fn info_names_the_precision_and_reduced_precisions_score_close_to_f32() {
             assert!((a - b).abs() < 0.05, "{precision}: {a} against f32 {b}");
         }
     }
+}
+
+/// What a fuzzed request got back, when that breaks the contract: a 5xx,
+/// a 4xx without a JSON error body, or no answer at all.
+fn fuzz_failure(request: &e2e::fuzz::FuzzRequest, url: &str, limit: usize) -> Option<String> {
+    let mut call = agent().request(request.method, &format!("{url}{}", request.path));
+    if let Some(ct) = request.content_type {
+        call = call.set("content-type", ct);
+    }
+    let response = match call.send_bytes(&request.body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        // An oversized body may be cut off before the 413 is read.
+        Err(_) if request.body.len() > limit => return None,
+        Err(e) => return Some(format!("{}: no answer: {e}", request.kind)),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    let json: Option<Value> = serde_json::from_str(&text).ok();
+    let has_error_body = json
+        .as_ref()
+        .is_some_and(|v| v["error"].is_string() && v["error_type"].is_string());
+    if status >= 500 || (status >= 400 && !has_error_body) {
+        let head: String = text.chars().take(200).collect();
+        return Some(format!(
+            "{} {} {}: {status} {head}",
+            request.kind, request.method, request.path
+        ));
+    }
+    None
+}
+
+/// Generated requests (`e2e::fuzz`: mutated and random JSON, wrong types,
+/// huge arrays, deep nesting, invalid UTF-8, wrong content types and
+/// methods) never get a 5xx, every 4xx carries a JSON error body, and the
+/// server log shows no panic. `DG_FUZZ_CASES` sets the count (default
+/// 1500; `scripts/fuzz-serve.sh` runs 100k), `DG_FUZZ_SEED` the seed.
+#[test]
+fn fuzzed_requests_never_get_a_5xx_and_every_4xx_is_a_json_error() {
+    use rand::SeedableRng;
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (cases, seed) = (env("DG_FUZZ_CASES", 1500) as usize, env("DG_FUZZ_SEED", 7));
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let log_path = tmp.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let limit = 4 << 20;
+    let server = Server::start_ready_logging(
+        &bundle,
+        &["--request-timeout-ms", "300000", "--max-concurrent", "1024"],
+        Stdio::from(log),
+    );
+    let valid: Vec<Value> = (1..=8)
+        .map(|n| serde_json::from_str(&score_body(&sessions(n))).unwrap())
+        .collect();
+    const CLIENTS: usize = 4;
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let (url, valid) = (&server.url, &valid);
+                scope.spawn(move || {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + client as u64);
+                    (0..cases.div_ceil(CLIENTS))
+                        .filter_map(|_| {
+                            let request = e2e::fuzz::generate(&mut rng, valid);
+                            fuzz_failure(&request, url, limit)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(get(&server.url, "/health").0, 200, "the server survived");
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    eprintln!(
+        "fuzz: {cases} requests, seed {seed}, {} failures",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    assert!(
+        !log.contains("panicked"),
+        "the server log shows a panic:\n{log}"
+    );
 }
 
 /// On a non-loopback address, admin routes need a token or --open-admin.
