@@ -7,7 +7,7 @@
 //! `col = panel * 64 + v * 16 + j`. Activations are rounded to bf16 per
 //! call and read as one 32-bit pair, broadcast to every lane.
 
-use super::{lane_mask, panels, GROUP_ROWS, PANEL};
+use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
 /// bf16 values per packed panel row (one input pair, 64 columns).
 const PAIR_ROW: usize = 2 * PANEL;
@@ -64,24 +64,20 @@ impl Bf16Panels {
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
         let activations = self.pack_rows(xs, rows);
-        for panel in 0..panels(self.out_dim) {
-            let weights = &self.data[panel * self.pairs * PAIR_ROW..][..self.pairs * PAIR_ROW];
-            for first in (0..rows).step_by(GROUP_ROWS) {
-                let group = (rows - first).min(GROUP_ROWS);
-                let tile = Tile {
-                    activations: &activations[first * self.pairs..][..group * self.pairs],
-                    weights,
-                    pairs: self.pairs,
-                    col: panel * PANEL,
-                    out_dim: self.out_dim,
-                    bias,
-                };
-                let out = &mut out[first * self.out_dim..][..group * self.out_dim];
-                // SAFETY: `kernels` returned Ok for bf16 before this layer
-                // was packed, so the CPU has AVX-512F and AVX512-BF16; the
-                // tile's slices were cut to the lengths the kernel reads.
-                unsafe { tile.run(group, out) };
-            }
+        for at in tiles(rows, self.out_dim) {
+            let tile = Tile {
+                activations: &activations[at.first * self.pairs..][..at.rows * self.pairs],
+                weights: &self.data[at.panel * self.pairs * PAIR_ROW..][..self.pairs * PAIR_ROW],
+                pairs: self.pairs,
+                col: at.panel * PANEL,
+                out_dim: self.out_dim,
+                bias,
+            };
+            let out = &mut out[at.first * self.out_dim..][..at.rows * self.out_dim];
+            // SAFETY: `kernels` returned Ok for bf16 before this layer
+            // was packed, so the CPU has AVX-512F and AVX512-BF16; the
+            // tile's slices were cut to the lengths the kernel reads.
+            unsafe { run_kernel(&tile, at.rows, out) };
         }
     }
 
@@ -133,20 +129,13 @@ struct Tile<'a> {
     bias: &'a [f32],
 }
 
-impl Tile<'_> {
-    /// Runs the kernel for `rows` (1 to 6) rows into `out`.
-    #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn run(&self, rows: usize, out: &mut [f32]) {
-        match rows {
-            1 => self.kernel::<1>(out),
-            2 => self.kernel::<2>(out),
-            3 => self.kernel::<3>(out),
-            4 => self.kernel::<4>(out),
-            5 => self.kernel::<5>(out),
-            _ => self.kernel::<6>(out),
-        }
+impl MicroKernel for Tile<'_> {
+    unsafe fn rows<const R: usize>(&self, out: &mut [f32]) {
+        self.kernel::<R>(out)
     }
+}
 
+impl Tile<'_> {
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[inline]
     unsafe fn kernel<const R: usize>(&self, out: &mut [f32]) {

@@ -15,7 +15,7 @@
 //! positions `4q .. 4q + 4`, four vectors of 16 lanes, lane `j` of vector
 //! `v` holding the four weights of column `panel * 64 + v * 16 + j`.
 
-use super::{lane_mask, panels, GROUP_ROWS, PANEL};
+use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
 /// Bytes per packed panel row (one input quad, 64 columns).
 const QUAD_ROW: usize = 4 * PANEL;
@@ -145,27 +145,23 @@ impl Int8Panels {
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
         let (activations, row_codes) = self.quantise_rows(xs, rows);
-        for panel in 0..panels(self.out_dim) {
-            let weights = &self.data[panel * self.quads * QUAD_ROW..][..self.quads * QUAD_ROW];
-            for first in (0..rows).step_by(GROUP_ROWS) {
-                let group = (rows - first).min(GROUP_ROWS);
-                let tile = Tile {
-                    activations: &activations[first * self.quads..][..group * self.quads],
-                    row_codes: &row_codes[first..first + group],
-                    weights,
-                    quads: self.quads,
-                    col: panel * PANEL,
-                    out_dim: self.out_dim,
-                    bias,
-                    scales: &self.scales,
-                    col_sums: &self.col_sums,
-                };
-                let out = &mut out[first * self.out_dim..][..group * self.out_dim];
-                // SAFETY: `kernels` returned Ok for int8 before this layer
-                // was packed, so the CPU has AVX-512F/BW and AVX512-VNNI;
-                // the tile's slices were cut to the lengths the kernel reads.
-                unsafe { tile.run(group, out) };
-            }
+        for at in tiles(rows, self.out_dim) {
+            let tile = Tile {
+                activations: &activations[at.first * self.quads..][..at.rows * self.quads],
+                row_codes: &row_codes[at.first..at.first + at.rows],
+                weights: &self.data[at.panel * self.quads * QUAD_ROW..][..self.quads * QUAD_ROW],
+                quads: self.quads,
+                col: at.panel * PANEL,
+                out_dim: self.out_dim,
+                bias,
+                scales: &self.scales,
+                col_sums: &self.col_sums,
+            };
+            let out = &mut out[at.first * self.out_dim..][..at.rows * self.out_dim];
+            // SAFETY: `kernels` returned Ok for int8 before this layer
+            // was packed, so the CPU has AVX-512F/BW and AVX512-VNNI; the
+            // tile's slices were cut to the lengths the kernel reads.
+            unsafe { run_kernel(&tile, at.rows, out) };
         }
     }
 
@@ -205,20 +201,13 @@ struct Tile<'a> {
     col_sums: &'a [i32],
 }
 
-impl Tile<'_> {
-    /// Runs the kernel for `rows` (1 to 6) rows into `out`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn run(&self, rows: usize, out: &mut [f32]) {
-        match rows {
-            1 => self.kernel::<1>(out),
-            2 => self.kernel::<2>(out),
-            3 => self.kernel::<3>(out),
-            4 => self.kernel::<4>(out),
-            5 => self.kernel::<5>(out),
-            _ => self.kernel::<6>(out),
-        }
+impl MicroKernel for Tile<'_> {
+    unsafe fn rows<const R: usize>(&self, out: &mut [f32]) {
+        self.kernel::<R>(out)
     }
+}
 
+impl Tile<'_> {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     unsafe fn kernel<const R: usize>(&self, out: &mut [f32]) {

@@ -137,6 +137,52 @@ impl CustomOp1 for PackedLinear {
     }
 }
 
+/// Where one micro-kernel call works: `rows` rows from `first`, in one
+/// panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TileAt {
+    panel: usize,
+    first: usize,
+    rows: usize,
+}
+
+/// The tiles of a `rows` x `out_dim` output, panel by panel (a panel's
+/// packed weights stay in cache over its row groups).
+fn tiles(rows: usize, out_dim: usize) -> impl Iterator<Item = TileAt> {
+    (0..panels(out_dim)).flat_map(move |panel| {
+        (0..rows).step_by(GROUP_ROWS).map(move |first| TileAt {
+            panel,
+            first,
+            rows: (rows - first).min(GROUP_ROWS),
+        })
+    })
+}
+
+/// A micro-kernel over up to [`GROUP_ROWS`] rows of one panel.
+trait MicroKernel {
+    /// Runs it for `R` rows into `out` (`R` rows of the output).
+    ///
+    /// # Safety
+    /// The CPU has the kernel's instructions, and the kernel's slices hold
+    /// everything it reads for `R` rows.
+    unsafe fn rows<const R: usize>(&self, out: &mut [f32]);
+}
+
+/// Runs `kernel` for `rows` (1 to [`GROUP_ROWS`]) rows.
+///
+/// # Safety
+/// As [`MicroKernel::rows`].
+unsafe fn run_kernel(kernel: &impl MicroKernel, rows: usize, out: &mut [f32]) {
+    match rows {
+        1 => kernel.rows::<1>(out),
+        2 => kernel.rows::<2>(out),
+        3 => kernel.rows::<3>(out),
+        4 => kernel.rows::<4>(out),
+        5 => kernel.rows::<5>(out),
+        _ => kernel.rows::<6>(out),
+    }
+}
+
 /// Number of 64-column panels covering `out_dim` columns.
 fn panels(out_dim: usize) -> usize {
     out_dim.div_ceil(PANEL)
@@ -301,6 +347,24 @@ mod tests {
         assert_eq!(lane_mask(48, 50), 0b11);
         assert_eq!(lane_mask(16, 10), 0);
         assert_eq!(panels(65), 2);
+        let all: Vec<TileAt> = tiles(7, 65).collect();
+        assert_eq!(all.len(), 4);
+        assert_eq!(
+            all[1],
+            TileAt {
+                panel: 0,
+                first: 6,
+                rows: 1
+            }
+        );
+        assert_eq!(
+            all[2],
+            TileAt {
+                panel: 1,
+                first: 0,
+                rows: 6
+            }
+        );
     }
 
     #[test]
