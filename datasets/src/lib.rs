@@ -2,6 +2,7 @@
 //! `shared/spec/data-format.md` (streaming reader and atomic writer), the
 //! raw-log sessionizer, behavioural session features, and the campaign
 //! simulator that builds the labeled default dataset.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod asn;

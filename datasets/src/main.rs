@@ -1,5 +1,6 @@
 //! `datasets`: build the simulated default dataset, turn raw request logs
 //! into sessions, and check data files against the contract.
+#![forbid(unsafe_code)]
 
 use std::{
     path::{Path, PathBuf},

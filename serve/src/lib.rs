@@ -2,6 +2,7 @@
 //! exported bundle. Requests are validated, tokenised off the model
 //! thread, queued, and scored in dynamic batches (token budget and batch
 //! size) by one model worker; overload is a 429, not a timeout.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

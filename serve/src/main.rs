@@ -1,4 +1,5 @@
 //! `serve`: dynamically batched HTTP scoring of sessions.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use serve::{config::ServeConfig, server};

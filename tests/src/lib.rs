@@ -1,4 +1,5 @@
 //! Helpers for end-to-end tests that drive the workspace binaries.
+#![forbid(unsafe_code)]
 
 pub mod fuzz;
 

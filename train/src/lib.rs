@@ -1,6 +1,8 @@
 //! distill-guard training library: device selection, data preparation,
 //! metrics, the fine-tuning loop and held-out evaluation behind the `train`
 //! binaries.
+// `deny`, not `forbid`: ndarray's `s!` macro allows unsafe code inside itself.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod accounts;

@@ -1,5 +1,6 @@
 //! `train`: fine-tune the session classifier, evaluate it, export bundles,
 //! and run the whole main job end to end.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,7 @@
 //! run in this process's lifetime, one measured at a time.
 //!
 //! `cargo build --release -p serve && ./target/release/bench-serve --python .venv-baseline/bin/python`
+#![forbid(unsafe_code)]
 
 use std::{
     io::{BufRead, BufReader},

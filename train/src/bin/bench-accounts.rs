@@ -7,6 +7,7 @@
 //! at random times, created over years; campaign accounts created in
 //! waves, rotating through their operator's exit pool, sending one
 //! template around changing tasks.
+#![forbid(unsafe_code)]
 
 use std::time::Instant;
 

@@ -6,6 +6,7 @@
 //! Points: campaign accounts sit around one random direction per campaign
 //! (templated prompts embed close together); benign accounts spread around
 //! many broad topics. Quality is measured against the campaign labels.
+#![forbid(unsafe_code)]
 
 use std::time::Instant;
 

@@ -6,6 +6,7 @@
 //! JSON lines and a Markdown table, after the CPU model and the kernels.
 //!
 //! `cargo run --release -p train --bin bench-model -- --torch-python .venv-baseline/bin/python --ort`
+#![forbid(unsafe_code)]
 
 use std::{path::PathBuf, process::Command, time::Instant};
 
