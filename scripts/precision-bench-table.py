@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Median table of several `bench-model` runs: per shape and engine the
+median sequences/s (batch 1: median p50 and p99 ms), and per run the ratio
+of the best candle precision to the best peer, with the median ratio.
+
+Usage: scripts/precision-bench-table.py RUN.txt [RUN.txt ...]
+"""
+import json
+import statistics
+import sys
+
+ENGINES = ["candle-f32", "candle-bf16", "candle-int8", "torch-fp32", "torch-bf16", "ort-fp32", "ort-int8"]
+
+
+def runs(paths):
+    for path in paths:
+        rows = {}
+        with open(path) as f:
+            for line in f:
+                if line.startswith('{"bench"'):
+                    r = json.loads(line)
+                    rows[(r["bench"], r["engine"])] = r
+        yield path, rows
+
+
+def main():
+    all_runs = list(runs(sys.argv[1:]))
+    shapes = list(dict.fromkeys(b for _, rows in all_runs for (b, _) in rows))
+    print("| shape | " + " | ".join(ENGINES) + " | best candle / best peer, median (runs) |")
+    print("|---|" + "---:|" * len(ENGINES) + "---|")
+    for shape in shapes:
+        cells = []
+        for engine in ENGINES:
+            got = [rows[(shape, engine)] for _, rows in all_runs if (shape, engine) in rows]
+            if not got:
+                cells.append("")
+            elif shape.startswith("infer_b1"):
+                p50 = statistics.median(r["p50_ms"] for r in got)
+                p99 = statistics.median(r["p99_ms"] for r in got)
+                cells.append(f"{p50:.2f} / {p99:.2f} ms")
+            else:
+                cells.append(f"{statistics.median(r['seqs_per_s'] for r in got):.1f}")
+        ratios = []
+        for _, rows in all_runs:
+            mine = [r for (b, e), r in rows.items() if b == shape and e.startswith("candle")]
+            peers = [r for (b, e), r in rows.items() if b == shape and not e.startswith("candle")]
+            if mine and peers:
+                best = max(mine, key=lambda r: r["seqs_per_s"])
+                peer = max(peers, key=lambda r: r["seqs_per_s"])
+                ratios.append((best["seqs_per_s"] / peer["seqs_per_s"], best["engine"], peer["engine"]))
+        summary = ", ".join(f"{r:.2f} ({c}/{p})" for r, c, p in ratios)
+        median = statistics.median(r for r, _, _ in ratios) if ratios else float("nan")
+        print(f"| {shape} | " + " | ".join(cells) + f" | **{median:.2f}x** ({summary}) |")
+
+
+if __name__ == "__main__":
+    main()
