@@ -90,79 +90,76 @@ pub fn check_precisions(
         .iter()
         .map(|s| s.label == Some(Label::Extraction))
         .collect();
-    let threshold = bundle.threshold.threshold;
-    let mut checks = Vec::new();
-    let (reference, speed) = scores_in(bundle, sessions, Precision::F32, batch_size)?;
-    let reference_auc = roc_auc(&reference, &positive).unwrap_or(f64::NAN);
-    checks.push(compare(
-        bundle,
-        Precision::F32,
-        (&reference, speed),
-        &reference,
-        reference_auc,
-        &positive,
-        threshold,
+    let (scores, speed) = scores_in(bundle, sessions, Precision::F32, batch_size)?;
+    let reference = Reference {
+        auc: roc_auc(&scores, &positive).unwrap_or(f64::NAN),
+        scores,
+        positive: &positive,
+        threshold: bundle.threshold.threshold,
         limits,
-    ));
+    };
+    let mut checks =
+        vec![reference.compare(Precision::F32, bundle.kernels(), &reference.scores, speed)];
     for &precision in precisions.iter().filter(|&&p| p != Precision::F32) {
         let (scores, speed) = scores_in(bundle, sessions, precision, batch_size)?;
-        checks.push(compare(
-            bundle,
-            precision,
-            (&scores, speed),
-            &reference,
-            reference_auc,
-            &positive,
-            threshold,
-            limits,
-        ));
+        checks.push(reference.compare(precision, bundle.kernels(), &scores, speed));
     }
     bundle.set_precision(Precision::F32)?;
     Ok(checks)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compare(
-    bundle: &Bundle,
-    precision: Precision,
-    (scores, speed): (&[f32], f64),
-    reference: &[f32],
-    reference_auc: f64,
-    positive: &[bool],
+/// The f32 results every precision is held to.
+struct Reference<'a> {
+    scores: Vec<f32>,
+    auc: f64,
+    positive: &'a [bool],
     threshold: f32,
-    limits: &ContractLimits,
-) -> PrecisionCheck {
-    let auc = roc_auc(scores, positive).unwrap_or(f64::NAN);
-    let agree = scores
-        .iter()
-        .zip(reference)
-        .filter(|(a, b)| (**a >= threshold) == (**b >= threshold))
-        .count();
-    let mut diffs: Vec<f32> = scores
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .collect();
-    diffs.sort_by(f32::total_cmp);
-    let at = |q: f64| {
-        diffs
-            .get(((diffs.len().max(1) - 1) as f64 * q) as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
-    let mut check = PrecisionCheck {
-        precision,
-        kernels: bundle.kernels().to_string(),
-        roc_auc: auc,
-        auc_delta: auc - reference_auc,
-        flag_agreement: agree as f64 / scores.len().max(1) as f64,
-        max_score_diff: at(1.0),
-        p99_score_diff: at(0.99),
-        sessions_per_second: speed,
-        failures: Vec::new(),
-    };
-    check.failures = failures(&check, limits);
-    check
+    limits: &'a ContractLimits,
+}
+
+impl Reference<'_> {
+    /// `scores` of `precision` (run by `kernels`, at `speed` sessions/s)
+    /// against the reference.
+    fn compare(
+        &self,
+        precision: Precision,
+        kernels: &str,
+        scores: &[f32],
+        speed: f64,
+    ) -> PrecisionCheck {
+        let auc = roc_auc(scores, self.positive).unwrap_or(f64::NAN);
+        let threshold = self.threshold;
+        let agree = scores
+            .iter()
+            .zip(&self.scores)
+            .filter(|(a, b)| (**a >= threshold) == (**b >= threshold))
+            .count();
+        let mut diffs: Vec<f32> = scores
+            .iter()
+            .zip(&self.scores)
+            .map(|(a, b)| (a - b).abs())
+            .collect();
+        diffs.sort_by(f32::total_cmp);
+        let at = |q: f64| {
+            diffs
+                .get(((diffs.len().max(1) - 1) as f64 * q) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let mut check = PrecisionCheck {
+            precision,
+            kernels: kernels.to_string(),
+            roc_auc: auc,
+            auc_delta: auc - self.auc,
+            flag_agreement: agree as f64 / scores.len().max(1) as f64,
+            max_score_diff: at(1.0),
+            p99_score_diff: at(0.99),
+            sessions_per_second: speed,
+            failures: Vec::new(),
+        };
+        check.failures = failures(&check, self.limits);
+        check
+    }
 }
 
 /// The limits `check` breaks, in words.

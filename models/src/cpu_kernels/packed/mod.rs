@@ -7,8 +7,9 @@
 //! columns (four 16-lane vectors) and groups of up to 6 rows, so one
 //! micro-kernel call keeps 24 accumulators in registers while it streams the
 //! panel's packed weights once over the whole depth. Each rayon task takes
-//! 48 rows, converts them to the kernel's input format and runs every panel
-//! over them. Panels are padded with zero weights to 64 columns and the
+//! up to 48 rows (fewer for short inputs, so that every thread gets work),
+//! converts them to the kernel's input format and runs every panel over
+//! them. Panels are padded with zero weights to 64 columns and the
 //! depth to whole pairs (bf16) or quads (int8); tails are stored masked.
 
 mod bf16;
