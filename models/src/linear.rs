@@ -50,7 +50,7 @@ impl Linear {
     /// summed over the batch).
     pub fn forward(&self, xs: &Tensor, training: bool) -> candle_core::Result<Tensor> {
         if let Some(packed) = self.packed.as_deref().filter(|_| !training) {
-            if xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 {
+            if cpu_kernels::is_cpu_f32(xs) {
                 return packed.forward(xs);
             }
         }

@@ -98,7 +98,8 @@ pub fn layer_norm(
     }
 }
 
-fn is_cpu_f32(xs: &Tensor) -> bool {
+/// Whether `xs` is f32 on the CPU, where these kernels run.
+pub(crate) fn is_cpu_f32(xs: &Tensor) -> bool {
     xs.device().is_cpu() && xs.dtype() == DType::F32
 }
 

@@ -70,13 +70,15 @@ impl RowCodes {
     }
 }
 
-/// The asymmetric u8 quantisation of `row` into `dst` (its first
-/// `row.len()` bytes), with AVX-512: one pass for the range, one for the
+/// The asymmetric u8 quantisation of `row` into `dst`, four codes to a
+/// `u32` in little-endian order (the first `row.len()` bytes; the rest are
+/// left as they are), with AVX-512: one pass for the range, one for the
 /// codes (rounded to nearest even, as [`RowCodes::code`]).
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn quantise_row(row: &[f32], dst: &mut [u8]) -> RowCodes {
+unsafe fn quantise_row(row: &[f32], dst: &mut [u32]) -> RowCodes {
     use std::arch::x86_64::*;
-    assert!(dst.len() >= row.len(), "code buffer too short");
+    assert!(4 * dst.len() >= row.len(), "code buffer too short");
+    let out = dst.as_mut_ptr() as *mut i8;
     let mask = |from: usize| lane_mask(from, row.len());
     let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     for i in (0..row.len()).step_by(16) {
@@ -91,7 +93,7 @@ unsafe fn quantise_row(row: &[f32], dst: &mut [u8]) -> RowCodes {
         let x = _mm512_maskz_loadu_ps(mask(i), row.as_ptr().add(i));
         let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x, inverse)), zero_point);
         let q = _mm512_max_epi32(q, _mm512_setzero_si512());
-        _mm512_mask_cvtusepi32_storeu_epi8(dst.as_mut_ptr().add(i) as *mut i8, mask(i), q);
+        _mm512_mask_cvtusepi32_storeu_epi8(out.add(i), mask(i), q);
     }
     codes
 }
@@ -170,19 +172,12 @@ impl Int8Panels {
     /// weights), with the rows' scales and zero points.
     fn quantise_rows(&self, xs: &[f32], rows: usize) -> (Vec<u32>, Vec<RowCodes>) {
         let mut packed = vec![0u32; rows * self.quads];
-        let mut bytes = vec![0u8; self.quads * 4];
         let row_codes = xs
             .chunks(self.in_dim)
             .zip(packed.chunks_mut(self.quads))
-            .map(|(row, dst)| {
-                // SAFETY: int8 layers exist only where `kernels` found
-                // AVX-512F/BW; `bytes` holds the whole row.
-                let codes = unsafe { quantise_row(row, &mut bytes) };
-                for (d, quad) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *d = u32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]);
-                }
-                codes
-            })
+            // SAFETY: int8 layers exist only where `kernels` found
+            // AVX-512F/BW; each row's quads hold the whole row.
+            .map(|(row, dst)| unsafe { quantise_row(row, dst) })
             .collect();
         (packed, row_codes)
     }
@@ -320,16 +315,20 @@ mod tests {
             let row: Vec<f32> = (0..len)
                 .map(|i| ((i * 29 % 23) as f32 - 7.5) / 3.0)
                 .collect();
-            let mut got = vec![7u8; len + 3];
+            let mut quads = vec![u32::from_le_bytes([7; 4]); (len + 3).div_ceil(4) + 1];
             // SAFETY: AVX-512F/BW checked above.
-            let codes = unsafe { quantise_row(&row, &mut got) };
+            let codes = unsafe { quantise_row(&row, &mut quads) };
+            let got: Vec<u8> = quads.iter().flat_map(|q| q.to_le_bytes()).collect();
             let (lo, hi) = row
                 .iter()
                 .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
             assert_eq!(codes, RowCodes::for_range(lo, hi));
             let want: Vec<u8> = row.iter().map(|&x| codes.code(x)).collect();
             assert_eq!(&got[..len], &want[..], "length {len}");
-            assert_eq!(&got[len..], &[7, 7, 7], "bytes past the row are untouched");
+            assert!(
+                got[len..].iter().all(|&b| b == 7),
+                "bytes past the row are untouched"
+            );
         }
     }
 }
