@@ -1,5 +1,5 @@
 //! Scoring one request: admission (bounded in-flight requests, 429
-//! beyond), tokenisation and features on the blocking pool (off the model
+//! beyond, granted before the body is read), tokenisation and features on the blocking pool (off the model
 //! worker), queueing, and waiting for the worker's results under the
 //! per-request timeout. Dropping the future (client gone, timeout) closes
 //! the result channels, so the queue drops the work.
@@ -14,7 +14,7 @@ use std::{
 
 use datasets::{session_features, Session};
 use models::reasons::session_reasons;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     error::ApiError,
@@ -31,6 +31,12 @@ pub struct Infer {
     max_concurrent: usize,
     timeout: Duration,
     worker_alive: Arc<AtomicBool>,
+}
+
+/// One admitted request's place among the in-flight ones (released when
+/// dropped).
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A session on its way through the queue.
@@ -80,14 +86,26 @@ impl Infer {
         })
     }
 
-    /// Scores a validated request; results in request order.
-    pub async fn score(&self, request: ParsedRequest) -> Result<Vec<SessionResult>, ApiError> {
-        let _permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+    /// Admits one request, or refuses it with 429 when `max_concurrent`
+    /// are in flight. Taken before the body is read or parsed, so overload
+    /// costs nothing more than the refusal.
+    pub fn admit(&self) -> Result<Admission, ApiError> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             ApiError::Overloaded(format!(
                 "{} requests in flight, the limit: retry later",
                 self.max_concurrent
             ))
         })?;
+        Ok(Admission { _permit: permit })
+    }
+
+    /// Scores a validated, admitted request; results in request order.
+    /// The admission is held until the results are ready.
+    pub async fn score(
+        &self,
+        _admission: &Admission,
+        request: ParsedRequest,
+    ) -> Result<Vec<SessionResult>, ApiError> {
         let model = self.readiness()?;
         let want_embedding = request.return_embedding;
         let work = async {

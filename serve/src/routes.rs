@@ -10,7 +10,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ use tower_http::{
 use crate::{
     config::ServeConfig,
     error::ApiError,
-    infer::Infer,
+    infer::{Admission, Infer},
     metrics,
     model::{ModelSlot, Reloader},
     queue::Queue,
@@ -52,13 +52,15 @@ pub struct AppState {
 
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let scoring =
-        Router::new()
-            .route("/v1/score", post(score))
-            .route_layer(middleware::from_fn_with_state(
-                state.config.api_token.clone().map(Arc::<str>::from),
-                require_token,
-            ));
+    // Layers run outermost (last added) first: the token check, then
+    // admission, and only then is the body read.
+    let scoring = Router::new()
+        .route("/v1/score", post(score))
+        .route_layer(middleware::from_fn_with_state(state.infer.clone(), admit))
+        .route_layer(middleware::from_fn_with_state(
+            state.config.api_token.clone().map(Arc::<str>::from),
+            require_token,
+        ));
     let admin = Router::new()
         .route("/admin/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(
@@ -141,6 +143,19 @@ async fn require_admin_enabled(
     next.run(request).await
 }
 
+/// Admits a scoring request before its body is read (429 beyond the
+/// in-flight limit); the admission travels to the handler in the request's
+/// extensions and is held until the response is ready.
+async fn admit(State(infer): State<Arc<Infer>>, mut request: Request, next: Next) -> Response {
+    match infer.admit() {
+        Ok(admission) => {
+            request.extensions_mut().insert(Arc::new(admission));
+            next.run(request).await
+        }
+        Err(e) => finish::<()>("score", Instant::now(), Err(e)),
+    }
+}
+
 /// Compares two byte strings in time that depends on their lengths only.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -184,13 +199,14 @@ fn finish<T: Serialize>(
 
 async fn score(
     State(state): State<Arc<AppState>>,
+    Extension(admission): Extension<Arc<Admission>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = async {
         let body = body.map_err(|r| body_error(r, state.config.max_body_bytes))?;
         let request = parse_score_request(&body, state.config.max_sessions_per_request)?;
-        state.infer.score(request).await
+        state.infer.score(&admission, request).await
     }
     .await;
     finish(

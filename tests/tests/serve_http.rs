@@ -697,6 +697,14 @@ fn every_error_status_comes_from_a_real_bad_request() {
             started.elapsed() < Duration::from_millis(300),
             "429 must come at once"
         );
+        // Admission comes before the body is read: while overloaded, a
+        // malformed body is refused with 429, not parsed into a 400.
+        let (status, body) = post(&server.url, "/v1/score", "{not json", None);
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (429, Some("overloaded")),
+            "{body}"
+        );
         let (status, body) = slow.join().unwrap();
         assert_eq!(
             (status, body["error_type"].as_str()),

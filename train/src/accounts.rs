@@ -517,6 +517,71 @@ pub fn rows_of_file(
     Ok(account_rows(&refs, &scores, bundle.threshold.threshold, params).rows)
 }
 
+/// Builds the account rows of a labeled file from session scores computed
+/// elsewhere (`scores`, a scores file as `train score` writes it), such as
+/// out-of-fold scores of models that never trained on those sessions.
+/// Every session of the file needs a score.
+pub fn rows_of_scored_file(
+    path: &std::path::Path,
+    scores: &std::path::Path,
+    session_threshold: f32,
+    params: &ValidEvidenceParams,
+) -> Result<Vec<AccountRow>> {
+    let sessions = crate::data::read_labeled(path)?;
+    let by_id = read_session_scores(scores)?;
+    let scores_of_sessions = sessions
+        .iter()
+        .map(|s| {
+            by_id.get(&s.session_id).copied().ok_or_else(|| {
+                anyhow!(
+                    "{}: no score for session {:?} of {}",
+                    scores.display(),
+                    s.session_id,
+                    path.display()
+                )
+            })
+        })
+        .collect::<Result<Vec<f32>>>()?;
+    let refs: Vec<&Session> = sessions.iter().collect();
+    Ok(account_rows(&refs, &scores_of_sessions, session_threshold, params).rows)
+}
+
+/// One line of a scores file, as far as account rows need it.
+#[derive(Deserialize)]
+struct ScoreLine {
+    session_id: String,
+    score: f32,
+}
+
+/// Reads a scores file (JSON lines with `session_id` and `score` in
+/// [0, 1]) into a map; a bad line is an error naming the file and line.
+pub fn read_session_scores(
+    path: &std::path::Path,
+) -> Result<std::collections::HashMap<String, f32>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let line = line.map_err(|e| anyhow!("{}: {e}", at()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: ScoreLine =
+            serde_json::from_str(&line).map_err(|e| anyhow!("{}: {e}", at()))?;
+        if !(0.0..=1.0).contains(&parsed.score) {
+            bail!("{}: field `score` is {}, not in [0, 1]", at(), parsed.score);
+        }
+        if out
+            .insert(parsed.session_id.clone(), parsed.score)
+            .is_some()
+        {
+            bail!("{}: session {:?} scored twice", at(), parsed.session_id);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

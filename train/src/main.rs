@@ -20,11 +20,12 @@ use models::{
 };
 use train::{
     accounts::{
-        fit_account_model, fit_account_model_cross_fitted, rows_of_file, write_feature_table,
-        AccountFitConfig, AccountReport, VerdictTally,
+        fit_account_model, fit_account_model_cross_fitted, rows_of_file, rows_of_scored_file,
+        write_feature_table, AccountFitConfig, AccountReport, VerdictTally,
     },
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},
+    cross_fit::{out_of_fold_scores, CrossFitConfig},
     fit::{fit, FitConfig, TrainLayers},
     precision_check::{self, check_precisions, ContractLimits},
     report::{self, evaluate_file, EvalOptions, EvalReport},
@@ -64,6 +65,16 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// Out-of-fold session scores of a training file for the account
+    /// scorer (`accounts --train-scores`): the file is cut into folds of
+    /// whole operators and each fold is scored by a model fitted on the
+    /// others (docs/coordination.md).
+    CrossFit {
+        #[command(flatten)]
+        fit: FitArgs,
+        #[command(flatten)]
+        cross: CrossFitArgs,
     },
     /// Fit a bundle's account scorer on its training file's accounts, with
     /// the `flag` and `review` thresholds chosen on the validation file's
@@ -123,6 +134,8 @@ struct RunArgs {
     data_dir: PathBuf,
     #[command(flatten)]
     fit: FitArgs,
+    #[command(flatten)]
+    cross: CrossFitArgs,
     /// Where the evaluation report on the test split goes.
     #[arg(long, default_value = "artifacts/eval")]
     eval_out: PathBuf,
@@ -130,6 +143,51 @@ struct RunArgs {
     cluster: ClusterArgs,
     #[command(flatten)]
     evidence: EvidenceArgs,
+}
+
+/// Cross-fitting: out-of-fold session scores of the training file, so the
+/// account scorer learns from scores like those of traffic the session
+/// model never saw.
+#[derive(Args, Clone)]
+struct CrossFitArgs {
+    /// Folds of whole operators (a campaign, the accounts behind one
+    /// network prefix); 0 (only `run`) fits the account scorer on the
+    /// bundle's own, in-sample scores of the training sessions.
+    #[arg(long, default_value_t = 2)]
+    cross_fit_folds: usize,
+    /// Epochs of each fold's model.
+    #[arg(long, default_value_t = 1)]
+    cross_fit_epochs: usize,
+    /// Where the out-of-fold scores go.
+    #[arg(long, default_value = "artifacts/cross-fit/scores.jsonl")]
+    cross_fit_scores: PathBuf,
+}
+
+/// Writes the out-of-fold scores of `fit.train` (`None` with 0 folds).
+fn run_cross_fit(fit: &FitArgs, cross: &CrossFitArgs) -> Result<Option<PathBuf>> {
+    if cross.cross_fit_folds == 0 {
+        return Ok(None);
+    }
+    let device = parse_device(&fit.device)?;
+    let settings = CrossFitConfig {
+        folds: cross.cross_fit_folds,
+        epochs: cross.cross_fit_epochs,
+    };
+    let path = out_of_fold_scores(
+        &fit.config(),
+        settings,
+        &device,
+        &ScoreOptions::default(),
+        &fit.run_dir.join("cross-fit"),
+        &cross.cross_fit_scores,
+    )?;
+    println!(
+        "out-of-fold scores of {} ({} folds) in {}",
+        fit.train.display(),
+        settings.folds,
+        path.display()
+    );
+    Ok(Some(path))
 }
 
 const DEFAULT_BUNDLE: &str = "models/distill-guard-minilm";
@@ -262,6 +320,12 @@ struct AccountsArgs {
     /// compares the two.
     #[arg(long, value_enum, default_value_t = FitOn::Train)]
     fit_on: FitOn,
+    /// Session scores of the training file (a `train score` output, e.g.
+    /// out-of-fold scores of models that never trained on those sessions)
+    /// used instead of the bundle's own scores [default: score with the
+    /// bundle].
+    #[arg(long, conflicts_with = "fit_on")]
+    train_scores: Option<PathBuf>,
     #[command(flatten)]
     evidence: EvidenceArgs,
     /// Also write the account feature tables of the files read
@@ -345,7 +409,12 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
     let validation_rows = rows_of_file(&bundle, &args.validation, &options, &params)?;
     let train_rows = match args.fit_on {
         FitOn::Validation => None,
-        FitOn::Train => Some(rows_of_file(&bundle, &args.train, &options, &params)?),
+        FitOn::Train => Some(match &args.train_scores {
+            Some(scores) => {
+                rows_of_scored_file(&args.train, scores, bundle.threshold.threshold, &params)?
+            }
+            None => rows_of_file(&bundle, &args.train, &options, &params)?,
+        }),
     };
     if let Some(dir) = &args.features_out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -769,6 +838,12 @@ fn main() -> Result<()> {
             out,
             cluster,
         } => run_cluster(&input, &out, &cluster),
+        Command::CrossFit { fit, cross } => {
+            if cross.cross_fit_folds == 0 {
+                anyhow::bail!("--cross-fit-folds must be at least 2");
+            }
+            run_cross_fit(&fit, &cross).map(|_| ())
+        }
         Command::Accounts(args) => run_accounts(&args),
         Command::Eval(args) => run_eval(&args).map(|_| ()),
         Command::CheckPrecision(args) => run_check_precision(&args),
@@ -777,6 +852,7 @@ fn main() -> Result<()> {
                 dataset_config,
                 data_dir,
                 fit,
+                cross,
                 eval_out,
                 cluster,
                 evidence,
@@ -795,6 +871,7 @@ fn main() -> Result<()> {
                 ..fit
             };
             let bundle = run_fit(&fit)?;
+            let train_scores = run_cross_fit(&fit, &cross)?;
             let model = ModelArgs {
                 bundle: bundle.clone(),
                 batch_size: 32,
@@ -810,6 +887,7 @@ fn main() -> Result<()> {
                 review_fpr: AccountFitConfig::default().review_fpr,
                 alpha: AccountFitConfig::default().alpha,
                 fit_on: FitOn::Train,
+                train_scores,
                 evidence,
                 features_out: None,
             })?;
