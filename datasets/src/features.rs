@@ -155,11 +155,12 @@ pub fn region_utc_offset(region: &str) -> i32 {
     }
 }
 
-fn share(count: usize, n: usize) -> f32 {
-    if n == 0 {
+/// `part / whole`, 0 for an empty whole.
+pub fn ratio(part: usize, whole: usize) -> f32 {
+    if whole == 0 {
         0.0
     } else {
-        count as f32 / n as f32
+        part as f32 / whole as f32
     }
 }
 
@@ -215,7 +216,7 @@ pub fn session_features(session: &Session) -> FeatureVector {
     );
     set(
         "burst_share",
-        share(
+        ratio(
             gaps.iter().filter(|&&g| g < BURST_GAP_SECONDS).count(),
             gaps.len(),
         ),
@@ -231,16 +232,16 @@ pub fn session_features(session: &Session) -> FeatureVector {
             hour < 6
         })
         .count();
-    set("night_share", share(night, n));
+    set("night_share", ratio(night, n));
 
     // Network.
     let ips: HashSet<&str> = events.iter().filter_map(|e| e.ip.as_deref()).collect();
     let asns: HashSet<u32> = events.iter().filter_map(|e| e.asn).collect();
-    set("ips_per_request", share(ips.len(), n));
-    set("asns_per_request", share(asns.len(), n));
+    set("ips_per_request", ratio(ips.len(), n));
+    set("asns_per_request", ratio(asns.len(), n));
     set(
         "hosting_asn_share",
-        share(
+        ratio(
             events
                 .iter()
                 .filter(|e| e.asn.is_some_and(asn::is_hosting))
@@ -282,18 +283,18 @@ pub fn session_features(session: &Session) -> FeatureVector {
     }
     set(
         "browser_ua_share",
-        share(classes[UserAgentClass::Browser as usize], n),
+        ratio(classes[UserAgentClass::Browser as usize], n),
     );
     set(
         "sdk_ua_share",
-        share(classes[UserAgentClass::Sdk as usize], n),
+        ratio(classes[UserAgentClass::Sdk as usize], n),
     );
     set(
         "scripted_ua_share",
-        share(classes[UserAgentClass::Scripted as usize], n),
+        ratio(classes[UserAgentClass::Scripted as usize], n),
     );
-    set("ua_missing_share", share(missing, n));
-    set("user_agents_per_request", share(agents.len(), n));
+    set("ua_missing_share", ratio(missing, n));
+    set("user_agents_per_request", ratio(agents.len(), n));
 
     // Prompt text.
     let lengths: Vec<f64> = events
@@ -318,10 +319,10 @@ pub fn session_features(session: &Session) -> FeatureVector {
     let count = |markers: &[&str]| lower.iter().filter(|p| any_marker(p, markers)).count();
     set(
         "reasoning_request_share",
-        share(count(REASONING_MARKERS), n),
+        ratio(count(REASONING_MARKERS), n),
     );
-    set("tool_trace_share", share(count(TOOL_MARKERS), n));
-    set("code_request_share", share(count(CODE_MARKERS), n));
+    set("tool_trace_share", ratio(count(TOOL_MARKERS), n));
+    set("code_request_share", ratio(count(CODE_MARKERS), n));
 
     let tokens: Vec<f64> = events
         .iter()

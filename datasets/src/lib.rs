@@ -1,5 +1,5 @@
 //! distill-guard data layer: the sessions format of
-//! `shared/spec/data-format.md` (streaming reader and atomic writer), the
+//! `docs/data-format.md` (streaming reader and atomic writer), the
 //! raw-log sessionizer, behavioural session features, and the campaign
 //! simulator that builds the labeled default dataset.
 #![forbid(unsafe_code)]

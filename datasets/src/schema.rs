@@ -1,4 +1,4 @@
-//! The sessions record types of `shared/spec/data-format.md`, with serde
+//! The sessions record types of `docs/data-format.md`, with serde
 //! mappings that read and write exactly that format.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! The memory allocator of every program that links the model.
+//! The memory allocator of the programs that run the model.
 //!
 //! candle allocates a fresh buffer for every tensor an op produces and
 //! frees it as soon as the tensor is dropped: one forward pass of
@@ -15,9 +15,14 @@ use std::os::raw::c_long;
 
 use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
 
-/// mimalloc is the global allocator of every binary that links this crate.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, for a binary to declare as its global allocator (a library
+/// does not choose its users' allocator):
+///
+/// ```ignore
+/// #[global_allocator]
+/// static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
+/// ```
+pub use mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` of `mimalloc.h` (the same index in mimalloc 2
 /// and 3; `libmimalloc-sys` does not name it): milliseconds before freed

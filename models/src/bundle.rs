@@ -60,6 +60,10 @@ pub struct Threshold {
     /// it existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<PropagationThreshold>,
+    /// The validation scores' distribution, which score drift (PSI) is
+    /// measured against; bundles written before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_reference: Option<crate::drift::ScoreReference>,
 }
 
 impl Threshold {

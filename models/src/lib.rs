@@ -1,7 +1,8 @@
 //! distill-guard models: a BERT-family encoder in candle that loads
 //! Hugging Face checkpoints into trainable variables and fine-tunes (real
-//! dropout, differentiable LayerNorm and softmax while training, fused
-//! kernels for inference), masked mean pooling, session tokenisation under
+//! dropout, differentiable LayerNorm and softmax while training; fused f32
+//! CPU kernels with fused backward passes, used by training and inference
+//! alike, and bf16 / int8 linear layers for inference), masked mean pooling, session tokenisation under
 //! a token budget, feature normalisation and the session classifier head.
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod classifier;
 pub mod config;
 pub mod cpu_kernels;
 pub mod device;
+pub mod drift;
 pub mod error;
 pub mod feature_norm;
 pub mod linear;
@@ -23,6 +25,7 @@ pub mod optim;
 pub mod precision;
 pub mod reasons;
 pub mod session_input;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod tiny;
 
 pub use bert::{BertEncoder, Mode};

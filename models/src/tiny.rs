@@ -1,4 +1,5 @@
-//! Tiny models for tests and examples: a word-level BERT vocabulary built
+//! Tiny models for tests (behind the `test-utils` feature): a word-level
+//! BERT vocabulary built
 //! from given texts and a two-layer config. Fast, random, never meaningful.
 
 use std::collections::BTreeSet;
@@ -157,6 +158,11 @@ pub fn write_tiny_bundle<'a>(
                 validation_fpr: 0.0,
                 validation_recall: 0.0,
                 propagation: None,
+                // Validation scores spread evenly over [0, 1).
+                score_reference: crate::drift::ScoreReference::from_scores(
+                    &(0..100).map(|i| i as f32 / 100.0).collect::<Vec<_>>(),
+                    crate::drift::REFERENCE_BINS,
+                ),
             },
             metadata: &BundleMetadata {
                 name,

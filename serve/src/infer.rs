@@ -120,6 +120,9 @@ impl Infer {
                     ApiError::Internal("the model worker dropped the request".into())
                 })??;
                 let threshold = p.model.bundle.threshold.threshold;
+                if let Some(window) = &p.model.drift {
+                    window.record(scored.score);
+                }
                 results.push(SessionResult {
                     session_id: p.session_id,
                     score: scored.score,

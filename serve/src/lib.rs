@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod drift;
 pub mod error;
 pub mod infer;
 pub mod metrics;

@@ -4,6 +4,9 @@
 use clap::Parser;
 use serve::{config::ServeConfig, server};
 
+#[global_allocator]
+static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     models::allocator::retain_freed_memory();
     let config = ServeConfig::parse();

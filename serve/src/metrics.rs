@@ -24,6 +24,11 @@ pub const BATCH_SIZE: &str = "distill_guard_batch_size";
 pub const BATCH_TOKENS: &str = "distill_guard_batch_tokens";
 /// Sessions waiting in the queue.
 pub const QUEUE_DEPTH: &str = "distill_guard_queue_depth";
+/// Population stability index of the recent scores against the served
+/// bundle's validation scores.
+pub const SCORE_PSI: &str = "distill_guard_score_psi";
+/// Sessions in the score drift window.
+pub const SCORE_PSI_SESSIONS: &str = "distill_guard_score_psi_sessions";
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -70,6 +75,19 @@ pub fn queued(waited: Duration) {
 /// Sets the queue depth gauge.
 pub fn queue_depth(depth: usize) {
     gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+/// Sets the score drift gauges from `model`'s window (nothing without a
+/// model or a reference; the PSI only once a session is in the window).
+pub fn score_drift(model: Option<&crate::model::LoadedModel>) {
+    let Some(window) = model.and_then(|m| m.drift.as_ref()) else {
+        return;
+    };
+    let (sessions, psi) = window.psi();
+    gauge!(SCORE_PSI_SESSIONS).set(sessions as f64);
+    if let Some(psi) = psi {
+        gauge!(SCORE_PSI).set(psi);
+    }
 }
 
 /// Counts sessions dropped because their client went away.

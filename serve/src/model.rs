@@ -16,7 +16,11 @@ use models::{
     ModelError, Precision,
 };
 
-use crate::{error::ApiError, request::ModelRef};
+use crate::{
+    drift::{ScoreWindow, DRIFT_WINDOW_SESSIONS},
+    error::ApiError,
+    request::ModelRef,
+};
 
 /// A bundle ready to score, with the name and version responses carry.
 pub struct LoadedModel {
@@ -26,6 +30,9 @@ pub struct LoadedModel {
     pub model_ref: ModelRef,
     /// The account verdicts of the last batch job, when there is a map.
     pub campaign_map: Option<CampaignMap>,
+    /// The drift of the scores this model gave (none when its bundle has
+    /// no validation score reference).
+    pub drift: Option<ScoreWindow>,
 }
 
 /// The campaign map to load with the bundle in `dir`: `map` when given,
@@ -63,6 +70,11 @@ impl LoadedModel {
                 name: bundle.metadata.name.clone(),
                 version: sha[..12].to_string(),
             },
+            drift: bundle
+                .threshold
+                .score_reference
+                .clone()
+                .map(|r| ScoreWindow::new(r, DRIFT_WINDOW_SESSIONS)),
             bundle,
             campaign_map,
         })

@@ -306,6 +306,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
 }
 
 async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
+    metrics::score_drift(state.slot.current().as_deref());
     state.metrics.run_upkeep();
     (
         [(

@@ -483,11 +483,18 @@ fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
     assert_eq!(r["session_id"], "prompt-0");
     assert_eq!(r["embedding"].as_array().unwrap().len(), 32);
 
-    // Metrics saw the work.
+    // Metrics saw the work, and the drift window holds every score.
     assert_eq!(
         counter(&server.url, "distill_guard_sessions_scored_total"),
         97.0
     );
+    assert_eq!(
+        counter(&server.url, "distill_guard_score_psi_sessions"),
+        97.0
+    );
+    // The tiny model's scores crowd a few of the reference's even deciles.
+    let psi = counter(&server.url, "distill_guard_score_psi");
+    assert!(psi.is_finite() && psi > 0.1, "{psi}");
     let metrics = agent()
         .get(&format!("{}/metrics", server.url))
         .call()

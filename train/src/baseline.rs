@@ -69,16 +69,7 @@ fn sorted_columns(vectorizer: &FittedTfIdfVectorizer) -> Vec<usize> {
 /// The text of a session as the baseline sees it: at most `max_prompts`
 /// prompts, evenly spaced, first and last included.
 fn session_text(session: &Session, max_prompts: usize) -> String {
-    let n = session.events.len();
-    let keep = max_prompts.clamp(1, n.max(1));
-    (0..keep)
-        .map(|i| {
-            if keep == 1 {
-                0
-            } else {
-                i * (n - 1) / (keep - 1)
-            }
-        })
+    datasets::features::evenly_spaced(session.events.len(), max_prompts.max(1))
         .map(|i| session.events[i].prompt.as_str())
         .collect::<Vec<_>>()
         .join("\n")

@@ -16,13 +16,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use datasets::{coordination::infra::prefix_of, writer::JsonlWriter, Label, Session};
-use models::bundle::Bundle;
 use serde::Serialize;
 
-use crate::{
-    fit::{fit, FitConfig},
-    score::{score_sessions, ScoreOptions},
-};
+use crate::fit::{fit, FitConfig};
 
 /// Settings of cross-fitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,14 +94,15 @@ struct FoldScore<'a> {
 
 /// Fits one model per fold on the other folds of `fit_config.train` (its
 /// other settings as given, `cross.epochs` epochs, working files under
-/// `work_dir`), scores the fold with it, and writes every training
-/// session's out-of-fold score to `out` (JSON lines with `session_id`,
-/// `score`, `fold`). Returns the path written.
+/// `work_dir`), with the fold as its validation file, so the fold's
+/// scores come out of the fit itself; writes every training session's
+/// out-of-fold score to `out` (JSON lines with `session_id`, `score`,
+/// `fold`) and returns the path written. With more than one epoch, the
+/// fold also chooses its model's best epoch (mildly optimistic).
 pub fn out_of_fold_scores(
     fit_config: &FitConfig,
     cross: CrossFitConfig,
     device: &Device,
-    options: &ScoreOptions,
     work_dir: &Path,
     out: &Path,
 ) -> Result<PathBuf> {
@@ -120,16 +117,26 @@ pub fn out_of_fold_scores(
         let (held, kept): (Vec<usize>, Vec<usize>) =
             (0..sessions.len()).partition(|&i| fold_of[i] == fold);
         tracing::info!(fold, held = held.len(), kept = kept.len(), "cross-fit fold");
-        let bundle = fit_fold(fit_config, cross.epochs, &sessions, &kept, &dir, device)?;
-        let held_sessions = held.iter().map(|&i| Ok(sessions[i].clone()));
-        let mut next = held.iter();
-        score_sessions(&bundle, held_sessions, options, |chunk| {
-            for s in chunk {
-                let i = *next.next().context("more scores than held-out sessions")?;
-                scores[i] = s.score;
-            }
-            Ok(())
-        })?;
+        let config = FitConfig {
+            train: write_sessions(&dir.join("train.jsonl"), &sessions, &kept)?,
+            validation: write_sessions(&dir.join("held.jsonl"), &sessions, &held)?,
+            out: dir.join("bundle"),
+            run_dir: dir.join("run"),
+            epochs: cross.epochs,
+            resume: false,
+            ..fit_config.clone()
+        };
+        let outcome = fit(&config, device)?;
+        if outcome.validation_scores.len() != held.len() {
+            bail!(
+                "fold {fold}: {} scores for {} sessions",
+                outcome.validation_scores.len(),
+                held.len()
+            );
+        }
+        for (&i, &score) in held.iter().zip(&outcome.validation_scores) {
+            scores[i] = score;
+        }
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     let mut writer = JsonlWriter::create(out)?;
@@ -143,31 +150,13 @@ pub fn out_of_fold_scores(
     Ok(writer.finish()?)
 }
 
-/// Fits the model of one fold on the `kept` sessions, in `dir`.
-fn fit_fold(
-    fit_config: &FitConfig,
-    epochs: usize,
-    sessions: &[Session],
-    kept: &[usize],
-    dir: &Path,
-    device: &Device,
-) -> Result<Bundle> {
-    let train = dir.join("train.jsonl");
-    let mut writer = JsonlWriter::create(&train)?;
-    for &i in kept {
+/// Writes the sessions at `indices` to `path`.
+fn write_sessions(path: &Path, sessions: &[Session], indices: &[usize]) -> Result<PathBuf> {
+    let mut writer = JsonlWriter::create(path)?;
+    for &i in indices {
         writer.write(&sessions[i])?;
     }
-    writer.finish()?;
-    let config = FitConfig {
-        train,
-        out: dir.join("bundle"),
-        run_dir: dir.join("run"),
-        epochs,
-        resume: false,
-        ..fit_config.clone()
-    };
-    let outcome = fit(&config, device)?;
-    Ok(Bundle::load(&outcome.bundle, device)?)
+    Ok(writer.finish()?)
 }
 
 #[cfg(test)]

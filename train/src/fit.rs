@@ -27,6 +27,7 @@ use models::{
     checkpoint::load_into,
     classifier::HEAD_PREFIX,
     cpu_kernels::seed_dropout,
+    drift::{ScoreReference, REFERENCE_BINS},
     optim::FusedAdamW,
     BertConfig, BertEncoder, FeatureNormalizer, HeadConfig, Mode, SessionClassifier,
     SessionTokenizer,
@@ -567,6 +568,7 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     for _ in 0..state.epochs_done {
         order.shuffle(&mut rng);
     }
+    let mut best_scores: Option<Vec<f32>> = None;
     for epoch in state.epochs_done..config.epochs {
         if state.bad_epochs >= config.patience && epoch > 0 {
             info!(
@@ -643,6 +645,7 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             state.best_epoch = epoch + 1;
             state.bad_epochs = 0;
             varmap.save(&best_ckpt)?;
+            best_scores = Some(scores);
         } else {
             state.bad_epochs += 1;
         }
@@ -655,7 +658,12 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         bail!("no epoch finished: nothing to export");
     }
     load_into(&varmap, &best_ckpt, |_| false)?;
-    let validation_scores = runner.score(&validation_inputs)?;
+    // The best epoch's validation scores are those of the weights just
+    // loaded, unless that epoch ran before a resume.
+    let validation_scores = match best_scores {
+        Some(scores) => scores,
+        None => runner.score(&validation_inputs)?,
+    };
     let validation_metrics = SplitMetrics::of(&validation_scores, &validation_pos);
     let benign: Vec<f32> = validation_scores
         .iter()
@@ -686,6 +694,7 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             target_fpr: config.propagation_fpr,
             validation_fpr: propagation_confusion.false_positive_rate(),
         }),
+        score_reference: ScoreReference::from_scores(&validation_scores, REFERENCE_BINS),
     };
     let name = config
         .out

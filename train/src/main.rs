@@ -177,7 +177,6 @@ fn run_cross_fit(fit: &FitArgs, cross: &CrossFitArgs) -> Result<Option<PathBuf>>
         &fit.config(),
         settings,
         &device,
-        &ScoreOptions::default(),
         &fit.run_dir.join("cross-fit"),
         &cross.cross_fit_scores,
     )?;
@@ -701,6 +700,14 @@ fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
             f(b.metrics.recall_at_0_1pct_fpr)
         );
     }
+    match &r.score_drift {
+        Some(d) => println!(
+            "score drift: PSI {:.3} against the bundle's validation scores ({})",
+            d.psi,
+            models::drift::reading(d.psi)
+        ),
+        None => println!("score drift: the bundle has no validation score reference"),
+    }
     let d = &r.detection;
     if let Some(low) = &d.low_and_slow {
         println!(
@@ -826,6 +833,9 @@ fn run_check_precision(args: &CheckPrecisionArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[global_allocator]
+static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
 
 fn main() -> Result<()> {
     models::allocator::retain_freed_memory();

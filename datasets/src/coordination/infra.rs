@@ -8,7 +8,7 @@ use super::{
     keys::{key_of, KeyAccounts},
     ValidEvidenceParams,
 };
-use crate::{asn, schema::Session};
+use crate::{asn, features::ratio, schema::Session};
 
 /// Infrastructure evidence of one account.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -141,21 +141,12 @@ pub fn infra_evidence(
             InfraEvidence {
                 ip_peers: ip_peers[i],
                 prefix_peers: prefix_peers[i],
-                shared_prefix_share: ratio(t.shared, t.requests),
-                shared_prefix_hosting_share: ratio(t.shared_hosting, t.shared),
+                shared_prefix_share: ratio(t.shared as usize, t.requests as usize),
+                shared_prefix_hosting_share: ratio(t.shared_hosting as usize, t.shared as usize),
                 fingerprint_peers: fingerprint_peers[i],
             }
         })
         .collect()
-}
-
-/// `part / whole`, 0 for an empty whole.
-pub fn ratio(part: u32, whole: u32) -> f32 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f32 / whole as f32
-    }
 }
 
 #[cfg(test)]

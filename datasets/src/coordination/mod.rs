@@ -375,7 +375,7 @@ pub fn compute(
             verified: a.verified,
             tier: a.tier.clone(),
             distinct_asns: a.asns.len() as u32,
-            hosting_share: infra::ratio(a.hosting_requests, a.requests),
+            hosting_share: crate::features::ratio(a.hosting_requests as usize, a.requests as usize),
             hours_to_first_use: a.hours_to_first_use().map(|h| h as f32),
             ip_peers: infra[i].ip_peers,
             prefix_peers: infra[i].prefix_peers,

@@ -8,12 +8,15 @@
 
 use super::{
     activity::Accounts,
-    infra::{prefix_key, ratio},
+    infra::prefix_key,
     keys::{key_of, AccountIndex, KeyAccounts},
     templates::{frames_of, Templates},
     ValidEvidenceParams,
 };
-use crate::{features::evenly_spaced, schema::Session};
+use crate::{
+    features::{evenly_spaced, ratio},
+    schema::Session,
+};
 
 /// Synchrony evidence of one account.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -110,7 +113,7 @@ pub fn sync_evidence(
         .into_iter()
         .map(|(peers, matched, total)| SyncEvidence {
             sync_peers: peers,
-            sync_share: ratio(matched, total),
+            sync_share: ratio(matched as usize, total as usize),
         })
         .collect()
 }

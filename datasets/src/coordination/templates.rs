@@ -10,11 +10,14 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{
     activity::Accounts,
-    infra::ratio,
     keys::{key_of, KeyAccounts},
     ValidEvidenceParams,
 };
-use crate::{features::evenly_spaced, schema::Session, text_similarity::words};
+use crate::{
+    features::{evenly_spaced, ratio},
+    schema::Session,
+    text_similarity::words,
+};
 
 /// Template evidence of one account.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -136,7 +139,7 @@ impl Templates {
             }
         }
         for (e, (templated, total)) in out.iter_mut().zip(carried) {
-            e.template_share = ratio(templated, total);
+            e.template_share = ratio(templated as usize, total as usize);
         }
         out
     }

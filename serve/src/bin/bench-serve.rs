@@ -242,6 +242,9 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+#[global_allocator]
+static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let exe_dir = std::env::current_exe()?

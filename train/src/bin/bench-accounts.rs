@@ -259,6 +259,9 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
     Ok(())
 }
 
+#[global_allocator]
+static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
+
 fn main() -> Result<()> {
     datasets::logging::init();
     let args = Args::parse();

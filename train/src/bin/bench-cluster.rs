@@ -181,6 +181,9 @@ fn run(
     })
 }
 
+#[global_allocator]
+static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
+
 fn main() -> Result<()> {
     datasets::logging::init();
     let args = Args::parse();

@@ -375,6 +375,9 @@ fn candle_precisions(args: &Args, cpu: &CpuFeatures) -> Vec<Precision> {
         .collect()
 }
 
+#[global_allocator]
+static GLOBAL: models::allocator::MiMalloc = models::allocator::MiMalloc;
+
 fn main() -> Result<()> {
     datasets::logging::init();
     let args = Args::parse();

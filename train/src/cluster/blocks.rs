@@ -17,7 +17,9 @@ use ndarray::{Array1, Array2, Axis};
 
 use super::{dbscan, eps::k_distances, points::reduce, NeighbourIndex, EPS_SAMPLE};
 
-/// eps used when the pooled k-distance curve has no knee.
+/// eps used when there is no k-distance knee to go by (a pooled curve
+/// without one, or too few points for a curve): a tight radius, cosine
+/// similarity 0.98.
 pub const FALLBACK_EPS: f64 = 0.2;
 
 /// What blocked DBSCAN found.

@@ -157,7 +157,7 @@ fn single_dbscan(
     timings.eps_s = started.elapsed().as_secs_f64();
     // With too few points for a k-distance curve, fall back to a tight
     // radius (cosine similarity 0.98).
-    let eps = params.eps.or(eps_suggested).unwrap_or(0.2);
+    let eps = params.eps.or(eps_suggested).unwrap_or(blocks::FALLBACK_EPS);
 
     let started = Instant::now();
     let raw = dbscan(&points, eps, params.min_points, params.index)?;

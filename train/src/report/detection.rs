@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use datasets::{Label, Session};
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::propagate::{find_verdict, AccountVerdict};
+use crate::{
+    cluster::propagate::{find_verdict, AccountVerdict},
+    metrics::ratio,
+};
 
 /// A campaign is "low-and-slow" when its accounts send a median of at most
 /// this many requests in the evaluated file.
@@ -67,14 +70,6 @@ pub struct Detection {
     pub benign_total: DetectionTotal,
 }
 
-fn share(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
-    }
-}
-
 fn median(mut values: Vec<usize>) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -109,8 +104,8 @@ fn total<'a>(groups: impl Iterator<Item = &'a GroupDetection>) -> DetectionTotal
         t.flagged_by_sessions += g.flagged_by_sessions;
         t.flagged_after_propagation += g.flagged_after_propagation;
     }
-    t.share_by_sessions = share(t.flagged_by_sessions, t.accounts);
-    t.share_after_propagation = share(t.flagged_after_propagation, t.accounts);
+    t.share_by_sessions = ratio(t.flagged_by_sessions, t.accounts);
+    t.share_after_propagation = ratio(t.flagged_after_propagation, t.accounts);
     t
 }
 
@@ -151,8 +146,8 @@ pub fn detection(sessions: &[&Session], accounts: &[AccountVerdict]) -> Detectio
                     median_requests_per_account: median(g.requests.values().copied().collect()),
                     flagged_by_sessions: by_sessions,
                     flagged_after_propagation: after,
-                    share_by_sessions: share(by_sessions, n),
-                    share_after_propagation: share(after, n),
+                    share_by_sessions: ratio(by_sessions, n),
+                    share_after_propagation: ratio(after, n),
                 }
             })
             .collect()

@@ -184,10 +184,44 @@ pub struct EvalReport {
     /// bundle has no `account_model.json`).
     #[serde(default)]
     pub account_verdicts: Option<AccountReport>,
+    /// The file's scores against the bundle's validation scores (none
+    /// when the bundle has no score reference).
+    #[serde(default)]
+    pub score_drift: Option<ScoreDrift>,
     /// Seconds spent scoring.
     pub scoring_seconds: f64,
     /// Sessions scored per second.
     pub sessions_per_second: f64,
+}
+
+/// Score drift of a file: its share of sessions in each bin of the
+/// bundle's validation score reference, and their PSI (models::drift).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreDrift {
+    /// Population stability index.
+    pub psi: f64,
+    /// Inner bin edges of the reference.
+    pub edges: Vec<f32>,
+    /// Validation share per bin.
+    pub reference_shares: Vec<f64>,
+    /// This file's share per bin.
+    pub shares: Vec<f64>,
+}
+
+impl ScoreDrift {
+    /// The drift of `scores` against `reference`; `None` without a
+    /// finite score.
+    pub fn of(reference: &models::drift::ScoreReference, scores: &[f32]) -> Option<Self> {
+        let counts = reference.counts(scores);
+        let psi = reference.psi_of_counts(&counts)?;
+        let total = counts.iter().sum::<u64>() as f64;
+        Some(ScoreDrift {
+            psi,
+            edges: reference.edges.clone(),
+            reference_shares: reference.shares.clone(),
+            shares: counts.iter().map(|&c| c as f64 / total).collect(),
+        })
+    }
 }
 
 /// Output file names.
@@ -333,6 +367,11 @@ pub fn evaluate_file(bundle: &Bundle, data: &Path, options: &EvalOptions) -> Res
         detection: detection(&refs, &discovery.accounts),
         clustering: clustering_report(&discovery, &refs)?,
         account_verdicts: verdicts.as_ref().map(|v| v.report.clone()),
+        score_drift: bundle
+            .threshold
+            .score_reference
+            .as_ref()
+            .and_then(|r| ScoreDrift::of(r, &scores)),
         scoring_seconds,
         sessions_per_second: n as f64 / scoring_seconds.max(1e-9),
         evaluation,

@@ -102,6 +102,15 @@ pub fn document(e: &Evaluated) -> Result<Document> {
         r.bundle.kernels,
         r.created_at
     ));
+    d.paragraph(match &r.score_drift {
+        Some(drift) => format!(
+            "Score drift: population stability index {:.3} of this file's scores against the bundle's validation scores, in {} bins of equal validation count ({}).",
+            drift.psi,
+            drift.reference_shares.len(),
+            models::drift::reading(drift.psi)
+        ),
+        None => "Score drift: the bundle has no validation score reference (written before drift was recorded).".into(),
+    });
 
     d.heading("Session-level detection");
     let mut rows = vec![ranking_row("transformer (this bundle)", &r.ranking)];
