@@ -122,6 +122,25 @@ pub struct BundleMetadata {
     /// Held-out test metrics, when evaluated.
     #[serde(default)]
     pub test_metrics: Option<serde_json::Value>,
+    /// The bundle this one was warm-started from (`fit --init-from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentBundle>,
+}
+
+/// The bundle a warm-started one began from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentBundle {
+    /// Its directory, as given.
+    pub dir: String,
+    /// Its name.
+    pub name: String,
+    /// First 12 hex digits of its weights' sha256 (the version `serve`
+    /// reports).
+    pub version: String,
+    /// When it was written.
+    pub created_at: String,
+    /// The data it was trained on.
+    pub data_files: Vec<DataFile>,
 }
 
 /// Everything written into a bundle.
@@ -150,7 +169,8 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     std::fs::write(path, text).map_err(|e| ModelError::io(path, e))
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+/// Reads and parses one JSON file of a bundle; errors name the file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| ModelError::Format {
         path: path.to_path_buf(),

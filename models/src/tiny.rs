@@ -173,6 +173,7 @@ pub fn write_tiny_bundle<'a>(
                 hyper_parameters: serde_json::json!({}),
                 validation_metrics: serde_json::json!({}),
                 test_metrics: None,
+                parent: None,
             },
         },
     )

@@ -98,7 +98,9 @@ struct FoldScore<'a> {
 /// scores come out of the fit itself; writes every training session's
 /// out-of-fold score to `out` (JSON lines with `session_id`, `score`,
 /// `fold`) and returns the path written. With more than one epoch, the
-/// fold also chooses its model's best epoch (mildly optimistic).
+/// fold also chooses its model's best epoch (mildly optimistic). Fold
+/// models start from the base model even when `fit_config` warm-starts:
+/// the bundle it starts from may have been trained on the held fold.
 pub fn out_of_fold_scores(
     fit_config: &FitConfig,
     cross: CrossFitConfig,
@@ -124,6 +126,9 @@ pub fn out_of_fold_scores(
             run_dir: dir.join("run"),
             epochs: cross.epochs,
             resume: false,
+            // A warm-start bundle may have trained on the held fold.
+            init_from: None,
+            refit_normalization: false,
             ..fit_config.clone()
         };
         let outcome = fit(&config, device)?;

@@ -98,6 +98,14 @@ impl LabeledSplit {
         })
     }
 
+    /// Appends `other`'s sessions (its provenance is the caller's to keep).
+    pub fn append(&mut self, other: LabeledSplit) {
+        self.sessions.extend(other.sessions);
+        self.encoded.extend(other.encoded);
+        self.features.extend(other.features);
+        self.labels.extend(other.labels);
+    }
+
     /// Whether each session is extraction.
     pub fn positives(&self) -> Vec<bool> {
         self.labels.iter().map(|&l| l > 0.5).collect()

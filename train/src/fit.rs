@@ -22,8 +22,10 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use datasets::NUM_FEATURES;
 use models::{
-    base_model,
-    bundle::{write_bundle, BundleMetadata, BundleParts, PropagationThreshold, Threshold},
+    base_model::{self, ModelFiles},
+    bundle::{
+        write_bundle, BundleMetadata, BundleParts, DataFile, PropagationThreshold, Threshold,
+    },
     checkpoint::load_into,
     classifier::HEAD_PREFIX,
     cpu_kernels::seed_dropout,
@@ -40,6 +42,7 @@ use tracing::info;
 use crate::{
     data::LabeledSplit,
     metrics::{average_precision, roc_auc, threshold_for_fpr, Confusion},
+    warm_start::{self, WarmStart},
 };
 
 /// Which parameters are trained.
@@ -121,6 +124,23 @@ pub struct FitConfig {
     pub max_train_sessions: Option<usize>,
     /// Continue from the run directory's last checkpoint.
     pub resume: bool,
+    /// Warm start: begin from this bundle's encoder, head and feature
+    /// normalisation; its head width, token budget and prompts kept
+    /// replace `head_hidden`, `max_tokens` and `max_prompts`.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// With `init_from`, fit the feature normalisation on the training
+    /// data instead of keeping the bundle's.
+    #[serde(default)]
+    pub refit_normalization: bool,
+    /// Older labeled sessions trained on beside `train` (a replay sample,
+    /// so earlier campaigns are not forgotten).
+    #[serde(default)]
+    pub replay: Option<PathBuf>,
+    /// Seeded sample of at most this many `replay` sessions (all when
+    /// `None`).
+    #[serde(default)]
+    pub replay_sessions: Option<usize>,
 }
 
 /// Metrics of one scored split.
@@ -387,11 +407,17 @@ fn fingerprint(
     config: &FitConfig,
     train: &LabeledSplit,
     validation: &LabeledSplit,
+    replay: Option<&DataFile>,
 ) -> Result<String> {
     let mut c = config.clone();
     c.resume = false;
     c.epochs = 0; // more epochs may be asked for on resume
-    let text = serde_json::to_string(&(c, &train.file.sha256, &validation.file.sha256))?;
+    let text = serde_json::to_string(&(
+        c,
+        &train.file.sha256,
+        &validation.file.sha256,
+        replay.map(|f| &f.sha256),
+    ))?;
     Ok(format!(
         "{:x}",
         <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())
@@ -406,6 +432,61 @@ fn save_state(run_dir: &Path, state: &RunState) -> Result<()> {
     Ok(())
 }
 
+/// The encoder config, weights and tokenizer to start from: the warm
+/// start's bundle, else the base model.
+fn model_files(config: &FitConfig, warm: Option<&WarmStart>) -> Result<ModelFiles> {
+    match warm {
+        Some(w) => {
+            info!(parent = %w.parent.dir, version = %w.parent.version, "warm start");
+            Ok(w.files.clone())
+        }
+        None => {
+            let (files, source) = base_model::resolve(&config.base_model)?;
+            info!(?source, weights = %files.weights.display(), "base model");
+            Ok(files)
+        }
+    }
+}
+
+/// The head and session input: the warm start's shape, else the flags'.
+fn head_config(config: &FitConfig, warm: Option<&WarmStart>) -> HeadConfig {
+    let (hidden_dim, max_tokens, max_prompts) = match warm {
+        Some(w) => (w.head.hidden_dim, w.head.max_tokens, w.head.max_prompts),
+        None => (config.head_hidden, config.max_tokens, config.max_prompts),
+    };
+    HeadConfig {
+        num_features: NUM_FEATURES,
+        hidden_dim,
+        dropout: config.head_dropout,
+        max_tokens,
+        max_prompts,
+    }
+}
+
+/// The training split, with the replay sample appended (and its file).
+fn training_data(
+    config: &FitConfig,
+    tokenizer: &SessionTokenizer,
+) -> Result<(LabeledSplit, Option<DataFile>)> {
+    let mut train = LabeledSplit::load(
+        &config.train,
+        tokenizer,
+        config.max_train_sessions.map(|n| (n, config.seed)),
+    )?;
+    let Some(path) = &config.replay else {
+        return Ok((train, None));
+    };
+    let replay = LabeledSplit::load(
+        path,
+        tokenizer,
+        config.replay_sessions.map(|n| (n, config.seed)),
+    )?;
+    let file = replay.file.clone();
+    info!(sessions = file.sessions, file = %file.path, "replay sample");
+    train.append(replay);
+    Ok((train, Some(file)))
+}
+
 /// Fine-tunes, picks the threshold and writes the bundle.
 pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     if config.batch_size == 0 || config.epochs == 0 {
@@ -417,8 +498,15 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     if !(config.target_fpr..1.0).contains(&config.propagation_fpr) {
         bail!("--propagation-fpr must be in [--target-fpr, 1)");
     }
-    let (files, source) = base_model::resolve(&config.base_model)?;
-    info!(?source, weights = %files.weights.display(), "base model");
+    if config.init_from.is_none() && config.refit_normalization {
+        bail!("--refit-normalization needs --init-from");
+    }
+    let warm = config
+        .init_from
+        .as_deref()
+        .map(warm_start::load)
+        .transpose()?;
+    let files = model_files(config, warm.as_ref())?;
     let bert = BertConfig::from_file(&files.config)?;
     if let TrainLayers::Top(k) = config.train_layers {
         if k == 0 || k > bert.num_hidden_layers {
@@ -429,13 +517,10 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             );
         }
     }
+    let head = head_config(config, warm.as_ref());
     let tokenizer =
-        SessionTokenizer::from_file(&files.tokenizer, config.max_tokens, config.max_prompts)?;
-    let train = LabeledSplit::load(
-        &config.train,
-        &tokenizer,
-        config.max_train_sessions.map(|n| (n, config.seed)),
-    )?;
+        SessionTokenizer::from_file(&files.tokenizer, head.max_tokens, head.max_prompts)?;
+    let (train, replay_file) = training_data(config, &tokenizer)?;
     let validation = LabeledSplit::load(&config.validation, &tokenizer, None)?;
     let train_pos = train.positives();
     let n_pos = train_pos.iter().filter(|&&p| p).count();
@@ -445,13 +530,9 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             config.train.display()
         );
     }
-    let norm = FeatureNormalizer::fit(&train.features);
-    let head = HeadConfig {
-        num_features: NUM_FEATURES,
-        hidden_dim: config.head_hidden,
-        dropout: config.head_dropout,
-        max_tokens: config.max_tokens,
-        max_prompts: config.max_prompts,
+    let norm = match &warm {
+        Some(w) if !config.refit_normalization => w.norm.clone(),
+        _ => FeatureNormalizer::fit(&train.features),
     };
     // CPU dropout masks come from the project's seedable kernel; other
     // devices draw them from the device generator.
@@ -462,12 +543,16 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let model = SessionClassifier::load(vb, &bert, &head)?;
-    load_into(&varmap, &files.weights, |n| n.starts_with(HEAD_PREFIX))?;
-    init_head(&varmap, config.seed)?;
+    if warm.is_some() {
+        load_into(&varmap, &files.weights, |_| false)?;
+    } else {
+        load_into(&varmap, &files.weights, |n| n.starts_with(HEAD_PREFIX))?;
+        init_head(&varmap, config.seed)?;
+    }
 
     std::fs::create_dir_all(&config.run_dir)
         .with_context(|| format!("creating {}", config.run_dir.display()))?;
-    let fingerprint = fingerprint(config, &train, &validation)?;
+    let fingerprint = fingerprint(config, &train, &validation, replay_file.as_ref())?;
     let last_ckpt = config.run_dir.join("last.safetensors");
     let best_ckpt = config.run_dir.join("best.safetensors");
     let mut state = RunState {
@@ -704,8 +789,18 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         name,
         version: env!("CARGO_PKG_VERSION").into(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        base_model: config.base_model.clone(),
-        data_files: vec![train.file.clone(), validation.file.clone()],
+        base_model: warm
+            .as_ref()
+            .map_or_else(|| config.base_model.clone(), |w| w.base_model.clone()),
+        data_files: [
+            Some(&train.file),
+            replay_file.as_ref(),
+            Some(&validation.file),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect(),
         hyper_parameters: serde_json::json!({
             "fit": config,
             "best_epoch": state.best_epoch,
@@ -716,6 +811,7 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             "confusion_at_threshold": confusion,
         }),
         test_metrics: None,
+        parent: warm.map(|w| w.parent),
     };
     let bundle = write_bundle(
         &config.out,

@@ -19,3 +19,4 @@ pub mod progress;
 pub mod report;
 pub mod score;
 pub mod verdicts;
+pub mod warm_start;

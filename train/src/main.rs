@@ -520,6 +520,23 @@ struct FitArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Warm start from this bundle (e.g. the one in production): its
+    /// encoder, head and feature normalisation; its head width, token
+    /// budget and prompts kept replace --head-hidden, --max-tokens and
+    /// --max-prompts. The new bundle records it as its parent.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// With --init-from: fit the feature normalisation on the training
+    /// data instead of keeping the bundle's.
+    #[arg(long, requires = "init_from")]
+    refit_normalization: bool,
+    /// Older labeled sessions to train on beside --train, so that earlier
+    /// campaigns are not forgotten.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Seeded sample of at most this many --replay sessions (0 = all).
+    #[arg(long, default_value_t = 0, requires = "replay")]
+    replay_sessions: usize,
 }
 
 impl FitArgs {
@@ -549,6 +566,10 @@ impl FitArgs {
             seed: self.seed,
             max_train_sessions: (self.max_train_sessions > 0).then_some(self.max_train_sessions),
             resume: self.resume,
+            init_from: self.init_from.clone(),
+            refit_normalization: self.refit_normalization,
+            replay: self.replay.clone(),
+            replay_sessions: (self.replay_sessions > 0).then_some(self.replay_sessions),
         }
     }
 }

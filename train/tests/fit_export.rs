@@ -54,6 +54,10 @@ fn config(dir: &Path, base: &Path, layers: TrainLayers, epochs: usize) -> FitCon
         seed: 3,
         max_train_sessions: None,
         resume: false,
+        init_from: None,
+        refit_normalization: false,
+        replay: None,
+        replay_sessions: None,
     }
 }
 
@@ -154,4 +158,75 @@ fn a_failed_run_leaves_the_previous_bundle_intact() {
         before
     );
     Bundle::load(&cfg.out, &Device::Cpu).unwrap();
+}
+
+/// The tensors of a safetensors file, by name.
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut all: Vec<(String, Vec<f32>)> = candle_core::safetensors::load(path, &Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| (name, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[test]
+fn a_warm_start_begins_from_the_parent_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture(tmp.path());
+    let parent_cfg = config(tmp.path(), &base, TrainLayers::Top(1), 1);
+    let parent = fit(&parent_cfg, &Device::Cpu).unwrap().bundle;
+    let parent_bundle = Bundle::load(&parent, &Device::Cpu).unwrap();
+
+    // A retrain on other data (new labels plus a replay sample of the
+    // old) with nothing to learn: learning rates 0 keep every weight.
+    let mut child_cfg = config(tmp.path(), &base, TrainLayers::All, 1);
+    child_cfg.out = tmp.path().join("child");
+    child_cfg.run_dir = tmp.path().join("child-run");
+    child_cfg.train = tmp.path().join("data/validation.jsonl");
+    child_cfg.replay = Some(parent_cfg.train.clone());
+    child_cfg.replay_sessions = Some(50);
+    child_cfg.init_from = Some(parent.clone());
+    child_cfg.learning_rate = 0.0;
+    child_cfg.head_learning_rate = 0.0;
+    // The parent's head and session input win over these.
+    child_cfg.head_hidden = 8;
+    child_cfg.max_tokens = 32;
+    let child = fit(&child_cfg, &Device::Cpu).unwrap().bundle;
+    let child_bundle = Bundle::load(&child, &Device::Cpu).unwrap();
+
+    assert_eq!(
+        tensors(&child.join("model.safetensors")),
+        tensors(&parent.join("model.safetensors"))
+    );
+    assert_eq!(child_bundle.head, parent_bundle.head);
+    assert_eq!(child_bundle.norm, parent_bundle.norm);
+    let recorded = child_bundle.metadata.parent.as_ref().unwrap();
+    let sha = datasets::sha256_file(&parent.join("model.safetensors")).unwrap();
+    assert_eq!(recorded.version, sha[..12]);
+    assert_eq!(recorded.data_files, parent_bundle.metadata.data_files);
+    let files: Vec<(&str, usize)> = child_bundle
+        .metadata
+        .data_files
+        .iter()
+        .map(|f| (f.path.rsplit('/').next().unwrap(), f.sessions))
+        .collect();
+    assert_eq!(files[1], ("train.jsonl", 50), "{files:?}");
+
+    // Refitting the normalisation on the new data changes it.
+    let mut refit = child_cfg.clone();
+    refit.refit_normalization = true;
+    refit.run_dir = tmp.path().join("refit-run");
+    refit.out = tmp.path().join("refit");
+    let refit = Bundle::load(&fit(&refit, &Device::Cpu).unwrap().bundle, &Device::Cpu).unwrap();
+    assert_ne!(refit.norm, parent_bundle.norm);
+    // Without a warm start there is nothing to refit.
+    let mut lone = parent_cfg.clone();
+    lone.refit_normalization = true;
+    let err = fit(&lone, &Device::Cpu).unwrap_err().to_string();
+    assert!(
+        err.contains("--refit-normalization needs --init-from"),
+        "{err}"
+    );
 }
