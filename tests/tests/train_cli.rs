@@ -466,6 +466,102 @@ fn main_job_then_score_cluster_and_eval_reports() {
         eprintln!("SKIPPED: check-precision {p}: this CPU lacks its instructions");
         assert!(text(&out).contains(&format!("{p}: skipped")));
     }
+
+    compare_champion_and_challenger(tmp.path(), &bundle, &data.join("test.jsonl"));
+}
+
+/// `compare`: a challenger that is the champion with its session threshold
+/// at 0 flags every session the champion cleared, and a gate on the
+/// benign session FPR refuses it (non-zero exit) while the champion
+/// against itself passes.
+fn compare_champion_and_challenger(tmp: &Path, champion: &Path, test: &Path) {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let challenger = tmp.join("challenger");
+    std::fs::create_dir_all(&challenger).unwrap();
+    for entry in std::fs::read_dir(champion).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), challenger.join(entry.file_name())).unwrap();
+    }
+    let mut threshold = read_json(&challenger.join("threshold.json"));
+    threshold["threshold"] = 0.0.into();
+    std::fs::write(challenger.join("threshold.json"), threshold.to_string()).unwrap();
+    let out_dir = tmp.join("compare");
+    let compare = |challenger: &Path| {
+        train(&[
+            "compare",
+            "--champion",
+            &path(champion),
+            "--challenger",
+            &path(challenger),
+            "--data",
+            &path(test),
+            "--out",
+            &path(&out_dir),
+            "--precision",
+            "f32",
+            "--no-worse-than-champion",
+            "--max-benign-session-fpr",
+            "0.5",
+        ])
+    };
+    let same = compare(champion);
+    assert!(same.status.success(), "{}", text(&same));
+    let report = read_json(&out_dir.join("compare.json"));
+    assert_eq!(report["passed"], true);
+    assert_eq!(
+        report["files"][0]["changed_sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        report["files"][0]["changed_accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let lower = compare(&challenger);
+    assert!(!lower.status.success(), "{}", text(&lower));
+    assert!(
+        text(&lower).contains("the challenger fails"),
+        "{}",
+        text(&lower)
+    );
+    let report = read_json(&out_dir.join("compare.json"));
+    assert_eq!(report["passed"], false);
+    let file = &report["files"][0];
+    let changed = file["changed_sessions"].as_array().unwrap();
+    assert!(!changed.is_empty());
+    for c in changed {
+        assert_eq!(c["champion"][0], "clear", "{c}");
+        assert_eq!(c["challenger"][0], "flag", "{c}");
+    }
+    let champion_flagged = file["champion"]["benign_session_fpr"].as_f64().unwrap();
+    assert_eq!(file["challenger"]["benign_session_fpr"], 1.0);
+    assert!(champion_flagged < 1.0);
+    let failed: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["passed"] == false)
+        .map(|r| r["gate"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed.contains(&"benign session FPR: at most 0.5"),
+        "{failed:?}"
+    );
+    assert!(
+        failed.contains(&"benign session FPR: no worse than the champion"),
+        "{failed:?}"
+    );
+    let markdown = std::fs::read_to_string(out_dir.join("compare.md")).unwrap();
+    assert!(
+        markdown.contains("Verdict: the challenger fails"),
+        "{markdown}"
+    );
 }
 
 /// The notebook runs headless against a fresh evaluation folder.
@@ -668,4 +764,22 @@ fn bad_input_gets_clear_errors() {
     let out = train(&["fit", "--device", "tpu"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown device"), "{}", text(&out));
+
+    // The main job trains on the splits it builds: a training file given
+    // to it is refused, not silently replaced.
+    let data_dir = tmp.path().join("data");
+    let out = train(&[
+        "run",
+        "--train",
+        "mine.jsonl",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--train and --validation belong to `train fit`"),
+        "{}",
+        text(&out)
+    );
+    assert!(!data_dir.exists(), "refused before building the dataset");
 }

@@ -143,6 +143,62 @@ pub struct FitConfig {
     pub replay_sessions: Option<usize>,
 }
 
+impl FitConfig {
+    /// Checks every setting that needs no file, before anything is read,
+    /// naming the flag of the first one out of range (the token budget is
+    /// checked against the model's position embeddings once its config is
+    /// read).
+    pub fn check(&self) -> Result<()> {
+        let rate = |x: f64| x.is_finite() && x >= 0.0;
+        let checks: [(bool, &str); 11] = [
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (
+                self.max_tokens >= 2,
+                "--max-tokens must be at least 2 ([CLS] and [SEP])",
+            ),
+            (self.max_prompts >= 1, "--max-prompts must be at least 1"),
+            (self.head_hidden >= 1, "--head-hidden must be at least 1"),
+            (
+                (0.0..1.0).contains(&self.head_dropout),
+                "--head-dropout must be in [0, 1)",
+            ),
+            (
+                rate(self.learning_rate)
+                    && rate(self.head_learning_rate)
+                    && rate(self.weight_decay),
+                "--learning-rate, --head-learning-rate and --weight-decay must be finite and >= 0",
+            ),
+            (
+                (0.0..=1.0).contains(&self.warmup_fraction),
+                "--warmup-fraction must be in [0, 1]",
+            ),
+            (
+                self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite(),
+                "--max-grad-norm must be finite and > 0",
+            ),
+            (
+                (0.0..1.0).contains(&self.target_fpr),
+                "--target-fpr must be in [0, 1)",
+            ),
+            (
+                (self.target_fpr..1.0).contains(&self.propagation_fpr),
+                "--propagation-fpr must be in [--target-fpr, 1)",
+            ),
+        ];
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            bail!("{message}");
+        }
+        if self.init_from.is_none() && self.refit_normalization {
+            bail!("--refit-normalization needs --init-from");
+        }
+        if self.replay.is_none() && self.replay_sessions.is_some() {
+            bail!("--replay-sessions needs --replay");
+        }
+        Ok(())
+    }
+}
+
 /// Metrics of one scored split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitMetrics {
@@ -489,18 +545,7 @@ fn training_data(
 
 /// Fine-tunes, picks the threshold and writes the bundle.
 pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
-    if config.batch_size == 0 || config.epochs == 0 {
-        bail!("--batch-size and --epochs must be at least 1");
-    }
-    if !(0.0..1.0).contains(&config.target_fpr) {
-        bail!("--target-fpr must be in [0, 1)");
-    }
-    if !(config.target_fpr..1.0).contains(&config.propagation_fpr) {
-        bail!("--propagation-fpr must be in [--target-fpr, 1)");
-    }
-    if config.init_from.is_none() && config.refit_normalization {
-        bail!("--refit-normalization needs --init-from");
-    }
+    config.check()?;
     let warm = config
         .init_from
         .as_deref()
@@ -518,6 +563,13 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         }
     }
     let head = head_config(config, warm.as_ref());
+    if head.max_tokens > bert.max_position_embeddings {
+        bail!(
+            "--max-tokens {}: the model has {} position embeddings",
+            head.max_tokens,
+            bert.max_position_embeddings
+        );
+    }
     let tokenizer =
         SessionTokenizer::from_file(&files.tokenizer, head.max_tokens, head.max_prompts)?;
     let (train, replay_file) = training_data(config, &tokenizer)?;

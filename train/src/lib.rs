@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod baseline;
 pub mod campaigns;
 pub mod cluster;
+pub mod compare;
 pub mod cross_fit;
 pub mod data;
 pub mod evaluate;

@@ -25,6 +25,7 @@ use train::{
     },
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},
+    compare::{self, compare_file, comparison, Gates},
     cross_fit::{out_of_fold_scores, CrossFitConfig},
     fit::{fit, FitConfig, TrainLayers},
     precision_check::{self, check_precisions, ContractLimits},
@@ -76,6 +77,11 @@ enum Command {
         #[command(flatten)]
         cross: CrossFitArgs,
     },
+    /// Champion against challenger on the same labeled files: session,
+    /// account and campaign numbers side by side, the verdicts that
+    /// changed, and promotion gates (compare.html, compare.md,
+    /// compare.json). Exits non-zero when a gate fails.
+    Compare(Box<CompareArgs>),
     /// Fit a bundle's account scorer on its training file's accounts, with
     /// the `flag` and `review` thresholds chosen on the validation file's
     /// accounts, and save it into the bundle (`account_model.json`).
@@ -91,6 +97,105 @@ enum Command {
     /// differences (docs/precision.md). Exits non-zero when one breaks
     /// the contract.
     CheckPrecision(CheckPrecisionArgs),
+}
+
+/// What `compare` evaluates and the gates the challenger must pass.
+#[derive(Args)]
+struct CompareArgs {
+    /// The bundle in production.
+    #[arg(long)]
+    champion: PathBuf,
+    /// The bundle that would replace it.
+    #[arg(long)]
+    challenger: PathBuf,
+    /// Labeled sessions files both are evaluated on (one or more).
+    #[arg(long, required = true, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Output folder (replaced atomically).
+    #[arg(long, default_value = "artifacts/compare")]
+    out: PathBuf,
+    /// Gate: the challenger flags at most this share of benign accounts.
+    #[arg(long)]
+    max_benign_account_fpr: Option<f64>,
+    /// Gate: the challenger flags at least this share of extraction
+    /// accounts.
+    #[arg(long)]
+    min_extraction_account_recall: Option<f64>,
+    /// Gate: the challenger's benign session FPR at its threshold is at
+    /// most this.
+    #[arg(long)]
+    max_benign_session_fpr: Option<f64>,
+    /// Gate: the challenger does no worse than the champion on each of
+    /// the three numbers above.
+    #[arg(long)]
+    no_worse_than_champion: bool,
+    /// Sessions per inference batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Precision of both bundles' encoder linear layers on the CPU (as for
+    /// `eval`; docs/precision.md).
+    #[arg(long, default_value = "auto", env = "DG_PRECISION")]
+    precision: PrecisionChoice,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+fn run_compare(args: &CompareArgs) -> Result<()> {
+    let model = |dir: &Path| ModelArgs {
+        bundle: dir.to_path_buf(),
+        batch_size: args.batch_size,
+        device: args.device.clone(),
+        precision: args.precision,
+    };
+    let (champion, challenger) = (
+        model(&args.champion).load()?,
+        model(&args.challenger).load()?,
+    );
+    let mut files = Vec::new();
+    for data in &args.data {
+        let evaluate = |bundle: &Bundle| -> Result<report::Evaluated> {
+            let options = EvalOptions {
+                score: model(&bundle.dir).score_options(),
+                cluster: args.cluster.params(&bundle.threshold)?,
+                baseline_train: None,
+                baseline: BaselineConfig::default(),
+            };
+            evaluate_file(bundle, data, &options)
+        };
+        let (a, b) = (evaluate(&champion)?, evaluate(&challenger)?);
+        files.push(compare_file(data, (&champion, &a), (&challenger, &b))?);
+    }
+    let gates = Gates {
+        max_benign_account_fpr: args.max_benign_account_fpr,
+        min_extraction_account_recall: args.min_extraction_account_recall,
+        max_benign_session_fpr: args.max_benign_session_fpr,
+        no_worse_than_champion: args.no_worse_than_champion,
+    };
+    let result = comparison(files, gates);
+    compare::write(&result, &args.out)?;
+    for r in &result.results {
+        let f = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.4}"));
+        let verdict = if r.passed { "pass" } else { "FAIL" };
+        println!(
+            "{verdict}  {} on {}: champion {}, challenger {}",
+            r.gate,
+            r.file,
+            f(r.champion),
+            f(r.challenger)
+        );
+    }
+    println!("comparison in {}", args.out.join("compare.html").display());
+    let failed = result.results.iter().filter(|r| !r.passed).count();
+    if failed > 0 {
+        anyhow::bail!(
+            "the challenger fails {failed} of {} gates",
+            result.results.len()
+        );
+    }
+    Ok(())
 }
 
 /// What `check-precision` scores and the limits it holds each precision to.
@@ -182,7 +287,7 @@ fn run_cross_fit(fit: &FitArgs, cross: &CrossFitArgs) -> Result<Option<PathBuf>>
     )?;
     println!(
         "out-of-fold scores of {} ({} folds) in {}",
-        fit.train.display(),
+        fit.train_file().display(),
         settings.folds,
         path.display()
     );
@@ -442,12 +547,14 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
 
 #[derive(Args, Clone)]
 struct FitArgs {
-    /// Training sessions file.
-    #[arg(long, default_value = "data/default/train.jsonl")]
-    train: PathBuf,
-    /// Validation sessions file (early stopping and threshold).
-    #[arg(long, default_value = "data/default/validation.jsonl")]
-    validation: PathBuf,
+    /// Training sessions file [default: data/default/train.jsonl; `run`
+    /// trains on the split it builds and refuses this flag].
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// Validation sessions file, for early stopping and the threshold
+    /// [default: data/default/validation.jsonl; `run` uses its own split].
+    #[arg(long)]
+    validation: Option<PathBuf>,
     /// Base model: a directory in Hugging Face layout or a hub id.
     #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
     base_model: String,
@@ -540,10 +647,22 @@ struct FitArgs {
 }
 
 impl FitArgs {
+    fn train_file(&self) -> PathBuf {
+        self.train
+            .clone()
+            .unwrap_or_else(|| "data/default/train.jsonl".into())
+    }
+
+    fn validation_file(&self) -> PathBuf {
+        self.validation
+            .clone()
+            .unwrap_or_else(|| "data/default/validation.jsonl".into())
+    }
+
     fn config(&self) -> FitConfig {
         FitConfig {
-            train: self.train.clone(),
-            validation: self.validation.clone(),
+            train: self.train_file(),
+            validation: self.validation_file(),
             base_model: self.base_model.clone(),
             out: self.out.clone(),
             run_dir: self.run_dir.clone(),
@@ -875,6 +994,7 @@ fn main() -> Result<()> {
             }
             run_cross_fit(&fit, &cross).map(|_| ())
         }
+        Command::Compare(args) => run_compare(&args),
         Command::Accounts(args) => run_accounts(&args),
         Command::Eval(args) => run_eval(&args).map(|_| ()),
         Command::CheckPrecision(args) => run_check_precision(&args),
@@ -888,6 +1008,12 @@ fn main() -> Result<()> {
                 cluster,
                 evidence,
             } = *run;
+            if fit.train.is_some() || fit.validation.is_some() {
+                anyhow::bail!(
+                    "`train run` trains on the train and validation splits it builds in \
+                     --data-dir: --train and --validation belong to `train fit`"
+                );
+            }
             let started = std::time::Instant::now();
             let config = SimConfig::load(&dataset_config)?;
             let built = datasets::build::build_dataset(&config, &data_dir, false, |stage| {
@@ -897,8 +1023,8 @@ fn main() -> Result<()> {
                 println!("dataset file {}", f.display());
             }
             let fit = FitArgs {
-                train: data_dir.join("train.jsonl"),
-                validation: data_dir.join("validation.jsonl"),
+                train: Some(data_dir.join("train.jsonl")),
+                validation: Some(data_dir.join("validation.jsonl")),
                 ..fit
             };
             let bundle = run_fit(&fit)?;
@@ -912,8 +1038,8 @@ fn main() -> Result<()> {
             };
             run_accounts(&AccountsArgs {
                 model: model.clone(),
-                train: fit.train.clone(),
-                validation: fit.validation.clone(),
+                train: fit.train_file(),
+                validation: fit.validation_file(),
                 flag_fpr: AccountFitConfig::default().flag_fpr,
                 review_fpr: AccountFitConfig::default().review_fpr,
                 alpha: AccountFitConfig::default().alpha,
@@ -926,7 +1052,7 @@ fn main() -> Result<()> {
                 model,
                 data: data_dir.join("test.jsonl"),
                 out: eval_out,
-                baseline_train: Some(fit.train.clone()),
+                baseline_train: Some(fit.train_file()),
                 no_baseline: false,
                 cluster,
             })?;

@@ -230,3 +230,34 @@ fn a_warm_start_begins_from_the_parent_and_records_it() {
         "{err}"
     );
 }
+
+#[test]
+fn settings_out_of_range_are_refused_before_any_file_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let mut good = config(tmp.path(), &missing, TrainLayers::Top(1), 1);
+    good.train = missing.join("train.jsonl");
+    type Change = fn(&mut FitConfig);
+    let cases: [(Change, &str); 5] = [
+        (|c| c.head_dropout = 1.0, "--head-dropout"),
+        (|c| c.learning_rate = f64::NAN, "--learning-rate"),
+        (|c| c.warmup_fraction = 1.5, "--warmup-fraction"),
+        (|c| c.max_tokens = 1, "--max-tokens"),
+        (
+            |c| c.replay_sessions = Some(3),
+            "--replay-sessions needs --replay",
+        ),
+    ];
+    for (change, flag) in cases {
+        let mut bad = good.clone();
+        change(&mut bad);
+        let err = fit(&bad, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains(flag), "{flag}: {err}");
+    }
+    // The token budget against the model, once its config is read.
+    let base = fixture(tmp.path());
+    let mut long = config(tmp.path(), &base, TrainLayers::Top(1), 1);
+    long.max_tokens = 100_000;
+    let err = fit(&long, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("--max-tokens 100000: the model has"), "{err}");
+}
