@@ -120,6 +120,7 @@ impl Infer {
                     ApiError::Internal("the model worker dropped the request".into())
                 })??;
                 let threshold = p.model.bundle.threshold.threshold;
+                crate::metrics::score(scored.score);
                 if let Some(window) = &p.model.drift {
                     window.record(scored.score);
                 }

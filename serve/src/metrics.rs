@@ -27,9 +27,14 @@ pub const QUEUE_DEPTH: &str = "distill_guard_queue_depth";
 /// Population stability index of the recent scores against the served
 /// bundle's validation scores.
 pub const SCORE_PSI: &str = "distill_guard_score_psi";
+/// Scores served (histogram).
+pub const SCORES: &str = "distill_guard_session_score";
 /// Sessions in the score drift window.
 pub const SCORE_PSI_SESSIONS: &str = "distill_guard_score_psi_sessions";
 
+const SCORE_BUCKETS: [f64; 11] = [
+    0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999,
+];
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -49,6 +54,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &BATCH_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(BATCH_TOKENS.into()), &TOKEN_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(SCORES.into()), &SCORE_BUCKETS)?
         .install_recorder()?;
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
@@ -75,6 +81,11 @@ pub fn queued(waited: Duration) {
 /// Sets the queue depth gauge.
 pub fn queue_depth(depth: usize) {
     gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+/// Records one session's score.
+pub fn score(score: f32) {
+    histogram!(SCORES).record(f64::from(score));
 }
 
 /// Sets the score drift gauges from `model`'s window (nothing without a

@@ -502,6 +502,7 @@ fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
         .into_string()
         .unwrap();
     for name in [
+        "distill_guard_session_score_bucket{le=\"0.5\"}",
         "distill_guard_requests_total{route=\"score\",outcome=\"ok\"}",
         "distill_guard_queue_duration_seconds_bucket",
         "distill_guard_inference_duration_seconds_bucket",
