@@ -19,7 +19,8 @@ use crate::{
 };
 
 /// What a reader does with a line that breaks the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum BadLinePolicy {
     /// Stop at the first bad line with its error (default for training).
     #[default]

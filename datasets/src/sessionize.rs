@@ -84,7 +84,8 @@ impl Default for SessionizeConfig {
 }
 
 /// Command-line flags of the sessionizer, shared by every binary that
-/// reads raw request logs.
+/// reads raw request logs (feature `cli`).
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, clap::Args)]
 pub struct SessionizeArgs {
     /// Inactivity gap that starts a new session, in minutes.
@@ -98,6 +99,7 @@ pub struct SessionizeArgs {
     pub max_session_events: usize,
 }
 
+#[cfg(feature = "cli")]
 impl SessionizeArgs {
     /// The validated config (every limit must be positive).
     pub fn config(&self) -> Result<SessionizeConfig, String> {

@@ -178,7 +178,7 @@ fn prepare(
         let features = session_features(&session);
         let (tx, rx) = oneshot::channel();
         entries.push(Entry {
-            model: model.clone(),
+            model: model.clone() as Arc<dyn crate::backend::Backend>,
             ids,
             features,
             enqueued: Instant::now(),

@@ -12,7 +12,7 @@ use std::{
 use datasets::FeatureVector;
 use tokio::sync::oneshot;
 
-use crate::{error::ApiError, metrics, model::LoadedModel};
+use crate::{backend::Backend, error::ApiError, metrics};
 
 /// What the worker sends back for one session.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct Scored {
 /// One tokenised session waiting for the model.
 pub struct Entry {
     /// The model it was tokenised for (and will be scored with).
-    pub model: Arc<LoadedModel>,
+    pub model: Arc<dyn Backend>,
     /// Token ids.
     pub ids: Vec<u32>,
     /// Raw behavioural features.
@@ -200,22 +200,26 @@ mod tests {
     use super::*;
     use datasets::NUM_FEATURES;
 
-    fn model(dir: &std::path::Path) -> Arc<LoadedModel> {
-        let bundle = models::tiny::write_tiny_bundle(dir, ["a few words"], 0.5).unwrap();
-        Arc::new(
-            LoadedModel::load(
-                &bundle,
-                &candle_core::Device::Cpu,
-                models::Precision::F32,
-                None,
-            )
-            .unwrap(),
-        )
+    /// A backend that is never run: the queue only groups by model.
+    struct Idle;
+
+    impl Backend for Idle {
+        fn score(
+            &self,
+            _: &[&[u32]],
+            _: &[datasets::FeatureVector],
+        ) -> std::result::Result<Vec<models::bundle::SessionScore>, String> {
+            Err("not run in these tests".into())
+        }
+    }
+
+    fn model() -> Arc<dyn Backend> {
+        Arc::new(Idle)
     }
 
     type Result = oneshot::Receiver<std::result::Result<Scored, ApiError>>;
 
-    fn entry(model: &Arc<LoadedModel>, tokens: usize) -> (Entry, Result) {
+    fn entry(model: &Arc<dyn Backend>, tokens: usize) -> (Entry, Result) {
         let (tx, rx) = oneshot::channel();
         let entry = Entry {
             model: model.clone(),
@@ -241,8 +245,7 @@ mod tests {
 
     #[test]
     fn batches_are_fifo_under_size_and_token_limits() {
-        let tmp = tempfile::tempdir().unwrap();
-        let m = model(tmp.path());
+        let m = model();
         let (entries, _rx): (VecDeque<Entry>, Vec<Result>) = [10, 10, 50, 5, 5, 5, 200]
             .iter()
             .map(|&n| entry(&m, n))
@@ -266,8 +269,7 @@ mod tests {
 
     #[test]
     fn abandoned_entries_are_dropped_and_models_never_mix() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (model(&tmp.path().join("a")), model(&tmp.path().join("b")));
+        let (a, b) = (model(), model());
         let (e1, r1) = entry(&a, 3);
         let (e2, r2) = entry(&a, 4);
         let (e3, _r3) = entry(&b, 5);
@@ -286,8 +288,7 @@ mod tests {
 
     #[test]
     fn next_batch_waits_for_company_only_up_to_max_wait() {
-        let tmp = tempfile::tempdir().unwrap();
-        let m = model(tmp.path());
+        let m = model();
         let wait = Duration::from_millis(150);
         let queue = Queue::new(BatchLimits {
             max_wait: wait,

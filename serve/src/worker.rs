@@ -94,9 +94,7 @@ fn run_group(group: Vec<Entry>) {
     let model = group[0].model.clone();
     let ids: Vec<&[u32]> = group.iter().map(|e| e.ids.as_slice()).collect();
     let features: Vec<FeatureVector> = group.iter().map(|e| e.features).collect();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        model.bundle.score_encoded(&ids, &features)
-    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| model.score(&ids, &features)));
     match outcome {
         Ok(Ok(scores)) => {
             for (entry, s) in group.into_iter().zip(scores) {
@@ -120,7 +118,89 @@ fn fail(batch: Vec<Entry>, message: String) {
 
 #[cfg(test)]
 mod tests {
-    use super::length_groups;
+    use std::time::Duration;
+
+    use models::bundle::SessionScore;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::{backend::Backend, queue::BatchLimits};
+
+    /// Scores a session by its length, fails, or panics.
+    enum Fake {
+        Length,
+        Fails,
+        Panics,
+    }
+
+    impl Backend for Fake {
+        fn score(&self, ids: &[&[u32]], _: &[FeatureVector]) -> Result<Vec<SessionScore>, String> {
+            match self {
+                Fake::Length => Ok(ids
+                    .iter()
+                    .map(|i| SessionScore {
+                        score: i.len() as f32,
+                        embedding: Vec::new(),
+                    })
+                    .collect()),
+                Fake::Fails => Err("broken backend".into()),
+                Fake::Panics => panic!("the fake backend panics"),
+            }
+        }
+    }
+
+    /// Pushes sessions of these lengths for `backend` and waits for their
+    /// answers, in order.
+    fn run(queue: &Queue, backend: Fake, lengths: &[usize]) -> Vec<Result<f32, String>> {
+        let backend: Arc<dyn Backend> = Arc::new(backend);
+        let (entries, answers): (Vec<Entry>, Vec<_>) = lengths
+            .iter()
+            .map(|&n| {
+                let (tx, rx) = oneshot::channel();
+                let entry = Entry {
+                    model: backend.clone(),
+                    ids: vec![1; n],
+                    features: [0.0; datasets::NUM_FEATURES],
+                    enqueued: Instant::now(),
+                    respond: tx,
+                };
+                (entry, rx)
+            })
+            .unzip();
+        queue.push(entries).unwrap();
+        answers
+            .into_iter()
+            .map(|rx| match rx.blocking_recv().unwrap() {
+                Ok(scored) => Ok(scored.score),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_worker_answers_every_session_and_outlives_failing_batches() {
+        let queue = Arc::new(Queue::new(BatchLimits {
+            max_batch_size: 8,
+            max_batch_tokens: 1000,
+            max_wait: Duration::ZERO,
+        }));
+        let alive = Arc::new(AtomicBool::new(false));
+        let worker = spawn(queue.clone(), alive.clone()).unwrap();
+        assert_eq!(
+            run(&queue, Fake::Length, &[7, 3, 40]),
+            [Ok(7.0), Ok(3.0), Ok(40.0)]
+        );
+        for (backend, says) in [(Fake::Fails, "broken backend"), (Fake::Panics, "panicked")] {
+            for answer in run(&queue, backend, &[5, 6]) {
+                assert!(answer.as_ref().unwrap_err().contains(says), "{answer:?}");
+            }
+        }
+        assert!(alive.load(Ordering::SeqCst));
+        assert_eq!(run(&queue, Fake::Length, &[2]), [Ok(2.0)]);
+        queue.close();
+        worker.join().unwrap();
+        assert!(!alive.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn groups_bound_the_padding() {

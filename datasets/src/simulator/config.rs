@@ -111,7 +111,8 @@ impl ShiftConfig {
 }
 
 /// Split strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SplitMode {
     /// Campaign- and source-disjoint: each campaign and each task source

@@ -9,23 +9,27 @@
 //! hash of `i` and a 64-bit key of `(seed, n, c)` clears the drop threshold, so masks are
 //! reproducible from the seed whatever the number of threads.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{contiguous_f32, is_cpu_f32, map2_par, with_widest_simd, CHUNK};
 
-/// Seed of the CPU dropout masks.
-static SEED: AtomicU64 = AtomicU64::new(0x5eed_d120_9047);
-/// Masks drawn since the last [`seed_dropout`].
-static MASKS_DRAWN: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Seed of the CPU dropout masks drawn on this thread.
+    static SEED: Cell<u64> = const { Cell::new(0x5eed_d120_9047) };
+    /// Masks drawn on this thread since its last [`seed_dropout`].
+    static MASKS_DRAWN: Cell<u64> = const { Cell::new(0) };
+}
 
-/// Seeds the CPU dropout masks: the same seed followed by the same sequence
-/// of dropout calls draws the same masks.
+/// Seeds the CPU dropout masks of the calling thread: the same seed
+/// followed by the same sequence of dropout calls on that thread draws the
+/// same masks. The state is per thread, so fits running on different
+/// threads of one process do not draw from each other's sequence.
 pub fn seed_dropout(seed: u64) {
-    SEED.store(seed, Ordering::SeqCst);
-    MASKS_DRAWN.store(0, Ordering::SeqCst);
+    SEED.with(|s| s.set(seed));
+    MASKS_DRAWN.with(|m| m.set(0));
 }
 
 /// Inverted dropout with probability `p`: active only when `train`.
@@ -64,8 +68,8 @@ impl Dropout {
 /// A mask of `len` elements, each 0 with probability `p` and `1 / (1 - p)`
 /// otherwise.
 fn dropout_mask(len: usize, p: f32) -> Vec<f32> {
-    let seed = SEED.load(Ordering::SeqCst);
-    let mask_index = MASKS_DRAWN.fetch_add(1, Ordering::SeqCst);
+    let seed = SEED.with(Cell::get);
+    let mask_index = MASKS_DRAWN.with(|m| m.replace(m.get() + 1));
     let mask_key = splitmix64(seed ^ splitmix64(mask_index));
     // Keep when the hash's top 24 bits reach p * 2^24.
     let threshold = (f64::from(p) * f64::from(1u32 << 24)).round() as u32;
@@ -150,13 +154,8 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    /// The tests share the global mask counter; they reseed and draw under
-    /// this lock.
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     #[test]
     fn drops_the_requested_share_and_keeps_the_mean() {
-        let _guard = SERIAL.lock().unwrap();
         seed_dropout(7);
         for p in [0.1f32, 0.5] {
             let mask = dropout_mask(1 << 20, p);
@@ -174,7 +173,6 @@ mod tests {
 
     #[test]
     fn masks_follow_the_seed_and_differ_between_calls() {
-        let _guard = SERIAL.lock().unwrap();
         seed_dropout(11);
         let (first, second) = (dropout_mask(100_000, 0.1), dropout_mask(100_000, 0.1));
         assert_ne!(first, second);
@@ -186,8 +184,23 @@ mod tests {
     }
 
     #[test]
+    fn each_thread_draws_its_own_sequence() {
+        seed_dropout(5);
+        let first = dropout_mask(10_000, 0.1);
+        // Another thread seeding and drawing in between changes nothing
+        // here, and draws what this thread drew from the same seed.
+        let other = std::thread::spawn(|| {
+            seed_dropout(5);
+            (dropout_mask(10_000, 0.1), dropout_mask(10_000, 0.1))
+        })
+        .join()
+        .unwrap();
+        let second = dropout_mask(10_000, 0.1);
+        assert_eq!(other, (first, second));
+    }
+
+    #[test]
     fn neighbouring_elements_are_not_correlated() {
-        let _guard = SERIAL.lock().unwrap();
         seed_dropout(3);
         let mask = dropout_mask(1 << 18, 0.5);
         let both_dropped = mask
@@ -200,7 +213,6 @@ mod tests {
 
     #[test]
     fn gradient_passes_through_the_kept_elements_only() {
-        let _guard = SERIAL.lock().unwrap();
         seed_dropout(5);
         let dev = Device::Cpu;
         let xs = Var::from_tensor(&Tensor::rand(-1f32, 1f32, (64, 300), &dev).unwrap()).unwrap();

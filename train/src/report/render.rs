@@ -85,9 +85,25 @@ fn total_row(name: &str, t: &DetectionTotal) -> Vec<String> {
 
 /// The report document.
 pub fn document(e: &Evaluated) -> Result<Document> {
-    let r = &e.report;
+    let mut d = Document::new(format!(
+        "distill-guard evaluation: {}",
+        e.report.bundle.name
+    ));
+    overview(&mut d, &e.report);
+    session_section(&mut d, &e.report);
+    curves(&mut d, e)?;
+    archetype_tables(&mut d, &e.report.evaluation);
+    account_section(&mut d, &e.report);
+    cluster_section(&mut d, e);
+    if let Some(v) = &e.verdicts {
+        super::verdict_section::add(&mut d, v)?;
+    }
+    Ok(d)
+}
+
+/// The bundle, the file, the speed, the precision and the score drift.
+fn overview(d: &mut Document, r: &super::EvalReport) {
     let ev = &r.evaluation;
-    let mut d = Document::new(format!("distill-guard evaluation: {}", r.bundle.name));
     d.paragraph(format!(
         "Bundle `{}` (version {}, base model `{}`, created {}) on `{}` (sha256 `{}`): {} sessions, scored at {:.1} sessions/s in {} ({}). Report written {}.",
         r.bundle.dir,
@@ -111,7 +127,12 @@ pub fn document(e: &Evaluated) -> Result<Document> {
         ),
         None => "Score drift: the bundle has no validation score reference (written before drift was recorded).".into(),
     });
+}
 
+/// Ranking metrics of the model (and the baseline) and the confusion at
+/// the saved threshold.
+fn session_section(d: &mut Document, r: &super::EvalReport) {
+    let ev = &r.evaluation;
     d.heading("Session-level detection");
     let mut rows = vec![ranking_row("transformer (this bundle)", &r.ranking)];
     if let Some(b) = &r.baseline {
@@ -157,7 +178,11 @@ pub fn document(e: &Evaluated) -> Result<Document> {
             ],
         ],
     );
+}
 
+/// ROC, precision-recall, calibration and score histograms.
+fn curves(d: &mut Document, e: &Evaluated) -> Result<()> {
+    let r = &e.report;
     let positive = positives(&e.scored.iter().map(|s| &s.session).collect::<Vec<_>>());
     let scores: Vec<f32> = e.scored.iter().map(|s| s.score).collect();
     let model_roc = roc_curve(&scores, &positive);
@@ -200,7 +225,11 @@ pub fn document(e: &Evaluated) -> Result<Document> {
         "Score distribution per class",
         plots::score_histograms(&r.benign_histogram, &r.extraction_histogram)?,
     );
+    Ok(())
+}
 
+/// Recall per extraction archetype, false-positive rate per benign one.
+fn archetype_tables(d: &mut Document, ev: &crate::evaluate::Evaluation) {
     for (label, what) in [("extraction", "recall"), ("benign", "false-positive rate")] {
         d.heading(format!(
             "Sessions per {label} archetype, at the saved threshold"
@@ -221,7 +250,10 @@ pub fn document(e: &Evaluated) -> Result<Document> {
                 .collect(),
         );
     }
+}
 
+/// Accounts flagged by sessions alone and after cluster propagation.
+fn account_section(d: &mut Document, r: &super::EvalReport) {
     let det = &r.detection;
     d.heading("Accounts: sessions alone vs. cluster propagation");
     d.paragraph(format!(
@@ -271,7 +303,12 @@ pub fn document(e: &Evaluated) -> Result<Document> {
         ],
         group_rows(&det.benign, false),
     );
+}
 
+/// The clustering, its agreement with the campaigns and the largest
+/// clusters.
+fn cluster_section(d: &mut Document, e: &Evaluated) {
+    let r = &e.report;
     let cl = &r.clustering;
     d.heading("Coordination clusters");
     let blocks = cl.params["blocks"].as_u64().filter(|&b| b > 1);
@@ -369,8 +406,4 @@ pub fn document(e: &Evaluated) -> Result<Document> {
             })
             .collect(),
     );
-    if let Some(v) = &e.verdicts {
-        super::verdict_section::add(&mut d, v)?;
-    }
-    Ok(d)
 }
