@@ -38,7 +38,9 @@ pub struct AccountRow {
     pub group: String,
 }
 
-fn group_of(session: &Session) -> Option<String> {
+/// A labeled session's campaign (extraction) or archetype (benign), with
+/// `extraction` / `benign` when it names none; `None` when unlabeled.
+pub fn group_of(session: &Session) -> Option<String> {
     match session.label {
         Some(Label::Extraction) => Some(
             session

@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use models::{account_model::AccountModel, bundle::Bundle};
 
-use crate::report::{document::Document, Evaluated};
+use crate::{
+    accounts::group_of,
+    report::{document::Document, Evaluated},
+};
 
 /// The gates a challenger must pass on every file (each one optional).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -172,7 +175,8 @@ fn changed_sessions(champion: &Evaluated, challenger: &Evaluated) -> Result<Vec<
             let s = &a.session;
             out.push(Change {
                 id: s.session_id.clone(),
-                group: group_of(s),
+                // `evaluate_file` reads labeled files only.
+                group: group_of(s).unwrap_or_else(|| "unlabeled".into()),
                 champion: (verdict(fa), a.score),
                 challenger: (verdict(fb), b.score),
                 prompt: s.events.first().map_or(String::new(), |e| cut(&e.prompt)),
@@ -180,13 +184,6 @@ fn changed_sessions(champion: &Evaluated, challenger: &Evaluated) -> Result<Vec<
         }
     }
     Ok(out)
-}
-
-fn group_of(s: &datasets::Session) -> String {
-    match s.label {
-        Some(datasets::Label::Extraction) => s.campaign_id.clone().unwrap_or("extraction".into()),
-        _ => s.archetype.clone().unwrap_or("benign".into()),
-    }
 }
 
 fn changed_accounts(champion: &Evaluated, challenger: &Evaluated) -> Vec<Change> {
