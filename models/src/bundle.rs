@@ -26,6 +26,7 @@ use crate::{
     error::{ModelError, Result},
     feature_norm::FeatureNormalizer,
     precision::{CpuFeatures, Precision},
+    prompt_head::PromptHead,
     session_input::SessionTokenizer,
     Mode,
 };
@@ -224,6 +225,8 @@ pub struct Bundle {
     pub metadata: BundleMetadata,
     /// The classifier.
     pub model: SessionClassifier,
+    /// The prompt-only scorer (`prompt_head.json`), when the bundle has one.
+    pub prompt_head: Option<PromptHead>,
     device: Device,
     precision: Precision,
     kernels: String,
@@ -251,6 +254,7 @@ impl Bundle {
         let norm = FeatureNormalizer::load(&dir.join(NORM_FILE))?;
         let threshold: Threshold = read_json(&dir.join(THRESHOLD_FILE))?;
         let metadata: BundleMetadata = read_json(&dir.join(METADATA_FILE))?;
+        let prompt_head = PromptHead::load(dir, bert.hidden_size)?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let model = SessionClassifier::load(vb, &bert, &head)?;
@@ -264,6 +268,7 @@ impl Bundle {
             threshold,
             metadata,
             model,
+            prompt_head,
             device: device.clone(),
             precision: Precision::F32,
             kernels: match device {

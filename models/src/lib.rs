@@ -23,6 +23,7 @@ pub mod feature_norm;
 pub mod linear;
 pub mod optim;
 pub mod precision;
+pub mod prompt_head;
 pub mod reasons;
 pub mod session_input;
 #[cfg(any(test, feature = "test-utils"))]

@@ -140,7 +140,7 @@ pub fn write_tiny_bundle<'a>(
     let name = dir
         .file_name()
         .map_or("tiny".into(), |n| n.to_string_lossy().into_owned());
-    write_bundle(
+    let path = write_bundle(
         dir,
         &BundleParts {
             varmap: &varmap,
@@ -176,5 +176,29 @@ pub fn write_tiny_bundle<'a>(
                 parent: None,
             },
         },
-    )
+    )?;
+    tiny_prompt_head(bert.hidden_size).save(&path)?;
+    Ok(path)
+}
+
+/// A prompt head of alternating weights (+0.5, -0.5, ...) at threshold
+/// 0.5, so that prompt scores vary and can be recomputed from embeddings.
+pub fn tiny_prompt_head(embedding_dim: usize) -> crate::prompt_head::PromptHead {
+    use crate::prompt_head::{PromptHead, PromptValidation, PROMPT_HEAD_VERSION};
+    PromptHead {
+        version: PROMPT_HEAD_VERSION,
+        weights: (0..embedding_dim)
+            .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
+            .collect(),
+        intercept: 0.0,
+        threshold: 0.5,
+        train_prompts: 0,
+        validation: PromptValidation {
+            prompts: 0,
+            roc_auc: 0.5,
+            target_fpr: 0.01,
+            fpr: 0.0,
+            recall: 0.0,
+        },
+    }
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use datasets::{session_features, Session};
-use models::reasons::session_reasons;
+use models::{prompt_head::PromptHead, reasons::session_reasons};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
@@ -107,6 +107,18 @@ impl Infer {
         request: ParsedRequest,
     ) -> Result<Vec<SessionResult>, ApiError> {
         let model = self.readiness()?;
+        let prompt_head = match (request.prompt_only, &model.bundle.prompt_head) {
+            (false, _) => None,
+            (true, Some(head)) => Some(head.clone()),
+            (true, None) => {
+                return Err(ApiError::Validation(format!(
+                    "model {:?} has no prompt head (prompt_head.json) to score bare \
+                     `prompts`: send `sessions`, or load a bundle trained by `train run` \
+                     or completed by `train prompt-head`",
+                    model.model_ref.name
+                )))
+            }
+        };
         let want_embedding = request.return_embedding;
         let work = async {
             let sessions = request.sessions;
@@ -119,18 +131,17 @@ impl Infer {
                 let scored = p.result.await.map_err(|_| {
                     ApiError::Internal("the model worker dropped the request".into())
                 })??;
-                let threshold = p.model.bundle.threshold.threshold;
-                crate::metrics::score(scored.score);
-                if let Some(window) = &p.model.drift {
-                    window.record(scored.score);
-                }
+                let (score, threshold, reasons) = match &prompt_head {
+                    Some(head) => prompt_verdict(head, &scored.embedding),
+                    None => session_verdict(&p.model, &p.zscores, scored.score),
+                };
                 results.push(SessionResult {
                     session_id: p.session_id,
-                    score: scored.score,
-                    flagged: scored.score >= threshold,
+                    score,
+                    flagged: score >= threshold,
                     threshold,
                     model: p.model.model_ref.clone(),
-                    reasons: session_reasons(scored.score, threshold, &p.zscores),
+                    reasons,
                     account: mapped_account(&p.model, &p.account_id),
                     embedding: want_embedding.then_some(scored.embedding),
                 });
@@ -146,6 +157,28 @@ impl Infer {
                 ))
             })?
     }
+}
+
+/// A session's score, threshold and reasons; the score enters the score
+/// histogram and the drift window (prompt-only scores do not: they are
+/// another distribution).
+fn session_verdict(
+    model: &LoadedModel,
+    zscores: &datasets::FeatureVector,
+    score: f32,
+) -> (f32, f32, Vec<String>) {
+    let threshold = model.bundle.threshold.threshold;
+    crate::metrics::score(score);
+    if let Some(window) = &model.drift {
+        window.record(score);
+    }
+    (score, threshold, session_reasons(score, threshold, zscores))
+}
+
+/// A bare prompt's score by the prompt head, its threshold and reason.
+fn prompt_verdict(head: &PromptHead, embedding: &[f32]) -> (f32, f32, Vec<String>) {
+    let reason = "prompt-only score: the prompt's text alone, without session behaviour".into();
+    (head.score(embedding), head.threshold, vec![reason])
 }
 
 /// The campaign map's verdict on `account_id`, when `model` has a map

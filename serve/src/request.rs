@@ -5,13 +5,15 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use datasets::{Event, Session};
+use datasets::Session;
+use models::prompt_head::prompt_session;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
 /// Body of `POST /v1/score`: `sessions` in the shape of the data contract
-/// (labels ignored), or `prompts`, each scored as a one-event session.
+/// (labels ignored), or `prompts`, each scored alone by the bundle's
+/// prompt head (text only: a bare prompt has no behaviour to read).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ScoreRequest {
     /// Sessions to score.
@@ -91,6 +93,8 @@ pub struct ParsedRequest {
     pub sessions: Vec<Session>,
     /// Return embeddings.
     pub return_embedding: bool,
+    /// Built from bare `prompts`: scored by the bundle's prompt head.
+    pub prompt_only: bool,
 }
 
 /// Account id given to sessions built from the `prompts` shortcut.
@@ -105,6 +109,7 @@ pub fn parse_score_request(body: &[u8], max_sessions: usize) -> Result<ParsedReq
         json_error(e.into_inner(), &path)
     })?;
     de.end().map_err(|e| json_error(e, "."))?;
+    let prompt_only = request.prompts.is_some();
     let sessions =
         match (request.sessions, request.prompts) {
             (Some(_), Some(_)) => {
@@ -122,6 +127,7 @@ pub fn parse_score_request(body: &[u8], max_sessions: usize) -> Result<ParsedReq
     Ok(ParsedRequest {
         sessions,
         return_embedding: request.return_embedding,
+        prompt_only,
     })
 }
 
@@ -177,23 +183,12 @@ fn prompt_sessions(prompts: Vec<String>, max: usize) -> Result<Vec<Session>, Api
                     "field `prompts[{i}]`: must not be empty"
                 )));
             }
-            Ok(Session {
-                session_id: format!("prompt-{i}"),
-                account_id: PROMPT_ACCOUNT.into(),
-                label: None,
-                campaign_id: None,
-                archetype: None,
-                account: None,
-                events: vec![Event {
-                    ts: now,
-                    prompt,
-                    ip: None,
-                    asn: None,
-                    user_agent: None,
-                    model: None,
-                    response_tokens: None,
-                }],
-            })
+            Ok(prompt_session(
+                format!("prompt-{i}"),
+                PROMPT_ACCOUNT.into(),
+                prompt,
+                now,
+            ))
         })
         .collect()
 }

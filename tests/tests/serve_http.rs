@@ -485,16 +485,32 @@ fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
     assert_eq!(status, 200, "{body}");
     let r = &body["results"][0];
     assert_eq!(r["session_id"], "prompt-0");
-    assert_eq!(r["embedding"].as_array().unwrap().len(), 32);
+    let embedding: Vec<f32> = r["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(embedding.len(), 32);
+    // Scored by the bundle's prompt head from the embedding alone.
+    let head = models::tiny::tiny_prompt_head(32);
+    let want = f64::from(head.score(&embedding));
+    assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-6, "{r}");
+    assert_eq!(r["threshold"].as_f64().unwrap(), 0.5);
+    assert!(
+        r["reasons"][0].as_str().unwrap().starts_with("prompt-only"),
+        "{r}"
+    );
 
-    // Metrics saw the work, and the drift window holds every score.
+    // Metrics saw the work, and the drift window holds every session
+    // score (a prompt-only score is another distribution: it stays out).
     assert_eq!(
         counter(&server.url, "distill_guard_sessions_scored_total"),
         97.0
     );
     assert_eq!(
         counter(&server.url, "distill_guard_score_psi_sessions"),
-        97.0
+        96.0
     );
     // The tiny model's scores crowd a few of the reference's even deciles.
     let psi = counter(&server.url, "distill_guard_score_psi");
@@ -988,4 +1004,26 @@ fn the_campaign_map_answers_for_mapped_accounts_and_reloads_with_the_bundle() {
         body["error"].as_str().unwrap().contains("map.json"),
         "{body}"
     );
+}
+
+#[test]
+fn bare_prompts_need_a_prompt_head_and_sessions_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    std::fs::remove_file(bundle.join("prompt_head.json")).unwrap();
+    let server = Server::start_ready(&bundle, &[]);
+    let (status, body) = post(
+        &server.url,
+        "/v1/score",
+        r#"{"prompts": ["Solve step by step: what is 17 * 23?"]}"#,
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error_type"], "validation", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("prompt head"),
+        "{body}"
+    );
+    let (status, body) = post(&server.url, "/v1/score", &score_body(&sessions(2)), None);
+    assert_eq!(status, 200, "{body}");
 }

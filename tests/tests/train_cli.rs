@@ -151,6 +151,13 @@ fn main_job_then_score_cluster_and_eval_reports() {
         log.contains("low-and-slow campaign accounts caught"),
         "{log}"
     );
+    // The prompt head ranks the validation file's single prompts.
+    let head = read_json(&bundle.join("prompt_head.json"));
+    assert!(
+        head["validation"]["roc_auc"].as_f64().unwrap() > 0.5,
+        "{head}"
+    );
+    assert!(head["train_prompts"].as_u64().unwrap() > 0, "{head}");
     let metadata = read_json(&bundle.join("metadata.json"));
     let test = &metadata["test_metrics"]["evaluation"];
     assert_eq!(test["file"], path(&data.join("test.jsonl")));

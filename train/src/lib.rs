@@ -17,6 +17,7 @@ pub mod fit;
 pub mod metrics;
 pub mod precision_check;
 pub mod progress;
+pub mod prompt_head;
 pub mod report;
 pub mod score;
 pub mod verdicts;

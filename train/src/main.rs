@@ -13,6 +13,7 @@ use datasets::{
     DataError, JsonlWriter, Session,
 };
 use models::account_model::{AccountVerdict, ACCOUNT_MODEL_FILE};
+use models::prompt_head::PROMPT_HEAD_FILE;
 use models::{
     bundle::{Bundle, BundleMetadata, METADATA_FILE},
     device::parse_device,
@@ -29,6 +30,7 @@ use train::{
     cross_fit::{out_of_fold_scores, CrossFitConfig},
     fit::{fit, FitConfig, TrainLayers},
     precision_check::{self, check_precisions, ContractLimits},
+    prompt_head::{fit_prompt_head, PromptHeadConfig},
     report::{self, evaluate_file, EvalOptions, EvalReport},
     score::{score_all, score_sessions, ScoreOptions},
     verdicts::judge_window,
@@ -86,6 +88,11 @@ enum Command {
     /// the `flag` and `review` thresholds chosen on the validation file's
     /// accounts, and save it into the bundle (`account_model.json`).
     Accounts(AccountsArgs),
+    /// Fit a bundle's prompt head: the scorer of bare prompts (`serve`'s
+    /// `{"prompts": [...]}`), a logistic regression on the encoder's
+    /// embedding of single prompts of the training file, its threshold on
+    /// the validation file's (`prompt_head.json`, serve/README.md).
+    PromptHead(PromptHeadArgs),
     /// Evaluation report of a bundle on a labeled sessions file:
     /// report.html, report.md, metrics.json, scores, clusters, accounts.
     Eval(EvalArgs),
@@ -546,6 +553,55 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
 }
 
 #[derive(Args, Clone)]
+struct PromptHeadArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labeled sessions whose prompts the head is fitted on.
+    #[arg(long, default_value = "data/default/train.jsonl")]
+    train: PathBuf,
+    /// Labeled sessions whose prompts set the threshold.
+    #[arg(long, default_value = "data/default/validation.jsonl")]
+    validation: PathBuf,
+    /// Prompts taken from each session, evenly spaced over it.
+    #[arg(long, default_value_t = PromptHeadConfig::default().prompts_per_session)]
+    prompts_per_session: usize,
+    /// Benign validation prompt false-positive rate of the threshold.
+    #[arg(long, default_value_t = PromptHeadConfig::default().target_fpr)]
+    target_fpr: f64,
+    /// L2 penalty of the logistic regression.
+    #[arg(long, default_value_t = PromptHeadConfig::default().alpha)]
+    alpha: f64,
+}
+
+fn run_prompt_head(args: &PromptHeadArgs) -> Result<()> {
+    let bundle = args.model.load()?;
+    let config = PromptHeadConfig {
+        prompts_per_session: args.prompts_per_session,
+        target_fpr: args.target_fpr,
+        alpha: args.alpha,
+        batch_size: args.model.batch_size,
+        ..PromptHeadConfig::default()
+    };
+    let train = train::data::read_labeled(&args.train)?;
+    let validation = train::data::read_labeled(&args.validation)?;
+    let head = fit_prompt_head(&bundle, &train, &validation, &config)?;
+    head.save(&bundle.dir)?;
+    let v = &head.validation;
+    println!(
+        "prompt head: {} training prompts; validation prompts {}: ROC-AUC {:.4}, threshold {:.6}, benign prompt FPR {:.4} (target {}), extraction prompts caught {:.4}; saved in {}",
+        head.train_prompts,
+        v.prompts,
+        v.roc_auc,
+        head.threshold,
+        v.fpr,
+        v.target_fpr,
+        v.recall,
+        bundle.dir.join(PROMPT_HEAD_FILE).display()
+    );
+    Ok(())
+}
+
+#[derive(Args, Clone)]
 struct FitArgs {
     /// Training sessions file [default: data/default/train.jsonl; `run`
     /// trains on the split it builds and refuses this flag].
@@ -996,6 +1052,7 @@ fn main() -> Result<()> {
         }
         Command::Compare(args) => run_compare(&args),
         Command::Accounts(args) => run_accounts(&args),
+        Command::PromptHead(args) => run_prompt_head(&args),
         Command::Eval(args) => run_eval(&args).map(|_| ()),
         Command::CheckPrecision(args) => run_check_precision(&args),
         Command::Run(run) => {
@@ -1047,6 +1104,14 @@ fn main() -> Result<()> {
                 train_scores,
                 evidence,
                 features_out: None,
+            })?;
+            run_prompt_head(&PromptHeadArgs {
+                model: model.clone(),
+                train: fit.train_file(),
+                validation: fit.validation_file(),
+                prompts_per_session: PromptHeadConfig::default().prompts_per_session,
+                target_fpr: PromptHeadConfig::default().target_fpr,
+                alpha: PromptHeadConfig::default().alpha,
             })?;
             let report = run_eval(&EvalArgs {
                 model,
