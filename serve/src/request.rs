@@ -8,13 +8,14 @@ use chrono::Utc;
 use datasets::Session;
 use models::prompt_head::prompt_session;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
 /// Body of `POST /v1/score`: `sessions` in the shape of the data contract
 /// (labels ignored), or `prompts`, each scored alone by the bundle's
 /// prompt head (text only: a bare prompt has no behaviour to read).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ScoreRequest {
     /// Sessions to score.
     #[serde(default)]
@@ -28,7 +29,7 @@ pub struct ScoreRequest {
 }
 
 /// Which model scored a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ModelRef {
     /// Bundle name.
     pub name: String,
@@ -37,7 +38,7 @@ pub struct ModelRef {
 }
 
 /// One scored session of a response, in request order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionResult {
     /// The session's id (`prompt-N` for the N-th prompt of the shortcut).
     pub session_id: String,
@@ -61,7 +62,7 @@ pub struct SessionResult {
 }
 
 /// What the campaign map says about a session's account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AccountResult {
     /// The account.
     pub account_id: String,
@@ -80,7 +81,7 @@ pub struct AccountResult {
 }
 
 /// Body of a successful `POST /v1/score`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScoreResponse {
     /// One result per session, in request order.
     pub results: Vec<SessionResult>,

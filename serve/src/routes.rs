@@ -20,19 +20,17 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     config::ServeConfig,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     infer::{Admission, Infer},
     metrics,
     model::{ModelSlot, Reloader},
     queue::Queue,
-    request::{json_error, parse_score_request, ScoreResponse},
+    request::{json_error, parse_score_request, ModelRef, ScoreRequest, ScoreResponse},
 };
-
-/// The OpenAPI document served at `GET /openapi.json`.
-pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Shared state of the handlers.
 pub struct AppState {
@@ -197,6 +195,24 @@ fn finish<T: Serialize>(
     }
 }
 
+/// Score sessions, or bare prompts with the bundle's prompt head.
+#[utoipa::path(
+    post,
+    path = "/v1/score",
+    request_body = ScoreRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One result per session, in request order", body = ScoreResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Valid JSON that breaks the contract (the message names the session and field), or bare prompts for a bundle without a prompt head", body = ErrorBody),
+        (status = 429, description = "Too many requests in flight", body = ErrorBody),
+        (status = 500, description = "The model failed on the batch", body = ErrorBody),
+        (status = 503, description = "No model loaded, or the worker is down", body = ErrorBody),
+        (status = 504, description = "Not scored within the request timeout", body = ErrorBody),
+    )
+)]
 async fn score(
     State(state): State<Arc<AppState>>,
     Extension(admission): Extension<Arc<Admission>>,
@@ -217,13 +233,42 @@ async fn score(
 }
 
 /// Body of `POST /admin/reload` (optional).
-#[derive(Debug, Default, Deserialize)]
-struct ReloadRequest {
-    /// Bundle directory to load instead of the one served now.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReloadRequest {
+    /// Bundle directory to load instead of the one served now (under
+    /// `--bundle-root`).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     model_dir: Option<PathBuf>,
 }
 
+/// Body of a successful `POST /admin/reload`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// `reloaded`.
+    status: &'static str,
+    /// The model now served.
+    model: ModelRef,
+    /// Its bundle directory.
+    #[schema(value_type = Option<String>)]
+    model_dir: Option<PathBuf>,
+}
+
+/// Load a bundle from disk and swap it in; the old one keeps serving when
+/// the load fails.
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    request_body(content = Option<ReloadRequest>, description = "Optional: the bundle directory to load"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reloaded", body = Reloaded),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Admin routes are off on this address, or the directory is outside the bundle root", body = ErrorBody),
+        (status = 422, description = "The bundle cannot be loaded", body = ErrorBody),
+    )
+)]
 async fn reload(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -242,21 +287,59 @@ async fn reload(
     finish(
         "reload",
         started,
-        result.map(|model| json!({"status": "reloaded", "model": model, "model_dir": state.slot.current_dir()})),
+        result.map(|model| Reloaded {
+            status: "reloaded",
+            model,
+            model_dir: state.slot.current_dir(),
+        }),
     )
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// Body of `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    status: &'static str,
 }
 
+/// Liveness: answers while the process runs.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "Alive", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Body of `GET /ready` when a model serves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    status: &'static str,
+    /// The model served.
+    model: ModelRef,
+}
+
+/// Readiness: a model is loaded and the worker runs.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready, with the reason", body = ErrorBody),
+    )
+)]
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     match state.infer.readiness() {
-        Ok(model) => Json(json!({"status": "ready", "model": model.model_ref})).into_response(),
+        Ok(model) => Json(Ready {
+            status: "ready",
+            model: model.model_ref.clone(),
+        })
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }
 
+/// Model metadata (bundle, thresholds, validation and test metrics),
+/// limits, batching settings and the current load.
+#[utoipa::path(get, path = "/info", responses((status = 200, description = "Server, model, limits, batching and load", body = Object)))]
 async fn info(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let c = &state.config;
     let model = state.slot.current().map(|m| {
@@ -305,6 +388,8 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     }))
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
     metrics::score_drift(state.slot.current().as_deref());
     state.metrics.run_upkeep();
@@ -318,15 +403,36 @@ async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        OPENAPI,
-    )
-        .into_response()
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The API's OpenAPI document, generated from the handlers and types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "distill-guard serve",
+        description = "Scores prompt sessions for distillation (capability-extraction) traffic. Errors are `{\"error\", \"error_type\"}` with the status. Every response carries `x-request-id`."
+    ),
+    paths(score, reload, health, ready, info, prometheus, openapi),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token scheme the scoring and admin routes use.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
@@ -358,7 +464,8 @@ mod tests {
 
     #[test]
     fn the_openapi_document_lists_every_route() {
-        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         for route in [
             "/v1/score",

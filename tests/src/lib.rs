@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzz;
+pub mod openapi;
 
 use std::path::PathBuf;
 use std::process::Command;

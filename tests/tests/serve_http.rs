@@ -9,7 +9,10 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -114,10 +117,30 @@ fn reply(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     (status, body)
 }
 
+/// The OpenAPI document the servers of this build serve (one for all).
+static OPENAPI: OnceLock<Value> = OnceLock::new();
+
+/// Panics unless the response conforms to the server's OpenAPI document.
+fn conforms(url: &str, method: &str, path: &str, reply: (u16, Value)) -> (u16, Value) {
+    let doc = OPENAPI.get_or_init(|| {
+        let text = agent()
+            .get(&format!("{url}/openapi.json"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    });
+    if let Err(e) = e2e::openapi::check_response(doc, method, path, reply.0, &reply.1) {
+        panic!("{e}");
+    }
+    reply
+}
+
 fn get(url: &str, path: &str) -> (u16, Value) {
     match agent().get(&format!("{url}{path}")).call() {
         Err(ureq::Error::Transport(_)) => (0, Value::Null),
-        r => reply(r),
+        r => conforms(url, "get", path, reply(r)),
     }
 }
 
@@ -128,7 +151,7 @@ fn post(url: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Value) 
     if let Some(t) = token {
         request = request.set("authorization", &format!("Bearer {t}"));
     }
-    reply(request.send_string(body))
+    conforms(url, "post", path, reply(request.send_string(body)))
 }
 
 /// Sessions of 1-6 real prompts each, with varied metadata.

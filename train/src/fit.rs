@@ -41,7 +41,7 @@ use tracing::info;
 
 use crate::{
     data::LabeledSplit,
-    metrics::{average_precision, roc_auc, threshold_for_fpr, Confusion},
+    metrics::{average_precision, benign_scores, roc_auc, threshold_for_fpr, Confusion},
     warm_start::{self, WarmStart},
 };
 
@@ -543,15 +543,27 @@ fn training_data(
     Ok((train, Some(file)))
 }
 
-/// Fine-tunes, picks the threshold and writes the bundle.
-pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
-    config.check()?;
-    let warm = config
-        .init_from
-        .as_deref()
-        .map(warm_start::load)
-        .transpose()?;
-    let files = model_files(config, warm.as_ref())?;
+/// Everything a fit reads before training: the model's shape, the data,
+/// the feature normaliser, and the model with its starting weights.
+struct Prepared {
+    warm: Option<WarmStart>,
+    bert: BertConfig,
+    head: HeadConfig,
+    tokenizer: SessionTokenizer,
+    train: LabeledSplit,
+    replay_file: Option<DataFile>,
+    validation: LabeledSplit,
+    norm: FeatureNormalizer,
+    varmap: VarMap,
+    model: SessionClassifier,
+}
+
+/// The encoder and head configs, checked against the flags.
+fn checked_configs(
+    config: &FitConfig,
+    warm: Option<&WarmStart>,
+) -> Result<(ModelFiles, BertConfig, HeadConfig)> {
+    let files = model_files(config, warm)?;
     let bert = BertConfig::from_file(&files.config)?;
     if let TrainLayers::Top(k) = config.train_layers {
         if k == 0 || k > bert.num_hidden_layers {
@@ -562,7 +574,7 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             );
         }
     }
-    let head = head_config(config, warm.as_ref());
+    let head = head_config(config, warm);
     if head.max_tokens > bert.max_position_embeddings {
         bail!(
             "--max-tokens {}: the model has {} position embeddings",
@@ -570,13 +582,24 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             bert.max_position_embeddings
         );
     }
+    Ok((files, bert, head))
+}
+
+/// Reads the configs and data, fits (or keeps) the normaliser, seeds the
+/// random draws and builds the model with its starting weights.
+fn prepare(config: &FitConfig, device: &Device) -> Result<Prepared> {
+    let warm = config
+        .init_from
+        .as_deref()
+        .map(warm_start::load)
+        .transpose()?;
+    let (files, bert, head) = checked_configs(config, warm.as_ref())?;
     let tokenizer =
         SessionTokenizer::from_file(&files.tokenizer, head.max_tokens, head.max_prompts)?;
     let (train, replay_file) = training_data(config, &tokenizer)?;
     let validation = LabeledSplit::load(&config.validation, &tokenizer, None)?;
-    let train_pos = train.positives();
-    let n_pos = train_pos.iter().filter(|&&p| p).count();
-    if n_pos == 0 || n_pos == train_pos.len() {
+    let n_pos = train.positives().iter().filter(|&&p| p).count();
+    if n_pos == 0 || n_pos == train.labels.len() {
         bail!(
             "{}: training needs both benign and extraction sessions",
             config.train.display()
@@ -601,111 +624,246 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
         load_into(&varmap, &files.weights, |n| n.starts_with(HEAD_PREFIX))?;
         init_head(&varmap, config.seed)?;
     }
+    Ok(Prepared {
+        warm,
+        bert,
+        head,
+        tokenizer,
+        train,
+        replay_file,
+        validation,
+        norm,
+        varmap,
+        model,
+    })
+}
 
-    std::fs::create_dir_all(&config.run_dir)
-        .with_context(|| format!("creating {}", config.run_dir.display()))?;
-    let fingerprint = fingerprint(config, &train, &validation, replay_file.as_ref())?;
-    let last_ckpt = config.run_dir.join("last.safetensors");
-    let best_ckpt = config.run_dir.join("best.safetensors");
-    let mut state = RunState {
-        fingerprint: fingerprint.clone(),
+/// A fresh run state, or with `--resume` the saved one (its last weights
+/// loaded), refused when it was made with other data or settings.
+fn start_or_resume(config: &FitConfig, fingerprint: String, varmap: &VarMap) -> Result<RunState> {
+    let fresh = RunState {
+        fingerprint,
         epochs_done: 0,
         best_pr_auc: f64::NEG_INFINITY,
         best_epoch: 0,
         bad_epochs: 0,
         history: Vec::new(),
     };
-    if config.resume {
-        let text = std::fs::read_to_string(config.run_dir.join("state.json"))
-            .with_context(|| format!("--resume: no run state in {}", config.run_dir.display()))?;
-        let saved: RunState = serde_json::from_str(&text)?;
-        if saved.fingerprint != fingerprint {
-            bail!(
-                "--resume: {} was made with other data or settings",
-                config.run_dir.display()
-            );
+    if !config.resume {
+        return Ok(fresh);
+    }
+    let text = std::fs::read_to_string(config.run_dir.join("state.json"))
+        .with_context(|| format!("--resume: no run state in {}", config.run_dir.display()))?;
+    let saved: RunState = serde_json::from_str(&text)?;
+    if saved.fingerprint != fresh.fingerprint {
+        bail!(
+            "--resume: {} was made with other data or settings",
+            config.run_dir.display()
+        );
+    }
+    load_into(varmap, &config.run_dir.join(LAST_CHECKPOINT), |_| false)?;
+    info!(epochs_done = saved.epochs_done, "resuming");
+    Ok(saved)
+}
+
+/// Weights after the last epoch, in the run directory.
+const LAST_CHECKPOINT: &str = "last.safetensors";
+/// Weights of the best epoch, in the run directory.
+const BEST_CHECKPOINT: &str = "best.safetensors";
+
+/// The optimisers of the trainable head and encoder variables.
+struct Optimizers {
+    head: FusedAdamW,
+    encoder: FusedAdamW,
+    trainable: Vec<Var>,
+}
+
+impl Optimizers {
+    fn new(varmap: &VarMap, config: &FitConfig, num_layers: usize) -> Result<Self> {
+        let mut head_vars: Vec<Var> = Vec::new();
+        let mut encoder_vars: Vec<Var> = Vec::new();
+        for (name, var) in varmap
+            .data()
+            .lock()
+            .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?
+            .iter()
+            .filter(|(name, _)| trainable(name, config.train_layers, num_layers))
+        {
+            if name.starts_with(HEAD_PREFIX) {
+                head_vars.push(var.clone());
+            } else {
+                encoder_vars.push(var.clone());
+            }
         }
-        load_into(&varmap, &last_ckpt, |_| false)?;
-        info!(epochs_done = saved.epochs_done, "resuming");
-        state = saved;
+        let trainable: Vec<Var> = head_vars.iter().chain(&encoder_vars).cloned().collect();
+        let params = |lr: f64| ParamsAdamW {
+            lr,
+            weight_decay: config.weight_decay,
+            ..Default::default()
+        };
+        Ok(Optimizers {
+            head: FusedAdamW::new(head_vars, params(config.head_learning_rate))?,
+            encoder: FusedAdamW::new(encoder_vars, params(config.learning_rate))?,
+            trainable,
+        })
     }
 
-    let num_layers = bert.num_hidden_layers;
-    let mut head_vars: Vec<Var> = Vec::new();
-    let mut encoder_vars: Vec<Var> = Vec::new();
-    for (name, var) in varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?
-        .iter()
-        .filter(|(name, _)| trainable(name, config.train_layers, num_layers))
-    {
-        if name.starts_with(HEAD_PREFIX) {
-            head_vars.push(var.clone());
+    /// Sets both learning rates to their base times `factor`.
+    fn schedule(&mut self, config: &FitConfig, factor: f64) {
+        self.head
+            .set_learning_rate(config.head_learning_rate * factor);
+        self.encoder
+            .set_learning_rate(config.learning_rate * factor);
+    }
+
+    /// Clips the gradients of `loss` and steps both optimisers.
+    fn step(&mut self, loss: &Tensor, max_grad_norm: f64) -> Result<()> {
+        let mut grads = loss.backward()?;
+        clip_gradients(&mut grads, &self.trainable, max_grad_norm)?;
+        self.head.step(&grads)?;
+        self.encoder.step(&grads)?;
+        Ok(())
+    }
+}
+
+/// The training split's inputs, labels and per-session loss weights.
+struct TrainingBatches<'a> {
+    inputs: SplitInputs<'a>,
+    labels: Tensor,
+    weights: Tensor,
+}
+
+impl<'a> TrainingBatches<'a> {
+    fn new(inputs: SplitInputs<'a>, config: &FitConfig, device: &Device) -> Result<Self> {
+        let labels = &inputs.split.labels;
+        let n_pos = labels.iter().filter(|&&l| l > 0.5).count();
+        let pos_weight = if config.class_weighting {
+            (labels.len() - n_pos) as f64 / n_pos as f64
         } else {
-            encoder_vars.push(var.clone());
-        }
-    }
-    let all_trainable: Vec<Var> = head_vars.iter().chain(&encoder_vars).cloned().collect();
-    let params = |lr: f64| ParamsAdamW {
-        lr,
-        weight_decay: config.weight_decay,
-        ..Default::default()
-    };
-    let mut head_opt = FusedAdamW::new(head_vars, params(config.head_learning_rate))?;
-    let mut encoder_opt = FusedAdamW::new(encoder_vars, params(config.learning_rate))?;
-
-    let start_layer = match config.train_layers {
-        TrainLayers::All => None,
-        TrainLayers::Top(k) => Some(num_layers - k),
-        TrainLayers::HeadOnly => Some(num_layers),
-    };
-    let cache_for = |split: &LabeledSplit, what: &str| -> Result<Option<FrozenCache>> {
-        start_layer
-            .map(|l| build_cache(&model.encoder, &tokenizer, &split.encoded, l, device, what))
-            .transpose()
-    };
-    let train_inputs = SplitInputs {
-        split: &train,
-        features: norm.tensor(&train.features, device)?,
-        cache: cache_for(&train, "caching frozen layers (train)")?,
-    };
-    let validation_inputs = SplitInputs {
-        split: &validation,
-        features: norm.tensor(&validation.features, device)?,
-        cache: cache_for(&validation, "caching frozen layers (validation)")?,
-    };
-    let runner = Runner {
-        model: &model,
-        tokenizer: &tokenizer,
-        device,
-    };
-
-    let pos_weight = if config.class_weighting {
-        (train_pos.len() - n_pos) as f64 / n_pos as f64
-    } else {
-        1.0
-    };
-    let labels = Tensor::from_vec(train.labels.clone(), train.labels.len(), device)?;
-    let weights_all = Tensor::from_vec(
-        train
-            .labels
+            1.0
+        };
+        let weights: Vec<f32> = labels
             .iter()
             .map(|&l| if l > 0.5 { pos_weight as f32 } else { 1.0 })
-            .collect::<Vec<_>>(),
-        train.labels.len(),
-        device,
-    )?;
-    let steps_per_epoch = train.sessions.len().div_ceil(config.batch_size);
+            .collect();
+        Ok(TrainingBatches {
+            labels: Tensor::from_vec(labels.clone(), labels.len(), device)?,
+            weights: Tensor::from_vec(weights, labels.len(), device)?,
+            inputs,
+        })
+    }
+
+    /// The weighted loss of the sessions `idx` in training mode.
+    fn loss(&self, runner: &Runner, idx: &[usize]) -> Result<Tensor> {
+        let logits = runner.logits(&self.inputs, idx, Mode::Train)?;
+        let idx_t = Tensor::from_vec(
+            idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            idx.len(),
+            runner.device,
+        )?;
+        Ok(weighted_bce(
+            &logits,
+            &self.labels.index_select(&idx_t, 0)?,
+            &self.weights.index_select(&idx_t, 0)?,
+        )?)
+    }
+}
+
+/// One pass over the training sessions in `order`: the mean loss and the
+/// sessions per second.
+fn train_epoch(
+    config: &FitConfig,
+    runner: &Runner,
+    batches: &TrainingBatches,
+    optimizers: &mut Optimizers,
+    order: &[usize],
+    epoch: usize,
+) -> Result<(f64, f64)> {
+    let steps_per_epoch = order.len().div_ceil(config.batch_size);
     let total_steps = steps_per_epoch * config.epochs;
-    let validation_pos = validation.positives();
+    let bar = crate::progress::bar(
+        steps_per_epoch as u64,
+        &format!("epoch {}/{}", epoch + 1, config.epochs),
+    );
+    let started = std::time::Instant::now();
+    let mut loss_sum = 0f64;
+    for (step, idx) in order.chunks(config.batch_size).enumerate() {
+        let global = epoch * steps_per_epoch + step;
+        optimizers.schedule(
+            config,
+            schedule(global, total_steps, config.warmup_fraction),
+        );
+        let loss = batches.loss(runner, idx)?;
+        let loss_value = f64::from(loss.to_scalar::<f32>()?);
+        if !loss_value.is_finite() {
+            bail!(
+                "training diverged at epoch {} step {step}: loss {loss_value}",
+                epoch + 1
+            );
+        }
+        optimizers.step(&loss, config.max_grad_norm)?;
+        loss_sum += loss_value;
+        bar.set_message(format!(
+            "loss {:.4} {:.1} sessions/s",
+            loss_sum / (step + 1) as f64,
+            ((step + 1) * config.batch_size) as f64 / started.elapsed().as_secs_f64()
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let throughput = order.len() as f64 / started.elapsed().as_secs_f64();
+    Ok((loss_sum / steps_per_epoch as f64, throughput))
+}
+
+/// Records an epoch's validation result: a better PR-AUC saves the best
+/// checkpoint (and returns true); the last checkpoint and the run state
+/// are saved after every epoch.
+fn finish_epoch(
+    config: &FitConfig,
+    varmap: &VarMap,
+    state: &mut RunState,
+    record: EpochRecord,
+) -> Result<bool> {
+    let pr_auc = record.validation.pr_auc.unwrap_or(0.0);
+    let improved = pr_auc > state.best_pr_auc + 1e-6;
+    if improved {
+        state.best_pr_auc = pr_auc;
+        state.best_epoch = record.epoch;
+        state.bad_epochs = 0;
+        varmap.save(config.run_dir.join(BEST_CHECKPOINT))?;
+    } else {
+        state.bad_epochs += 1;
+    }
+    varmap.save(config.run_dir.join(LAST_CHECKPOINT))?;
+    state.epochs_done = record.epoch;
+    state.history.push(record);
+    save_state(&config.run_dir, state)?;
+    Ok(improved)
+}
+
+/// The epochs left (early stopping on validation PR-AUC). Returns the best
+/// epoch's validation scores when that epoch ran in this process.
+fn run_epochs(
+    config: &FitConfig,
+    prepared: &Prepared,
+    runner: &Runner,
+    state: &mut RunState,
+    validation: &SplitInputs,
+    device: &Device,
+) -> Result<Option<Vec<f32>>> {
+    let train = &prepared.train;
+    let inputs = split_inputs(config, prepared, train, runner, device, "train")?;
+    let batches = TrainingBatches::new(inputs, config, device)?;
+    let mut optimizers =
+        Optimizers::new(&prepared.varmap, config, prepared.bert.num_hidden_layers)?;
+    let validation_pos = prepared.validation.positives();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     // Keep shuffles identical on resume: replay the skipped epochs' draws.
     let mut order: Vec<usize> = (0..train.sessions.len()).collect();
     for _ in 0..state.epochs_done {
         order.shuffle(&mut rng);
     }
-    let mut best_scores: Option<Vec<f32>> = None;
+    let mut best_scores = None;
     for epoch in state.epochs_done..config.epochs {
         if state.bad_epochs >= config.patience && epoch > 0 {
             info!(
@@ -715,112 +873,93 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             break;
         }
         order.shuffle(&mut rng);
-        let bar = crate::progress::bar(
-            steps_per_epoch as u64,
-            &format!("epoch {}/{}", epoch + 1, config.epochs),
-        );
-        let started = std::time::Instant::now();
-        let mut loss_sum = 0f64;
-        for (step, idx) in order.chunks(config.batch_size).enumerate() {
-            let global = epoch * steps_per_epoch + step;
-            let factor = schedule(global, total_steps, config.warmup_fraction);
-            head_opt.set_learning_rate(config.head_learning_rate * factor);
-            encoder_opt.set_learning_rate(config.learning_rate * factor);
-            let logits = runner.logits(&train_inputs, idx, Mode::Train)?;
-            let idx_t = Tensor::from_vec(
-                idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                idx.len(),
-                device,
-            )?;
-            let loss = weighted_bce(
-                &logits,
-                &labels.index_select(&idx_t, 0)?,
-                &weights_all.index_select(&idx_t, 0)?,
-            )?;
-            let loss_value = f64::from(loss.to_scalar::<f32>()?);
-            if !loss_value.is_finite() {
-                bail!(
-                    "training diverged at epoch {} step {step}: loss {loss_value}",
-                    epoch + 1
-                );
-            }
-            let mut grads = loss.backward()?;
-            clip_gradients(&mut grads, &all_trainable, config.max_grad_norm)?;
-            head_opt.step(&grads)?;
-            encoder_opt.step(&grads)?;
-            loss_sum += loss_value;
-            let done = (step + 1) * config.batch_size;
-            bar.set_message(format!(
-                "loss {:.4} {:.1} sessions/s",
-                loss_sum / (step + 1) as f64,
-                done as f64 / started.elapsed().as_secs_f64()
-            ));
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let throughput = train.sessions.len() as f64 / started.elapsed().as_secs_f64();
-        let scores = runner.score(&validation_inputs)?;
-        let metrics = SplitMetrics::of(&scores, &validation_pos);
+        let (train_loss, sessions_per_second) =
+            train_epoch(config, runner, &batches, &mut optimizers, &order, epoch)?;
+        let scores = runner.score(validation)?;
         let record = EpochRecord {
             epoch: epoch + 1,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            validation: metrics.clone(),
-            sessions_per_second: throughput,
+            train_loss,
+            validation: SplitMetrics::of(&scores, &validation_pos),
+            sessions_per_second,
         };
-        info!(epoch = epoch + 1, loss = record.train_loss, pr_auc = ?metrics.pr_auc, roc_auc = ?metrics.roc_auc, "epoch done");
-        eprintln!(
-            "epoch {}: loss {:.4}, validation PR-AUC {:.4}, ROC-AUC {:.4}, {:.1} sessions/s",
-            epoch + 1,
-            record.train_loss,
-            metrics.pr_auc.unwrap_or(f64::NAN),
-            metrics.roc_auc.unwrap_or(f64::NAN),
-            throughput
-        );
-        let pr_auc = metrics.pr_auc.unwrap_or(0.0);
-        if pr_auc > state.best_pr_auc + 1e-6 {
-            state.best_pr_auc = pr_auc;
-            state.best_epoch = epoch + 1;
-            state.bad_epochs = 0;
-            varmap.save(&best_ckpt)?;
+        log_epoch(&record);
+        if finish_epoch(config, &prepared.varmap, state, record)? {
             best_scores = Some(scores);
-        } else {
-            state.bad_epochs += 1;
         }
-        varmap.save(&last_ckpt)?;
-        state.epochs_done = epoch + 1;
-        state.history.push(record);
-        save_state(&config.run_dir, &state)?;
     }
-    if state.best_epoch == 0 {
-        bail!("no epoch finished: nothing to export");
-    }
-    load_into(&varmap, &best_ckpt, |_| false)?;
-    // The best epoch's validation scores are those of the weights just
-    // loaded, unless that epoch ran before a resume.
-    let validation_scores = match best_scores {
-        Some(scores) => scores,
-        None => runner.score(&validation_inputs)?,
+    Ok(best_scores)
+}
+
+fn log_epoch(record: &EpochRecord) {
+    let m = &record.validation;
+    info!(epoch = record.epoch, loss = record.train_loss, pr_auc = ?m.pr_auc, roc_auc = ?m.roc_auc, "epoch done");
+    eprintln!(
+        "epoch {}: loss {:.4}, validation PR-AUC {:.4}, ROC-AUC {:.4}, {:.1} sessions/s",
+        record.epoch,
+        record.train_loss,
+        m.pr_auc.unwrap_or(f64::NAN),
+        m.roc_auc.unwrap_or(f64::NAN),
+        record.sessions_per_second
+    );
+}
+
+/// A split's model inputs: normalised features and, when bottom layers are
+/// frozen, their cached output.
+fn split_inputs<'a>(
+    config: &FitConfig,
+    prepared: &Prepared,
+    split: &'a LabeledSplit,
+    runner: &Runner,
+    device: &Device,
+    what: &str,
+) -> Result<SplitInputs<'a>> {
+    let num_layers = prepared.bert.num_hidden_layers;
+    let start_layer = match config.train_layers {
+        TrainLayers::All => None,
+        TrainLayers::Top(k) => Some(num_layers - k),
+        TrainLayers::HeadOnly => Some(num_layers),
     };
-    let validation_metrics = SplitMetrics::of(&validation_scores, &validation_pos);
-    let benign: Vec<f32> = validation_scores
-        .iter()
-        .zip(&validation_pos)
-        .filter(|(_, &p)| !p)
-        .map(|(&s, _)| s)
-        .collect();
+    let cache = start_layer
+        .map(|l| {
+            let what = format!("caching frozen layers ({what})");
+            build_cache(
+                &runner.model.encoder,
+                runner.tokenizer,
+                &split.encoded,
+                l,
+                device,
+                &what,
+            )
+        })
+        .transpose()?;
+    Ok(SplitInputs {
+        split,
+        features: prepared.norm.tensor(&split.features, device)?,
+        cache,
+    })
+}
+
+/// The session threshold for `--target-fpr` and cluster propagation's for
+/// `--propagation-fpr`, both on the benign validation scores, with the
+/// confusion at the session threshold.
+fn choose_threshold(
+    config: &FitConfig,
+    scores: &[f32],
+    positive: &[bool],
+) -> Result<(Threshold, Confusion)> {
+    let benign = benign_scores(scores, positive);
     let threshold_value = threshold_for_fpr(&benign, config.target_fpr).with_context(|| {
         format!(
             "{}: no benign sessions to choose a threshold on",
             config.validation.display()
         )
     })?;
-    let confusion = Confusion::at(&validation_scores, &validation_pos, threshold_value);
+    let confusion = Confusion::at(scores, positive, threshold_value);
     // Both thresholds come from the same benign scores, so the looser FPR
     // gives a threshold no higher than the session one (min guards ties).
     let propagation_value = threshold_for_fpr(&benign, config.propagation_fpr)
         .map_or(threshold_value, |t| t.min(threshold_value));
-    let propagation_confusion =
-        Confusion::at(&validation_scores, &validation_pos, propagation_value);
+    let propagation_confusion = Confusion::at(scores, positive, propagation_value);
     let threshold = Threshold {
         threshold: threshold_value,
         target_fpr: config.target_fpr,
@@ -831,23 +970,36 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             target_fpr: config.propagation_fpr,
             validation_fpr: propagation_confusion.false_positive_rate(),
         }),
-        score_reference: ScoreReference::from_scores(&validation_scores, REFERENCE_BINS),
+        score_reference: ScoreReference::from_scores(scores, REFERENCE_BINS),
     };
+    Ok((threshold, confusion))
+}
+
+/// The bundle's provenance: data files, settings, history and validation
+/// numbers.
+fn bundle_metadata(
+    config: &FitConfig,
+    prepared: &Prepared,
+    state: &RunState,
+    validation_metrics: &SplitMetrics,
+    confusion: &Confusion,
+) -> BundleMetadata {
     let name = config
         .out
         .file_name()
         .map_or("bundle".into(), |n| n.to_string_lossy().into_owned());
-    let metadata = BundleMetadata {
+    BundleMetadata {
         name,
         version: env!("CARGO_PKG_VERSION").into(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        base_model: warm
+        base_model: prepared
+            .warm
             .as_ref()
             .map_or_else(|| config.base_model.clone(), |w| w.base_model.clone()),
         data_files: [
-            Some(&train.file),
-            replay_file.as_ref(),
-            Some(&validation.file),
+            Some(&prepared.train.file),
+            prepared.replay_file.as_ref(),
+            Some(&prepared.validation.file),
         ]
         .into_iter()
         .flatten()
@@ -863,16 +1015,66 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
             "confusion_at_threshold": confusion,
         }),
         test_metrics: None,
-        parent: warm.map(|w| w.parent),
+        parent: prepared.warm.as_ref().map(|w| w.parent.clone()),
+    }
+}
+
+/// Fine-tunes, picks the threshold and writes the bundle: preparation,
+/// resume, the epoch loop, threshold choice and export.
+pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
+    config.check()?;
+    let prepared = prepare(config, device)?;
+    std::fs::create_dir_all(&config.run_dir)
+        .with_context(|| format!("creating {}", config.run_dir.display()))?;
+    let fingerprint = fingerprint(
+        config,
+        &prepared.train,
+        &prepared.validation,
+        prepared.replay_file.as_ref(),
+    )?;
+    let mut state = start_or_resume(config, fingerprint, &prepared.varmap)?;
+    let runner = Runner {
+        model: &prepared.model,
+        tokenizer: &prepared.tokenizer,
+        device,
     };
+    let validation = &prepared.validation;
+    let validation_inputs =
+        split_inputs(config, &prepared, validation, &runner, device, "validation")?;
+    let best_scores = run_epochs(
+        config,
+        &prepared,
+        &runner,
+        &mut state,
+        &validation_inputs,
+        device,
+    )?;
+    if state.best_epoch == 0 {
+        bail!("no epoch finished: nothing to export");
+    }
+    load_into(
+        &prepared.varmap,
+        &config.run_dir.join(BEST_CHECKPOINT),
+        |_| false,
+    )?;
+    // The best epoch's validation scores are those of the weights just
+    // loaded, unless that epoch ran before a resume.
+    let validation_scores = match best_scores {
+        Some(scores) => scores,
+        None => runner.score(&validation_inputs)?,
+    };
+    let validation_pos = validation.positives();
+    let validation_metrics = SplitMetrics::of(&validation_scores, &validation_pos);
+    let (threshold, confusion) = choose_threshold(config, &validation_scores, &validation_pos)?;
+    let metadata = bundle_metadata(config, &prepared, &state, &validation_metrics, &confusion);
     let bundle = write_bundle(
         &config.out,
         &BundleParts {
-            varmap: &varmap,
-            bert: &bert,
-            head: &head,
-            tokenizer: &tokenizer,
-            norm: &norm,
+            varmap: &prepared.varmap,
+            bert: &prepared.bert,
+            head: &prepared.head,
+            tokenizer: &prepared.tokenizer,
+            norm: &prepared.norm,
             threshold: &threshold,
             metadata: &metadata,
         },
