@@ -8,7 +8,10 @@ use std::path::Path;
 use datasets::coordination::{AccountEvidence, EvidenceParams, EVIDENCE_NAMES};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ModelError, Result};
+use crate::{
+    bundle::{read_optional_json, save_json_atomic},
+    error::{ModelError, Result},
+};
 
 /// Account model file name inside a bundle.
 pub const ACCOUNT_MODEL_FILE: &str = "account_model.json";
@@ -209,27 +212,16 @@ impl AccountModel {
     /// bundle has none.
     pub fn load(bundle_dir: &Path) -> Result<Option<Self>> {
         let path = bundle_dir.join(ACCOUNT_MODEL_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ModelError::io(&path, e)),
-        };
-        let model: AccountModel = serde_json::from_str(&text).map_err(|e| ModelError::Format {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        model.check(&path)?;
-        Ok(Some(model))
+        let model: Option<AccountModel> = read_optional_json(&path)?;
+        if let Some(m) = &model {
+            m.check(&path)?;
+        }
+        Ok(model)
     }
 
     /// Writes `account_model.json` into a bundle directory atomically.
     pub fn save(&self, bundle_dir: &Path) -> Result<()> {
-        let path = bundle_dir.join(ACCOUNT_MODEL_FILE);
-        let bytes = serde_json::to_vec_pretty(self).expect("the account model serialises");
-        datasets::writer::write_atomic(&path, &bytes).map_err(|e| ModelError::Format {
-            path: path.clone(),
-            message: e.to_string(),
-        })
+        save_json_atomic(&bundle_dir.join(ACCOUNT_MODEL_FILE), self)
     }
 }
 

@@ -173,10 +173,35 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 /// Reads and parses one JSON file of a bundle; errors name the file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::Format {
+    parse_json(path, &text)
+}
+
+/// Reads and parses a JSON file a bundle may lack: `None` when it does not
+/// exist; errors name the file.
+pub fn read_optional_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_json(path, &text).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ModelError::io(path, e)),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| ModelError::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Writes `value` as JSON to `path` atomically: a failed write leaves the
+/// previous file as it was.
+pub fn save_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    let format_error = |message: String| ModelError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| format_error(e.to_string()))?;
+    datasets::writer::write_atomic(path, &bytes).map_err(|e| format_error(e.to_string()))
 }
 
 /// Writes a bundle into `dir`: all files go to a temporary sibling

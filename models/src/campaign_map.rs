@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     account_model::AccountVerdict,
+    bundle::{read_json, save_json_atomic},
     error::{ModelError, Result},
 };
 
@@ -54,11 +55,7 @@ impl CampaignMap {
 
     /// Reads a campaign map file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let map: CampaignMap = serde_json::from_str(&text).map_err(|e| ModelError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let map: CampaignMap = read_json(path)?;
         if map.version != CAMPAIGN_MAP_VERSION {
             return Err(ModelError::Format {
                 path: path.to_path_buf(),
@@ -73,10 +70,6 @@ impl CampaignMap {
 
     /// Writes the map atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).expect("the campaign map serialises");
-        datasets::writer::write_atomic(path, &bytes).map_err(|e| ModelError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        save_json_atomic(path, self)
     }
 }

@@ -14,7 +14,10 @@ use chrono::{DateTime, Utc};
 use datasets::{Event, Session};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ModelError, Result};
+use crate::{
+    bundle::{read_optional_json, save_json_atomic},
+    error::{ModelError, Result},
+};
 
 /// A bare prompt as the encoder sees it: a session of one event at `ts`,
 /// with no account, network, client or response size.
@@ -127,27 +130,16 @@ impl PromptHead {
     /// bundle has none.
     pub fn load(bundle_dir: &Path, embedding_dim: usize) -> Result<Option<Self>> {
         let path = bundle_dir.join(PROMPT_HEAD_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ModelError::io(&path, e)),
-        };
-        let head: PromptHead = serde_json::from_str(&text).map_err(|e| ModelError::Format {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        head.check(&path, embedding_dim)?;
-        Ok(Some(head))
+        let head: Option<PromptHead> = read_optional_json(&path)?;
+        if let Some(h) = &head {
+            h.check(&path, embedding_dim)?;
+        }
+        Ok(head)
     }
 
     /// Writes `prompt_head.json` into a bundle directory atomically.
     pub fn save(&self, bundle_dir: &Path) -> Result<()> {
-        let path = bundle_dir.join(PROMPT_HEAD_FILE);
-        let bytes = serde_json::to_vec_pretty(self).expect("the prompt head serialises");
-        datasets::writer::write_atomic(&path, &bytes).map_err(|e| ModelError::Format {
-            path: path.clone(),
-            message: e.to_string(),
-        })
+        save_json_atomic(&bundle_dir.join(PROMPT_HEAD_FILE), self)
     }
 }
 

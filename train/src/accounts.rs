@@ -10,16 +10,17 @@ use datasets::{
     coordination::{self, AccountEvidence, EvidenceParams, ValidEvidenceParams},
     Label, Session,
 };
-use linfa::{traits::Fit, DatasetBase};
-use linfa_logistic::LogisticRegression;
 use models::account_model::{
     account_feature_names, account_features, AccountModel, AccountOperatingPoint, AccountVerdict,
     ACCOUNT_MODEL_VERSION, NUM_ACCOUNT_FEATURES,
 };
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{benign_scores, threshold_for_fpr, Confusion};
+use crate::{
+    logistic::fit_extraction_logit,
+    metrics::{benign_scores, threshold_for_fpr, Confusion},
+};
 
 /// One account of a scored file.
 #[derive(Debug, Clone)]
@@ -216,26 +217,21 @@ fn regression(rows: &[(&AccountRow, bool)], config: &AccountFitConfig) -> Result
     let x = Array2::from_shape_fn((rows.len(), NUM_ACCOUNT_FEATURES), |(i, j)| {
         f64::from((rows[i].0.features[j] - mean[j]) / scale[j])
     });
-    let y: Array1<usize> = rows.iter().map(|r| usize::from(r.1)).collect();
-    let fitted = LogisticRegression::default()
-        .alpha(config.alpha)
-        .max_iterations(config.max_iterations)
-        .fit(&DatasetBase::new(x, y))
-        .map_err(|e| anyhow!("fitting the account scorer: {e}"))?;
-    // linfa-logistic models the probability of its "positive" class, the
-    // more frequent label; turn it into the probability of extraction.
-    let sign = if fitted.labels().pos.class == 1 {
-        1.0
-    } else {
-        -1.0
-    };
+    let positive: Vec<bool> = rows.iter().map(|r| r.1).collect();
+    let (weights, intercept) = fit_extraction_logit(
+        x,
+        &positive,
+        config.alpha,
+        config.max_iterations,
+        "account scorer",
+    )?;
     Ok(AccountModel {
         version: ACCOUNT_MODEL_VERSION,
         feature_names: account_feature_names(),
         mean,
         scale,
-        weights: fitted.params().iter().map(|&w| (sign * w) as f32).collect(),
-        intercept: (sign * fitted.intercept()) as f32,
+        weights,
+        intercept,
         flag: placeholder_point(),
         review: placeholder_point(),
         evidence: config.evidence.clone(),

@@ -406,16 +406,23 @@ struct EvalArgs {
     cluster: ClusterArgs,
 }
 
+/// The labeled files a bundle's account scorer or prompt head learns from.
+#[derive(Args, Clone)]
+struct LabeledFiles {
+    /// Labeled sessions it is fitted on.
+    #[arg(long, default_value = "data/default/train.jsonl")]
+    train: PathBuf,
+    /// Labeled sessions that set its thresholds.
+    #[arg(long, default_value = "data/default/validation.jsonl")]
+    validation: PathBuf,
+}
+
 #[derive(Args, Clone)]
 struct AccountsArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Labeled sessions whose accounts the scorer is fitted on.
-    #[arg(long, default_value = "data/default/train.jsonl")]
-    train: PathBuf,
-    /// Labeled sessions whose accounts set the thresholds.
-    #[arg(long, default_value = "data/default/validation.jsonl")]
-    validation: PathBuf,
+    #[command(flatten)]
+    files: LabeledFiles,
     /// Benign account false-positive rate of the `flag` verdict.
     #[arg(long, default_value_t = AccountFitConfig::default().flag_fpr)]
     flag_fpr: f64,
@@ -517,14 +524,17 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
         evidence,
         ..AccountFitConfig::default()
     };
-    let validation_rows = rows_of_file(&bundle, &args.validation, &options, &params)?;
+    let validation_rows = rows_of_file(&bundle, &args.files.validation, &options, &params)?;
     let train_rows = match args.fit_on {
         FitOn::Validation => None,
         FitOn::Train => Some(match &args.train_scores {
-            Some(scores) => {
-                rows_of_scored_file(&args.train, scores, bundle.threshold.threshold, &params)?
-            }
-            None => rows_of_file(&bundle, &args.train, &options, &params)?,
+            Some(scores) => rows_of_scored_file(
+                &args.files.train,
+                scores,
+                bundle.threshold.threshold,
+                &params,
+            )?,
+            None => rows_of_file(&bundle, &args.files.train, &options, &params)?,
         }),
     };
     if let Some(dir) = &args.features_out {
@@ -556,12 +566,8 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
 struct PromptHeadArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Labeled sessions whose prompts the head is fitted on.
-    #[arg(long, default_value = "data/default/train.jsonl")]
-    train: PathBuf,
-    /// Labeled sessions whose prompts set the threshold.
-    #[arg(long, default_value = "data/default/validation.jsonl")]
-    validation: PathBuf,
+    #[command(flatten)]
+    files: LabeledFiles,
     /// Prompts taken from each session, evenly spaced over it.
     #[arg(long, default_value_t = PromptHeadConfig::default().prompts_per_session)]
     prompts_per_session: usize,
@@ -582,8 +588,8 @@ fn run_prompt_head(args: &PromptHeadArgs) -> Result<()> {
         batch_size: args.model.batch_size,
         ..PromptHeadConfig::default()
     };
-    let train = train::data::read_labeled(&args.train)?;
-    let validation = train::data::read_labeled(&args.validation)?;
+    let train = train::data::read_labeled(&args.files.train)?;
+    let validation = train::data::read_labeled(&args.files.validation)?;
     let head = fit_prompt_head(&bundle, &train, &validation, &config)?;
     head.save(&bundle.dir)?;
     let v = &head.validation;
@@ -1095,8 +1101,10 @@ fn main() -> Result<()> {
             };
             run_accounts(&AccountsArgs {
                 model: model.clone(),
-                train: fit.train_file(),
-                validation: fit.validation_file(),
+                files: LabeledFiles {
+                    train: fit.train_file(),
+                    validation: fit.validation_file(),
+                },
                 flag_fpr: AccountFitConfig::default().flag_fpr,
                 review_fpr: AccountFitConfig::default().review_fpr,
                 alpha: AccountFitConfig::default().alpha,
@@ -1107,8 +1115,10 @@ fn main() -> Result<()> {
             })?;
             run_prompt_head(&PromptHeadArgs {
                 model: model.clone(),
-                train: fit.train_file(),
-                validation: fit.validation_file(),
+                files: LabeledFiles {
+                    train: fit.train_file(),
+                    validation: fit.validation_file(),
+                },
                 prompts_per_session: PromptHeadConfig::default().prompts_per_session,
                 target_fpr: PromptHeadConfig::default().target_fpr,
                 alpha: PromptHeadConfig::default().alpha,

@@ -5,15 +5,14 @@
 
 use anyhow::{anyhow, bail, Result};
 use datasets::{features::evenly_spaced, Label, Session};
-use linfa::{traits::Fit, DatasetBase};
-use linfa_logistic::LogisticRegression;
 use models::{
     bundle::Bundle,
     prompt_head::{prompt_session, PromptHead, PromptValidation, PROMPT_HEAD_VERSION},
 };
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 
 use crate::{
+    logistic::fit_extraction_logit,
     metrics::{benign_scores, roc_auc, threshold_for_fpr, Confusion},
     progress,
     score::{score_all, ScoreOptions},
@@ -103,21 +102,13 @@ fn regression(
     if extraction == 0 || extraction == positive.len() {
         bail!("the prompt head needs benign and extraction prompts to train on");
     }
-    let y: Array1<usize> = positive.iter().map(|&p| usize::from(p)).collect();
-    let fitted = LogisticRegression::default()
-        .alpha(config.alpha)
-        .max_iterations(config.max_iterations)
-        .fit(&DatasetBase::new(x, y))
-        .map_err(|e| anyhow!("fitting the prompt head: {e}"))?;
-    // linfa-logistic models its more frequent label; turn it into the
-    // probability of extraction.
-    let sign = if fitted.labels().pos.class == 1 {
-        1.0
-    } else {
-        -1.0
-    };
-    let weights = fitted.params().iter().map(|&w| (sign * w) as f32).collect();
-    Ok((weights, (sign * fitted.intercept()) as f32))
+    fit_extraction_logit(
+        x,
+        positive,
+        config.alpha,
+        config.max_iterations,
+        "prompt head",
+    )
 }
 
 /// Fits the prompt head of `bundle` on prompts of the `train` sessions and
@@ -236,7 +227,7 @@ mod tests {
                 } else {
                     (&CHAT, false)
                 };
-                let prompts: Vec<&str> = (0..3).map(|j| pool[(i + j) % pool.len()]).collect();
+                let prompts: Vec<&str> = (0..3).map(|j| pool[(i / 2 + j) % pool.len()]).collect();
                 session(i, &prompts, extraction)
             })
             .collect()
@@ -269,7 +260,11 @@ mod tests {
             &bundle,
             &sessions(40),
             &sessions(20),
-            &PromptHeadConfig::default(),
+            // Eight texts in general position: a light penalty separates them.
+            &PromptHeadConfig {
+                alpha: 1e-3,
+                ..PromptHeadConfig::default()
+            },
         )
         .unwrap();
         assert!(head.validation.roc_auc > 0.9, "{:?}", head.validation);
@@ -277,8 +272,22 @@ mod tests {
             let s = prompt_session("p".into(), "a".into(), prompt.into(), Utc::now());
             head.score(&bundle.score(&[s], 1).unwrap()[0].embedding)
         };
-        let harvest = score("Explain step by step with full reasoning, then the final answer");
-        let chat = score("hey, any tips for dinner with my sister tonight");
-        assert!(harvest > chat, "harvest {harvest} vs chat {chat}");
+        // Bare prompts through the serving path (the head's orientation
+        // and the encoder's one-event input end to end): every harvest
+        // prompt above every chat prompt. A random tiny encoder says nothing
+        // about new wording; the main job measures that on validation
+        // prompts (serve/README.md).
+        let lowest_harvest = HARVEST
+            .iter()
+            .map(|p| score(&format!("{p} (3)")))
+            .fold(f32::INFINITY, f32::min);
+        let highest_chat = CHAT
+            .iter()
+            .map(|p| score(&format!("{p} (3)")))
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert!(
+            lowest_harvest > highest_chat,
+            "harvest {lowest_harvest} vs chat {highest_chat}"
+        );
     }
 }
