@@ -8,6 +8,7 @@
 pub mod asn;
 pub mod build;
 pub mod card;
+pub mod columnar;
 pub mod coordination;
 pub mod error;
 pub mod features;
@@ -20,6 +21,7 @@ pub mod text_similarity;
 pub mod user_agent;
 pub mod writer;
 
+pub use columnar::{ArrowRecord, DataFormat, RecordSink, RecordSource};
 pub use error::{DataError, LineError};
 pub use features::{session_features, FeatureVector, FEATURE_NAMES, NUM_FEATURES};
 pub use reader::{

@@ -35,11 +35,11 @@ pub const KEPT_ERRORS: usize = 20;
 /// Counters a reader keeps while it streams.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadStats {
-    /// Non-blank lines read.
+    /// Non-blank lines (Parquet: rows) read.
     pub lines: u64,
     /// Records returned.
     pub records: u64,
-    /// Lines skipped under [`BadLinePolicy::Skip`].
+    /// Lines (rows) skipped under [`BadLinePolicy::Skip`].
     pub skipped: u64,
     /// The first [`KEPT_ERRORS`] skipped lines' errors.
     pub first_errors: Vec<LineError>,
@@ -71,6 +71,25 @@ impl Record for Session {
     }
 
     const UNIQUE_FIELD: &'static str = "session_id";
+}
+
+/// Validates a decoded record and checks that its unique key (if any) is
+/// not in `seen`, adding it. On failure returns the field path and a
+/// message.
+pub(crate) fn check_record<T: Record>(
+    mut record: T,
+    seen: &mut HashSet<String>,
+) -> Result<T, (String, String)> {
+    record.validate()?;
+    if let Some(key) = record.unique_key() {
+        if !seen.insert(key.to_owned()) {
+            return Err((
+                T::UNIQUE_FIELD.into(),
+                format!("duplicate value {key:?} (must be unique within a file)"),
+            ));
+        }
+    }
+    Ok(record)
 }
 
 /// Iterator over the records of a JSONL stream.
@@ -129,16 +148,13 @@ fn read_prefix(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Opens a sessions file for streaming.
+/// Opens a sessions file (JSONL, gzip JSONL or Parquet, by extension)
+/// for streaming.
 pub fn read_sessions(
     path: &Path,
     policy: BadLinePolicy,
-) -> Result<SessionReader<Box<dyn BufRead + Send>>, DataError> {
-    Ok(JsonlReader::new(
-        open_input(path)?,
-        path.display().to_string(),
-        policy,
-    ))
+) -> Result<crate::RecordSource<Session>, DataError> {
+    crate::RecordSource::open(path, policy)
 }
 
 impl<T: Record, R: BufRead> JsonlReader<T, R> {
@@ -166,6 +182,7 @@ impl<T: Record, R: BufRead> JsonlReader<T, R> {
         LineError {
             file: self.file.clone(),
             line: self.line_no,
+            row_group: None,
             field,
             message,
         }
@@ -178,23 +195,13 @@ impl<T: Record, R: BufRead> JsonlReader<T, R> {
             return Err(self.line_error(None, "a record must be a JSON object".into()));
         }
         let mut de = serde_json::Deserializer::from_str(text);
-        let mut record: T =
+        let record: T =
             serde_path_to_error::deserialize(&mut de).map_err(|e| self.json_error(&e))?;
         de.end().map_err(|e| {
             self.line_error(None, format!("invalid JSON: {}", describe_json_error(&e)))
         })?;
-        record
-            .validate()
-            .map_err(|(field, message)| self.line_error(Some(field), message))?;
-        if let Some(key) = record.unique_key() {
-            if !self.seen.insert(key.to_owned()) {
-                return Err(self.line_error(
-                    Some(T::UNIQUE_FIELD.into()),
-                    format!("duplicate value {key:?} (must be unique within a file)"),
-                ));
-            }
-        }
-        Ok(record)
+        check_record(record, &mut self.seen)
+            .map_err(|(field, message)| self.line_error(Some(field), message))
     }
 
     fn json_error(&self, err: &serde_path_to_error::Error<serde_json::Error>) -> LineError {

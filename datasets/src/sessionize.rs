@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     reader::{JsonlReader, Record},
@@ -18,12 +18,12 @@ use crate::{
 
 /// One line of a gateway's raw request log: the `events[]` fields plus
 /// `account_id` and optionally the `account` object.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawRequest {
     /// The API account that sent the request.
     pub account_id: String,
     /// Account metadata, if the gateway logs it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<Account>,
     /// Request time.
     #[serde(with = "timestamp")]
@@ -31,20 +31,56 @@ pub struct RawRequest {
     /// The user's prompt.
     pub prompt: String,
     /// Client address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
     /// Autonomous system number of `ip`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
     /// Client user agent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// Model queried.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Tokens in the answer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_tokens: Option<u32>,
+}
+
+impl RawRequest {
+    /// The request of `account_id` described by `event`.
+    pub fn new(account_id: String, account: Option<Account>, event: Event) -> Self {
+        RawRequest {
+            account_id,
+            account,
+            ts: event.ts,
+            prompt: event.prompt,
+            ip: event.ip,
+            asn: event.asn,
+            user_agent: event.user_agent,
+            model: event.model,
+            response_tokens: event.response_tokens,
+        }
+    }
+
+    /// Its event fields.
+    pub fn event(&self) -> Event {
+        self.clone().into_parts().2
+    }
+
+    /// Its account id, account object and event fields.
+    pub fn into_parts(self) -> (String, Option<Account>, Event) {
+        let event = Event {
+            ts: self.ts,
+            prompt: self.prompt,
+            ip: self.ip,
+            asn: self.asn,
+            user_agent: self.user_agent,
+            model: self.model,
+            response_tokens: self.response_tokens,
+        };
+        (self.account_id, self.account, event)
+    }
 }
 
 impl Record for RawRequest {
@@ -117,18 +153,14 @@ impl SessionizeArgs {
     }
 }
 
-/// Reads a raw request log (plain or gzip) under `policy` and sessionizes
+/// Reads a raw request log (JSONL, gzip or Parquet) under `policy` and sessionizes
 /// it. Holds the whole log in memory (requests are grouped by account).
 pub fn sessionize_file(
     path: &std::path::Path,
     config: &SessionizeConfig,
     policy: crate::BadLinePolicy,
 ) -> Result<(Vec<Session>, crate::ReadStats), crate::DataError> {
-    let mut reader: RawLogReader<_> = JsonlReader::new(
-        crate::reader::open_input(path)?,
-        path.display().to_string(),
-        policy,
-    );
+    let mut reader = crate::RecordSource::<RawRequest>::open(path, policy)?;
     let mut requests = Vec::new();
     for r in reader.by_ref() {
         requests.push(r?);
@@ -148,19 +180,12 @@ pub fn sessionize(
 ) -> Vec<Session> {
     let mut by_account: BTreeMap<String, (Option<Account>, Vec<Event>)> = BTreeMap::new();
     for r in requests {
-        let entry = by_account.entry(r.account_id).or_default();
-        if r.account.is_some() {
-            entry.0 = r.account;
+        let (account_id, account, event) = r.into_parts();
+        let entry = by_account.entry(account_id).or_default();
+        if account.is_some() {
+            entry.0 = account;
         }
-        entry.1.push(Event {
-            ts: r.ts,
-            prompt: r.prompt,
-            ip: r.ip,
-            asn: r.asn,
-            user_agent: r.user_agent,
-            model: r.model,
-            response_tokens: r.response_tokens,
-        });
+        entry.1.push(event);
     }
     let mut sessions = Vec::new();
     for (account_id, (account, mut events)) in by_account {

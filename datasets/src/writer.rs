@@ -82,7 +82,7 @@ impl JsonlWriter {
 
 /// Makes a finished temporary file readable like any other output, syncs
 /// it and renames it over `path`.
-fn publish(tmp: NamedTempFile, path: &Path) -> Result<(), DataError> {
+pub(crate) fn publish(tmp: NamedTempFile, path: &Path) -> Result<(), DataError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -147,7 +147,7 @@ pub fn replace_dir<E>(
 
 /// A temporary file in `path`'s directory (created if missing), so the
 /// final rename stays on one file system.
-fn temp_beside(path: &Path) -> Result<NamedTempFile, DataError> {
+pub(crate) fn temp_beside(path: &Path) -> Result<NamedTempFile, DataError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

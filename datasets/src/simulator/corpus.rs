@@ -164,6 +164,7 @@ impl Corpora {
                     serde_json::from_str(&line).map_err(|e| crate::error::LineError {
                         file: path.display().to_string(),
                         line: line_no as u64 + 1,
+                        row_group: None,
                         field: None,
                         message: format!("invalid corpus record: {e}"),
                     })?;
