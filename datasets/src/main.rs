@@ -12,9 +12,9 @@ use clap::{Parser, Subcommand};
 use datasets::{
     build::build_dataset,
     reader::BadLinePolicy,
-    sessionize::{sessionize_file, SessionizeArgs, SessionizeConfig},
+    sessionize::{sessionize_file, RawRequest, SessionizeArgs, SessionizeConfig},
     simulator::config::{SimConfig, SplitMode},
-    JsonlWriter,
+    ArrowRecord, RecordSink, RecordSource, Session,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
@@ -49,9 +49,9 @@ enum Command {
     },
     /// Turn a raw request log into sessions.
     Sessionize {
-        /// Raw request log (JSONL, optionally gzip).
+        /// Raw request log (JSONL, optionally gzip, or `.parquet`).
         input: PathBuf,
-        /// Sessions file to write (`.gz` for gzip).
+        /// Sessions file to write (`.gz` for gzip, `.parquet` for Parquet).
         #[arg(long, short)]
         output: PathBuf,
         #[command(flatten)]
@@ -60,7 +60,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BadLinePolicy::Strict)]
         policy: BadLinePolicy,
     },
-    /// Check sessions files against the data contract and print counts.
+    /// Copy a sessions file or a raw request log into another format
+    /// (JSONL, gzip JSONL or Parquet, each chosen by extension).
+    Convert {
+        /// File to read.
+        input: PathBuf,
+        /// File to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The files are raw request logs rather than sessions.
+        #[arg(long)]
+        raw_log: bool,
+        /// What to do with a bad line or row.
+        #[arg(long, value_enum, default_value_t = BadLinePolicy::Strict)]
+        policy: BadLinePolicy,
+    },
+    /// Check sessions files (JSONL or Parquet) against the data contract
+    /// and print counts.
     Validate {
         /// Sessions files.
         #[arg(required = true)]
@@ -126,7 +142,7 @@ fn run_sessionize(
 ) -> Result<()> {
     let (sessions, stats) = sessionize_file(input, &config, policy)?;
     report_skipped(&stats);
-    let mut writer = JsonlWriter::create(output)?;
+    let mut writer = RecordSink::create(output)?;
     for s in &sessions {
         writer.write(s)?;
     }
@@ -137,6 +153,23 @@ fn run_sessionize(
         stats.records,
         output.display()
     );
+    Ok(())
+}
+
+/// Streams `input`'s records of type `T` into `output`.
+fn convert<T>(input: &Path, output: &Path, policy: BadLinePolicy) -> Result<()>
+where
+    T: datasets::reader::Record + ArrowRecord + serde::Serialize + Clone,
+{
+    let mut reader = RecordSource::<T>::open(input, policy)?;
+    let mut writer = RecordSink::create(output)?;
+    for record in reader.by_ref() {
+        writer.write(&record?)?;
+    }
+    report_skipped(reader.stats());
+    let n = writer.records();
+    writer.finish()?;
+    println!("{n} records -> {}", output.display());
     Ok(())
 }
 
@@ -195,6 +228,15 @@ fn main() -> Result<()> {
             let config = limits.config().map_err(anyhow::Error::msg)?;
             run_sessionize(&input, &output, config, policy)
         }
+        Command::Convert {
+            input,
+            output,
+            raw_log,
+            policy,
+        } => match raw_log {
+            true => convert::<RawRequest>(&input, &output, policy),
+            false => convert::<Session>(&input, &output, policy),
+        },
         Command::Validate { files, policy } => run_validate(&files, policy),
     }
 }

@@ -188,3 +188,84 @@ fn sessionize_and_validate_report_bad_lines() {
         "{stderr}"
     );
 }
+
+#[test]
+fn parquet_converts_sessionizes_and_validates_like_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    ok(datasets(&[
+        "build",
+        "--config",
+        "datasets/config/small.toml",
+        "--out",
+        &p("data"),
+    ]));
+    // Sessions: JSONL -> Parquet -> JSONL gives back the same bytes.
+    let jsonl = p("data/test.jsonl");
+    let out = ok(datasets(&["convert", &jsonl, "-o", &p("test.parquet")]));
+    assert!(out.contains("records -> "), "{out}");
+    ok(datasets(&[
+        "convert",
+        &p("test.parquet"),
+        "-o",
+        &p("back.jsonl"),
+    ]));
+    assert!(std::fs::read(&jsonl).unwrap() == std::fs::read(p("back.jsonl")).unwrap());
+    let report = ok(datasets(&[
+        "validate",
+        "--policy",
+        "strict",
+        &p("test.parquet"),
+    ]));
+    assert!(report.contains(", 0 bad lines"), "{report}");
+
+    // A raw log sessionizes the same from JSONL and from Parquet.
+    let mut raw = String::new();
+    for line in std::fs::read_to_string(&jsonl).unwrap().lines().take(300) {
+        let s: serde_json::Value = serde_json::from_str(line).unwrap();
+        for e in s["events"].as_array().unwrap() {
+            let mut r = e.clone();
+            r["account_id"] = s["account_id"].clone();
+            r["account"] = s["account"].clone();
+            raw.push_str(&format!("{r}\n"));
+        }
+    }
+    std::fs::write(p("raw.jsonl"), raw).unwrap();
+    ok(datasets(&[
+        "convert",
+        "--raw-log",
+        &p("raw.jsonl"),
+        "-o",
+        &p("raw.parquet"),
+    ]));
+    ok(datasets(&[
+        "sessionize",
+        &p("raw.jsonl"),
+        "-o",
+        &p("s.jsonl"),
+    ]));
+    ok(datasets(&[
+        "sessionize",
+        &p("raw.parquet"),
+        "-o",
+        &p("s.parquet"),
+    ]));
+    ok(datasets(&[
+        "convert",
+        &p("s.parquet"),
+        "-o",
+        &p("s2.jsonl"),
+    ]));
+    let a = std::fs::read_to_string(p("s.jsonl")).unwrap();
+    assert!(a.lines().count() >= 100, "{}", a.lines().count());
+    assert_eq!(a, std::fs::read_to_string(p("s2.jsonl")).unwrap());
+
+    // A truncated Parquet file is a clear error naming it.
+    let bytes = std::fs::read(p("test.parquet")).unwrap();
+    std::fs::write(p("cut.parquet"), &bytes[..bytes.len() - 100]).unwrap();
+    let res = datasets(&["validate", &p("cut.parquet")]);
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains("cut.parquet: footer: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

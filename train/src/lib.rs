@@ -21,5 +21,7 @@ pub mod progress;
 pub mod prompt_head;
 pub mod report;
 pub mod score;
+pub mod score_file;
+pub mod shard;
 pub mod verdicts;
 pub mod warm_start;

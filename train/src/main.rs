@@ -10,7 +10,7 @@ use datasets::coordination::EvidenceParams;
 use datasets::simulator::config::SimConfig;
 use datasets::{
     read_sessions, sessionize::sessionize_file, sessionize::SessionizeArgs, BadLinePolicy,
-    DataError, JsonlWriter, Session,
+    DataError, RecordSink, Session,
 };
 use models::account_model::{AccountVerdict, ACCOUNT_MODEL_FILE};
 use models::prompt_head::PROMPT_HEAD_FILE;
@@ -33,6 +33,7 @@ use train::{
     prompt_head::{fit_prompt_head, PromptHeadConfig},
     report::{self, evaluate_file, EvalOptions, EvalReport},
     score::{score_all, score_sessions, ScoreOptions},
+    shard::{merge_scores, Shard},
     verdicts::judge_window,
 };
 
@@ -54,7 +55,22 @@ enum Command {
     Score {
         #[command(flatten)]
         input: InputArgs,
-        /// Scores file to write (`.gz` for gzip).
+        /// Scores file to write (`.gz` for gzip, `.parquet` for Parquet).
+        #[arg(long, short, default_value = "artifacts/scores.jsonl")]
+        output: PathBuf,
+        /// Score only the accounts of shard K of N (`K/N`, K from 0),
+        /// chosen by a stable hash of the account id; join the shards'
+        /// files with `merge-scores`.
+        #[arg(long, env = "DISTILL_GUARD_SHARD")]
+        shard: Option<Shard>,
+    },
+    /// Join the scores files of `score --shard` runs into one, ordered by
+    /// account, then session.
+    MergeScores {
+        /// The shards' scores files (JSONL or Parquet).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Merged scores file to write.
         #[arg(long, short, default_value = "artifacts/scores.jsonl")]
         output: PathBuf,
     },
@@ -347,7 +363,8 @@ impl ModelArgs {
 struct InputArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Sessions file (or raw request log with --raw-log), plain or gzip.
+    /// Sessions file (or raw request log with --raw-log): JSONL, plain or
+    /// gzip, or Parquet (`.parquet`).
     #[arg(long, short)]
     input: PathBuf,
     /// The input is a raw request log: sessionize it first.
@@ -778,13 +795,18 @@ fn run_fit(args: &FitArgs) -> Result<PathBuf> {
     Ok(outcome.bundle)
 }
 
-fn run_score(input: &InputArgs, output: &Path) -> Result<()> {
+fn run_score(input: &InputArgs, output: &Path, shard: Option<Shard>) -> Result<()> {
     let bundle = input.model.load()?;
     let threshold = bundle.threshold.threshold;
-    let mut writer = JsonlWriter::create(output)?;
+    let mut writer = RecordSink::create(output)?;
     let bar = train::progress::counter("scoring", "sessions");
     let mut flagged = 0usize;
     let n = input.stream(|sessions| {
+        let in_shard = |s: &Result<Session, DataError>| match (shard, s) {
+            (Some(shard), Ok(s)) => shard.contains(&s.account_id),
+            _ => true,
+        };
+        let sessions = sessions.filter(in_shard);
         score_sessions(&bundle, sessions, &input.model.score_options(), |chunk| {
             for s in &chunk {
                 let record = s.record(threshold);
@@ -1044,7 +1066,20 @@ fn main() -> Result<()> {
     datasets::logging::init();
     match Cli::parse().command {
         Command::Fit(args) => run_fit(&args).map(|_| ()),
-        Command::Score { input, output } => run_score(&input, &output),
+        Command::Score {
+            input,
+            output,
+            shard,
+        } => run_score(&input, &output, shard),
+        Command::MergeScores { inputs, output } => {
+            let n = merge_scores(&inputs, &output)?;
+            println!(
+                "{n} scores from {} files -> {}",
+                inputs.len(),
+                output.display()
+            );
+            Ok(())
+        }
         Command::Cluster {
             input,
             out,

@@ -292,20 +292,25 @@ impl Columns {
         Ok(Some((children, parent.nulls().cloned())))
     }
 
-    /// A required list-of-structs column (`List` or `LargeList`).
-    pub fn struct_list(&self, name: &str) -> Result<ListColumns, ColumnProblem> {
+    /// A required list column (`List` or `LargeList`), as a `List`.
+    fn list(&self, name: &str) -> Result<ArrayRef, ColumnProblem> {
         let stored = self
             .stored(name, true)?
             .expect("a required column is present");
-        let list = match stored.data_type() {
-            DataType::List(_) => Arc::clone(stored),
+        match stored.data_type() {
+            DataType::List(_) => Ok(Arc::clone(stored)),
             DataType::LargeList(item) => {
                 let as_list = DataType::List(Arc::clone(item));
                 arrow_cast::cast(stored, &as_list)
-                    .map_err(|e| self.problem(name, format!("cannot be read as a list: {e}")))?
+                    .map_err(|e| self.problem(name, format!("cannot be read as a list: {e}")))
             }
-            other => return Err(self.problem(name, format!("stored as {other}, expected a list"))),
-        };
+            other => Err(self.problem(name, format!("stored as {other}, expected a list"))),
+        }
+    }
+
+    /// A required list-of-structs column.
+    pub fn struct_list(&self, name: &str) -> Result<ListColumns, ColumnProblem> {
+        let list = self.list(name)?;
         let list = list.as_list::<i32>();
         let Some(items) = list.values().as_struct_opt() else {
             return Err(self.problem(
@@ -324,6 +329,25 @@ impl Columns {
                 parent: items.clone(),
             },
         })
+    }
+
+    /// A required list-of-text column: its offsets, which rows hold a
+    /// list, and the items as one text column named `name`.
+    pub fn text_list(
+        &self,
+        name: &str,
+    ) -> Result<(OffsetBuffer<i32>, Option<NullBuffer>, Column), ColumnProblem> {
+        let list = self.list(name)?;
+        let list = list.as_list::<i32>();
+        let items = Columns {
+            prefix: self.prefix.clone(),
+            parent: StructArray::from(vec![(
+                Arc::new(arrow_schema::Field::new(name, list.value_type(), true)),
+                Arc::clone(list.values()),
+            )]),
+        };
+        let column = items.required(name, Kind::Text)?;
+        Ok((list.offsets().clone(), list.nulls().cloned(), column))
     }
 
     /// Rows (or items) in these columns.
