@@ -59,15 +59,7 @@ fn shards_scored_by_separate_processes_merge_to_the_unsharded_scores() {
 
     let input = p("test.parquet");
     let score = |out: &str, shard: Option<&str>| {
-        let mut args = vec![
-            "score",
-            "--bundle",
-            &bundle,
-            "-i",
-            &input,
-            "-o",
-            out,
-        ];
+        let mut args = vec!["score", "--bundle", &bundle, "-i", &input, "-o", out];
         args.extend(shard.map(|s| ["--shard", s]).into_iter().flatten());
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         Command::new(workspace_binary("train"))
