@@ -10,6 +10,8 @@ pub mod build;
 pub mod card;
 pub mod columnar;
 pub mod coordination;
+#[cfg(feature = "datafusion")]
+pub mod engine;
 pub mod error;
 pub mod features;
 pub mod logging;

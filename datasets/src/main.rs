@@ -59,6 +59,21 @@ enum Command {
         /// What to do with a bad line.
         #[arg(long, value_enum, default_value_t = BadLinePolicy::Strict)]
         policy: BadLinePolicy,
+        /// `in-memory` holds the whole log; `datafusion` runs
+        /// datasets/sql/sessionize.sql out of core (build with
+        /// `--features datafusion`).
+        #[arg(long, value_enum, default_value_t = Engine::InMemory)]
+        engine: Engine,
+        /// DataFusion: memory the query may hold before spilling, in MiB.
+        #[arg(long, default_value_t = 2048)]
+        memory_limit_mb: usize,
+        /// DataFusion: directory for the input copy and spill files
+        /// [default: the system's temporary directory].
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
+        /// DataFusion: threads and partitions [default: the cores].
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Copy a sessions file or a raw request log into another format
     /// (JSONL, gzip JSONL or Parquet, each chosen by extension).
@@ -85,6 +100,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BadLinePolicy::Skip)]
         policy: BadLinePolicy,
     },
+}
+
+/// Where `sessionize` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// In this process, holding every request in memory.
+    InMemory,
+    /// DataFusion, out of core within `--memory-limit-mb`.
+    Datafusion,
+}
+
+/// DataFusion settings from the `sessionize` flags.
+#[cfg_attr(not(feature = "datafusion"), allow(dead_code))]
+struct EngineFlags {
+    memory_limit_mb: usize,
+    spill_dir: Option<PathBuf>,
+    threads: Option<usize>,
 }
 
 fn spinner(message: &str) -> ProgressBar {
@@ -156,6 +188,51 @@ fn run_sessionize(
     Ok(())
 }
 
+#[cfg(feature = "datafusion")]
+fn run_sessionize_datafusion(
+    input: &Path,
+    output: &Path,
+    config: SessionizeConfig,
+    policy: BadLinePolicy,
+    flags: EngineFlags,
+) -> Result<()> {
+    let engine = datasets::engine::EngineConfig {
+        memory_limit: flags.memory_limit_mb << 20,
+        spill_dir: flags.spill_dir,
+        threads: flags
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let bar = spinner("sessionizing on DataFusion");
+    let run =
+        datasets::engine::sessionize_with_datafusion(input, output, &config, &engine, policy)?;
+    bar.finish_and_clear();
+    report_skipped(&run.read);
+    println!(
+        "{} requests -> {} sessions in {} (DataFusion, memory limit {} MiB, spilled {:.1} MiB)",
+        run.read.records,
+        run.sessions,
+        output.display(),
+        flags.memory_limit_mb,
+        run.spilled_bytes as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "datafusion"))]
+fn run_sessionize_datafusion(
+    _input: &Path,
+    _output: &Path,
+    _config: SessionizeConfig,
+    _policy: BadLinePolicy,
+    _flags: EngineFlags,
+) -> Result<()> {
+    bail!(
+        "--engine datafusion: this binary was built without it; rebuild with \
+         `cargo build --release -p datasets --features datafusion`"
+    )
+}
+
 /// Streams `input`'s records of type `T` into `output`.
 fn convert<T>(input: &Path, output: &Path, policy: BadLinePolicy) -> Result<()>
 where
@@ -224,9 +301,23 @@ fn main() -> Result<()> {
             output,
             limits,
             policy,
+            engine,
+            memory_limit_mb,
+            spill_dir,
+            threads,
         } => {
             let config = limits.config().map_err(anyhow::Error::msg)?;
-            run_sessionize(&input, &output, config, policy)
+            let flags = EngineFlags {
+                memory_limit_mb,
+                spill_dir,
+                threads,
+            };
+            match engine {
+                Engine::InMemory => run_sessionize(&input, &output, config, policy),
+                Engine::Datafusion => {
+                    run_sessionize_datafusion(&input, &output, config, policy, flags)
+                }
+            }
         }
         Command::Convert {
             input,

@@ -1,10 +1,11 @@
 //! Raw request log -> sessions: group by `account_id`, order by time, and
-//! cut a new session after an inactivity gap or when a session reaches its
-//! maximum duration or event count.
+//! cut sessions at inactivity gaps, duration spans and event caps (the
+//! rule is on [`sessionize`]).
 //!
 //! Grouping needs every request of an account before its sessions can be
-//! cut, so the requests (not the raw lines) of the whole log are held in
-//! memory, grouped by account.
+//! cut, so this engine holds the requests (not the raw lines) of the whole
+//! log in memory, grouped by account. `crate::engine` (feature
+//! `datafusion`) runs the same rule out of core.
 
 use std::collections::BTreeMap;
 
@@ -103,7 +104,8 @@ pub type RawLogReader<R> = JsonlReader<RawRequest, R>;
 pub struct SessionizeConfig {
     /// A gap longer than this between two requests starts a new session.
     pub inactivity_gap: Duration,
-    /// A session never spans more than this from its first request.
+    /// Activity without a gap is cut into spans of this length from its
+    /// first request: a session spans less than this.
     pub max_duration: Duration,
     /// A session never holds more than this many requests.
     pub max_events: usize,
@@ -127,7 +129,8 @@ pub struct SessionizeArgs {
     /// Inactivity gap that starts a new session, in minutes.
     #[arg(long, default_value_t = 30)]
     pub gap_minutes: i64,
-    /// Longest session, in minutes from its first request.
+    /// Longest session, in minutes (activity without a gap is cut into
+    /// spans of this length from its first request).
     #[arg(long, default_value_t = 720)]
     pub max_session_minutes: i64,
     /// Most requests in one session.
@@ -170,54 +173,55 @@ pub fn sessionize_file(
 
 /// Groups raw requests into sessions.
 ///
+/// Per account, requests are ordered by (time, prompt) and cut in three
+/// steps, each expressible in SQL (`datasets/sql/sessionize.sql` runs the
+/// same rule on DataFusion):
+/// 1. an *island* ends where the gap to the next request exceeds the
+///    inactivity gap;
+/// 2. an island is split into spans of `max_duration` from its first
+///    request (span = elapsed / max_duration, rounded down);
+/// 3. a span is split into chunks of `max_events` requests.
+///
 /// Sessions of an account are numbered in time order: `"{account_id}#{n}"`.
-/// Output is ordered by (start time, account_id), so the same requests in
-/// any order give the same sessions. The account object of a session is the
-/// last one logged for the account.
+/// Output is ordered by (start time, account_id, session_id), so the same
+/// requests in any order give the same sessions. The account object of a
+/// session is that of the account's latest request (by time, then prompt)
+/// that carries one.
 pub fn sessionize(
     requests: impl IntoIterator<Item = RawRequest>,
     config: &SessionizeConfig,
 ) -> Vec<Session> {
-    let mut by_account: BTreeMap<String, (Option<Account>, Vec<Event>)> = BTreeMap::new();
+    type Latest = Option<(DateTime<Utc>, String, Account)>;
+    let mut by_account: BTreeMap<String, (Latest, Vec<Event>)> = BTreeMap::new();
     for r in requests {
         let (account_id, account, event) = r.into_parts();
         let entry = by_account.entry(account_id).or_default();
-        if account.is_some() {
-            entry.0 = account;
+        if let Some(account) = account {
+            let newer = entry
+                .0
+                .as_ref()
+                .is_none_or(|(ts, prompt, _)| (&event.ts, &event.prompt) >= (ts, prompt));
+            if newer {
+                entry.0 = Some((event.ts, event.prompt.clone(), account));
+            }
         }
         entry.1.push(event);
     }
     let mut sessions = Vec::new();
-    for (account_id, (account, mut events)) in by_account {
+    for (account_id, (latest, mut events)) in by_account {
         events.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.prompt.cmp(&b.prompt)));
-        let mut current: Vec<Event> = Vec::new();
-        let mut index = 0usize;
-        let mut flush = |current: &mut Vec<Event>, index: &mut usize| {
-            if !current.is_empty() {
-                sessions.push(Session {
-                    session_id: format!("{account_id}#{index}"),
-                    account_id: account_id.clone(),
-                    label: None,
-                    campaign_id: None,
-                    archetype: None,
-                    account: account.clone(),
-                    events: std::mem::take(current),
-                });
-                *index += 1;
-            }
-        };
-        for event in events {
-            if let (Some(first), Some(last)) = (current.first(), current.last()) {
-                let cut = event.ts - last.ts > config.inactivity_gap
-                    || event.ts - first.ts > config.max_duration
-                    || current.len() >= config.max_events;
-                if cut {
-                    flush(&mut current, &mut index);
-                }
-            }
-            current.push(event);
+        let account = latest.map(|l| l.2);
+        for (index, events) in cut(events, config).into_iter().enumerate() {
+            sessions.push(Session {
+                session_id: format!("{account_id}#{index}"),
+                account_id: account_id.clone(),
+                label: None,
+                campaign_id: None,
+                archetype: None,
+                account: account.clone(),
+                events,
+            });
         }
-        flush(&mut current, &mut index);
     }
     sessions.sort_by(|a, b| {
         a.start()
@@ -225,5 +229,44 @@ pub fn sessionize(
             .then_with(|| a.account_id.cmp(&b.account_id))
             .then_with(|| a.session_id.cmp(&b.session_id))
     });
+    sessions
+}
+
+/// Microseconds of `d`, saturating.
+fn micros(d: Duration) -> i64 {
+    d.num_microseconds().unwrap_or(i64::MAX)
+}
+
+/// One account's time-ordered events cut into sessions (island, span,
+/// chunk; see [`sessionize`]).
+fn cut(events: Vec<Event>, config: &SessionizeConfig) -> Vec<Vec<Event>> {
+    let max_duration = micros(config.max_duration).max(1);
+    let mut sessions: Vec<Vec<Event>> = Vec::new();
+    let (mut island, mut island_start) = (0usize, None);
+    let mut previous: Option<DateTime<Utc>> = None;
+    let mut span_events = 0usize;
+    let mut current_key = None;
+    for event in events {
+        if previous.is_some_and(|p| event.ts - p > config.inactivity_gap) {
+            island += 1;
+            island_start = None;
+        }
+        let start = *island_start.get_or_insert(event.ts);
+        let span = micros(event.ts - start) / max_duration;
+        if current_key.is_none_or(|(i, s, _)| (i, s) != (island, span)) {
+            span_events = 0;
+        }
+        let key = (island, span, span_events / config.max_events.max(1));
+        span_events += 1;
+        if current_key != Some(key) {
+            sessions.push(Vec::new());
+            current_key = Some(key);
+        }
+        previous = Some(event.ts);
+        sessions
+            .last_mut()
+            .expect("a session was started")
+            .push(event);
+    }
     sessions
 }

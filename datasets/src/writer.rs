@@ -16,7 +16,8 @@ use crate::error::DataError;
 
 enum Sink {
     Plain(BufWriter<NamedTempFile>),
-    Gzip(GzEncoder<BufWriter<NamedTempFile>>),
+    // Boxed: the encoder's state is several times the plain writer's.
+    Gzip(Box<GzEncoder<BufWriter<NamedTempFile>>>),
 }
 
 /// Writes one JSON object per line to `path` (gzip when it ends in `.gz`).
@@ -33,7 +34,9 @@ impl JsonlWriter {
         let buffered = BufWriter::with_capacity(1 << 16, tmp);
         let sink = if path.extension().is_some_and(|e| e == "gz") {
             // No file name or mtime in the header: same records, same bytes.
-            Sink::Gzip(GzBuilder::new().write(buffered, Compression::default()))
+            Sink::Gzip(Box::new(
+                GzBuilder::new().write(buffered, Compression::default()),
+            ))
         } else {
             Sink::Plain(buffered)
         };
@@ -48,7 +51,7 @@ impl JsonlWriter {
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), DataError> {
         let out: &mut dyn Write = match &mut self.sink {
             Sink::Plain(w) => w,
-            Sink::Gzip(w) => w,
+            Sink::Gzip(w) => w.as_mut(),
         };
         serde_json::to_writer(&mut *out, record).map_err(|source| DataError::Serialize {
             path: self.path.clone(),

@@ -89,7 +89,8 @@ fn cuts_on_max_events_and_max_duration() {
     let log: Vec<_> = (0..7).map(|i| req("a", i * 20, &format!("p{i}"))).collect();
     let sessions = sessionize(log, &config);
     let sizes: Vec<usize> = sessions.iter().map(|s| s.events.len()).collect();
-    // p0,p1,p2 (max events) | p3,p4,p5 (max events; p3..p5 spans 40 min) | p6
+    // Spans of 60 min from the first request: p0..p2 | p3..p5 | p6; each
+    // within the 3-event cap.
     assert_eq!(sizes, [3, 3, 1]);
 
     let config = SessionizeConfig {
@@ -101,8 +102,41 @@ fn cuts_on_max_events_and_max_duration() {
         .iter()
         .map(|s| s.events.len())
         .collect();
-    // p0..p3 spans 60 min (allowed); p4 would make 80 min.
-    assert_eq!(sizes, [4, 3]);
+    // p3 is 60 min after p0: the next span.
+    assert_eq!(sizes, [3, 3, 1]);
+
+    // The event cap splits a span; the next span starts its own count.
+    let config = SessionizeConfig {
+        max_events: 2,
+        ..config
+    };
+    let log: Vec<_> = (0..7).map(|i| req("a", i * 20, &format!("p{i}"))).collect();
+    let sizes: Vec<usize> = sessionize(log, &config)
+        .iter()
+        .map(|s| s.events.len())
+        .collect();
+    assert_eq!(sizes, [2, 1, 2, 1, 1]);
+}
+
+#[test]
+fn the_account_object_is_the_latest_logged() {
+    let mut early = req("a", 0, "x");
+    early.account = Some(datasets::Account {
+        tier: Some("free".into()),
+        ..Default::default()
+    });
+    let mut late = req("a", 200, "z");
+    late.account = Some(datasets::Account {
+        tier: Some("pro".into()),
+        ..Default::default()
+    });
+    // Input order is not time order; the latest request's account wins.
+    let log = vec![late, req("a", 300, "w"), early];
+    let sessions = sessionize(log, &SessionizeConfig::default());
+    assert_eq!(sessions.len(), 3);
+    for s in &sessions {
+        assert_eq!(s.account.as_ref().unwrap().tier.as_deref(), Some("pro"));
+    }
 }
 
 #[test]

@@ -1,0 +1,238 @@
+//! The raw-log -> sessions step on DataFusion (feature `datafusion`): the
+//! same rule as [`crate::sessionize::sessionize`], written as one SQL
+//! query (`datasets/sql/sessionize.sql`) that sorts, windows and
+//! aggregates out of core within a memory limit, spilling to disk.
+//!
+//! 1. The input (JSONL or Parquet, any schema the readers accept) streams
+//!    through the reader under the bad-line policy into a Parquet file of
+//!    the canonical raw-log layout beside the spill files, so the query
+//!    sees validated, typed rows.
+//! 2. DataFusion runs the query over that file: it numbers each request's
+//!    session and sorts the requests by session (both sorts spill). The
+//!    result streams batch by batch; consecutive requests of one session
+//!    are assembled into it and written (JSONL or Parquet) in the order of
+//!    the in-memory sessionizer, one session in memory at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::{
+    arrow::array::RecordBatch,
+    execution::{memory_pool::FairSpillPool, runtime_env::RuntimeEnvBuilder},
+    physical_plan::{execute_stream, ExecutionPlan},
+    prelude::{ParquetReadOptions, SessionConfig, SessionContext},
+};
+use futures::StreamExt;
+
+use crate::{
+    columnar::{ArrowRecord, Columns, Kind, ParquetWriter, RecordSink, RecordSource},
+    error::DataError,
+    reader::{BadLinePolicy, ReadStats},
+    schema::Session,
+    sessionize::{RawRequest, SessionizeConfig},
+};
+
+/// The query, with `${gap_us}`, `${max_duration_us}` and `${max_events}`
+/// to fill in.
+pub const SESSIONIZE_SQL: &str = include_str!("../sql/sessionize.sql");
+
+/// Memory each sort sets aside for merging its spilled runs.
+const SORT_MERGE_RESERVATION: usize = 2 << 20;
+
+/// Rows per batch inside the query: small batches keep each sort's
+/// in-memory step small, so it spills rather than fails under a tight
+/// limit.
+const BATCH_ROWS: usize = 2048;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Memory the query may hold before it spills, in bytes.
+    pub memory_limit: usize,
+    /// Where the canonical input copy and spill files go (the system's
+    /// temporary directory when `None`).
+    pub spill_dir: Option<PathBuf>,
+    /// Threads (and DataFusion partitions).
+    pub threads: usize,
+}
+
+/// Anything that stops the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Reading the input or writing the output.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// DataFusion planning or execution (a memory limit too small for
+    /// the sorts' merge buffers shows up here).
+    #[error("DataFusion: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The runtime could not start, or a temporary file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The query's result did not have the sessions layout.
+    #[error("query result column `{column}`: {message}")]
+    Result {
+        /// Column at fault.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The query with `config`'s limits filled in.
+pub fn sessionize_sql(config: &SessionizeConfig) -> String {
+    let micros = |d: chrono::Duration| d.num_microseconds().unwrap_or(i64::MAX).max(1);
+    SESSIONIZE_SQL
+        .replace("${gap_us}", &micros(config.inactivity_gap).to_string())
+        .replace(
+            "${max_duration_us}",
+            &micros(config.max_duration).to_string(),
+        )
+        .replace("${max_events}", &config.max_events.max(1).to_string())
+}
+
+/// Streams `input` into the canonical raw-log Parquet file `out`.
+fn canonical_copy(input: &Path, out: &Path, policy: BadLinePolicy) -> Result<ReadStats, DataError> {
+    let mut reader = RecordSource::<RawRequest>::open(input, policy)?;
+    let mut writer = ParquetWriter::<RawRequest>::create(out)?;
+    for request in reader.by_ref() {
+        writer.write(&request?)?;
+    }
+    writer.finish()?;
+    Ok(reader.stats().clone())
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct EngineRun {
+    /// Sessions written.
+    pub sessions: u64,
+    /// Bytes the query's operators spilled to disk.
+    pub spilled_bytes: usize,
+    /// The input reader's counts.
+    pub read: ReadStats,
+}
+
+/// Sessionizes `input` into `output` on DataFusion.
+pub fn sessionize_with_datafusion(
+    input: &Path,
+    output: &Path,
+    config: &SessionizeConfig,
+    engine: &EngineConfig,
+    policy: BadLinePolicy,
+) -> Result<EngineRun, EngineError> {
+    let scratch = match &engine.spill_dir {
+        Some(dir) => tempfile::tempdir_in(dir)?,
+        None => tempfile::tempdir()?,
+    };
+    let requests = scratch.path().join("requests.parquet");
+    let stats = canonical_copy(input, &requests, policy)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(engine.threads.max(1))
+        .enable_all()
+        .build()?;
+    let (sessions, spilled_bytes) =
+        runtime.block_on(run_query(&requests, output, config, engine, scratch.path()))?;
+    Ok(EngineRun {
+        sessions,
+        spilled_bytes,
+        read: stats,
+    })
+}
+
+/// Bytes spilled by `plan` and its inputs.
+fn spilled_bytes(plan: &dyn ExecutionPlan) -> usize {
+    let own = plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0);
+    own + plan
+        .children()
+        .iter()
+        .map(|c| spilled_bytes(c.as_ref()))
+        .sum::<usize>()
+}
+
+async fn run_query(
+    requests: &Path,
+    output: &Path,
+    config: &SessionizeConfig,
+    engine: &EngineConfig,
+    spill_dir: &Path,
+) -> Result<(u64, usize), EngineError> {
+    // A fair pool: each spilling operator gets its share of the limit
+    // rather than the first taking it all.
+    let pool = FairSpillPool::new(engine.memory_limit);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .with_temp_file_path(spill_dir)
+        .build_arc()?;
+    // Each sort reserves this much for its merge before it spills; a
+    // small reservation lets small memory limits work.
+    let session = SessionConfig::new()
+        .with_target_partitions(engine.threads.max(1))
+        .with_batch_size(BATCH_ROWS)
+        .with_sort_spill_reservation_bytes(SORT_MERGE_RESERVATION);
+    let ctx = SessionContext::new_with_config_rt(session, Arc::clone(&runtime));
+    let path = requests.to_str().ok_or_else(|| {
+        std::io::Error::other(format!("{}: not a UTF-8 path", requests.display()))
+    })?;
+    ctx.register_parquet("requests", path, ParquetReadOptions::default())
+        .await?;
+    let plan = ctx
+        .sql(&sessionize_sql(config))
+        .await?
+        .create_physical_plan()
+        .await?;
+    let mut batches = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
+    let mut sink = RecordSink::<Session>::create(output)?;
+    let mut current: Option<Session> = None;
+    while let Some(batch) = batches.next().await {
+        for (session_no, request) in numbered_requests(&batch?)? {
+            let (account_id, account, event) = request.into_parts();
+            let session_id = format!("{account_id}#{session_no}");
+            match &mut current {
+                Some(s) if s.session_id == session_id => s.events.push(event),
+                _ => {
+                    if let Some(done) = current.take() {
+                        sink.write(&done)?;
+                    }
+                    current = Some(Session {
+                        session_id,
+                        account_id,
+                        label: None,
+                        campaign_id: None,
+                        archetype: None,
+                        account,
+                        events: vec![event],
+                    });
+                }
+            }
+        }
+    }
+    if let Some(done) = current {
+        sink.write(&done)?;
+    }
+    let written = sink.records();
+    sink.finish()?;
+    Ok((written, spilled_bytes(plan.as_ref())))
+}
+
+/// The rows of one result batch: each request with its session number.
+fn numbered_requests(batch: &RecordBatch) -> Result<Vec<(u64, RawRequest)>, EngineError> {
+    let result_error = |column: String, message: String| EngineError::Result { column, message };
+    let numbers = Columns::of_batch(batch)
+        .required("session_no", Kind::U64)
+        .map_err(|p| result_error(p.column, p.message))?;
+    let requests = RawRequest::from_batch(batch).map_err(|p| result_error(p.column, p.message))?;
+    requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, request)| {
+            let no = numbers
+                .u64(i)
+                .and_then(|n| n.ok_or_else(|| numbers.missing()));
+            Ok((
+                no.map_err(|(c, m)| result_error(c, m))?,
+                request.map_err(|(c, m)| result_error(c, m))?,
+            ))
+        })
+        .collect()
+}
