@@ -78,44 +78,29 @@ fn exactly_the_gap_does_not_cut() {
     assert_eq!(sessions.len(), 1);
 }
 
-#[test]
-fn cuts_on_max_events_and_max_duration() {
+/// Session sizes of one request every 20 minutes (never a gap cut), seven
+/// requests, under a 60-minute span and `max_events`.
+fn sizes_every_20_minutes(max_events: usize) -> Vec<usize> {
     let config = SessionizeConfig {
         inactivity_gap: Duration::minutes(30),
         max_duration: Duration::minutes(60),
-        max_events: 3,
-    };
-    // Every 20 minutes: never a gap cut.
-    let log: Vec<_> = (0..7).map(|i| req("a", i * 20, &format!("p{i}"))).collect();
-    let sessions = sessionize(log, &config);
-    let sizes: Vec<usize> = sessions.iter().map(|s| s.events.len()).collect();
-    // Spans of 60 min from the first request: p0..p2 | p3..p5 | p6; each
-    // within the 3-event cap.
-    assert_eq!(sizes, [3, 3, 1]);
-
-    let config = SessionizeConfig {
-        max_events: 100,
-        ..config
+        max_events,
     };
     let log: Vec<_> = (0..7).map(|i| req("a", i * 20, &format!("p{i}"))).collect();
-    let sizes: Vec<usize> = sessionize(log, &config)
+    sessionize(log, &config)
         .iter()
         .map(|s| s.events.len())
-        .collect();
-    // p3 is 60 min after p0: the next span.
-    assert_eq!(sizes, [3, 3, 1]);
+        .collect()
+}
 
+#[test]
+fn cuts_on_max_events_and_max_duration() {
+    // Spans of 60 min from the first request: p0..p2 | p3..p5 | p6 (p3 is
+    // 60 min after p0: the next span), each within a 3-event cap.
+    assert_eq!(sizes_every_20_minutes(3), [3, 3, 1]);
+    assert_eq!(sizes_every_20_minutes(100), [3, 3, 1]);
     // The event cap splits a span; the next span starts its own count.
-    let config = SessionizeConfig {
-        max_events: 2,
-        ..config
-    };
-    let log: Vec<_> = (0..7).map(|i| req("a", i * 20, &format!("p{i}"))).collect();
-    let sizes: Vec<usize> = sessionize(log, &config)
-        .iter()
-        .map(|s| s.events.len())
-        .collect();
-    assert_eq!(sizes, [2, 1, 2, 1, 1]);
+    assert_eq!(sizes_every_20_minutes(2), [2, 1, 2, 1, 1]);
 }
 
 #[test]
