@@ -197,8 +197,9 @@ fn main_job_then_score_cluster_and_eval_reports() {
     assert_eq!(confusion["false_positives"], fp);
     assert!(metrics["baseline"]["metrics"]["roc_auc"].as_f64().is_some());
 
-    // The account scorer's verdicts follow its saved thresholds, and the
-    // tallies in metrics.json count them.
+    // The account scorer's verdicts follow its saved thresholds unless the
+    // corroboration rule cleared them (and says so first), and the tallies
+    // in metrics.json count them.
     let account_model = read_json(&bundle.join("account_model.json"));
     let flag_at = account_model["flag"]["threshold"].as_f64().unwrap();
     let review_at = account_model["review"]["threshold"].as_f64().unwrap();
@@ -216,15 +217,29 @@ fn main_job_then_score_cluster_and_eval_reports() {
         .filter(|s| s["label"] == "extraction")
         .map(|s| s["account_id"].as_str().unwrap())
         .collect();
-    let (mut benign_flag, mut extraction_flag_or_review) = (0, 0);
+    let (mut benign_flag, mut extraction_flag_or_review, mut uncorroborated) = (0, 0, 0);
     for d in &decisions {
         let score = d["score"].as_f64().unwrap();
-        let expected = if score >= flag_at {
+        let by_score = if score >= flag_at {
             "flag"
         } else if score >= review_at {
             "review"
         } else {
             "clear"
+        };
+        let first_reason = d["reasons"][0].as_str().unwrap_or_default();
+        let expected = if by_score == "clear" {
+            "clear"
+        } else if first_reason.starts_with("uncorroborated") {
+            assert!(
+                first_reason.starts_with(&format!("uncorroborated {by_score}:")),
+                "{d}"
+            );
+            uncorroborated += 1;
+            "clear"
+        } else {
+            assert!(first_reason.starts_with("corroborated: "), "{d}");
+            by_score
         };
         assert_eq!(d["verdict"], expected, "{d}");
         let extraction = extraction_accounts.contains(d["account_id"].as_str().unwrap());
@@ -233,6 +248,10 @@ fn main_job_then_score_cluster_and_eval_reports() {
     }
     let tallies = &metrics["account_verdicts"];
     assert_eq!(tallies["benign_total"]["flag"], benign_flag, "{tallies}");
+    assert_eq!(
+        tallies["corroboration"]["cleared"], uncorroborated,
+        "{tallies}"
+    );
     let ext = &tallies["extraction_total"];
     assert_eq!(
         ext["flag"].as_u64().unwrap() + ext["review"].as_u64().unwrap(),

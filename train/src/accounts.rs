@@ -391,6 +391,10 @@ pub struct AccountReport {
     /// is ranked by its account's score (what a gateway acting on account
     /// verdicts achieves per session); `None` without both classes.
     pub session_recall_at_0_1pct_fpr_by_account: Option<f64>,
+    /// Acted accounts the corroboration rule kept or cleared, over every
+    /// account of the window (labeled or not).
+    #[serde(default)]
+    pub corroboration: crate::corroboration::CorroborationTally,
 }
 
 /// [`AccountReport::session_recall_at_0_1pct_fpr_by_account`] of labeled

@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod campaigns;
 pub mod cluster;
 pub mod compare;
+pub mod corroboration;
 pub mod cross_fit;
 pub mod data;
 pub mod evaluate;

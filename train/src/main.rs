@@ -979,6 +979,11 @@ fn print_account_verdicts(a: &AccountReport) {
             a.campaigns_found, q.adjusted_rand_index, q.homogeneity, q.completeness
         );
     }
+    let c = &a.corroboration;
+    println!(
+        "  corroborated: {} by a session score, {} by an operator or template campaign; {} cleared uncorroborated",
+        c.by_session, c.by_campaign, c.cleared
+    );
     if let Some(r) = a.session_recall_at_0_1pct_fpr_by_account {
         println!("  session recall at 0.1% session FPR, sessions ranked by their account's score: {r:.4}");
     }

@@ -21,10 +21,11 @@ use crate::{
         AccountDecision, AccountReport, AccountRow, ACCOUNT_FEATURES_FILE,
     },
     campaigns::{
-        accounts_in, assign_campaigns, content_campaigns, describe_campaigns,
-        operator_and_template_campaigns, Campaign, CampaignBasis, CampaignContext,
+        accounts_in, assign_campaigns, content_campaigns, describe_campaigns, Campaign,
+        CampaignBasis, CampaignContext,
     },
     cluster::{cluster_subset, ValidClusterParams},
+    corroboration::link_and_corroborate,
     score::ScoredSession,
 };
 
@@ -129,30 +130,31 @@ fn content_clusters(
         .collect())
 }
 
-/// The account groups that are campaigns, in order: operator groups, then
-/// characteristic templates among the acted accounts left, then content
-/// clusters of the acted accounts still left.
-fn campaign_groups(
+/// `linked` (the operator and template campaigns) followed by the content
+/// clusters of the acted accounts they leave.
+fn with_content_campaigns(
     ctx: &CampaignContext,
+    mut linked: Vec<(CampaignBasis, Vec<usize>)>,
     scored: &[ScoredSession],
     cluster: &ValidClusterParams,
 ) -> Result<Vec<(CampaignBasis, Vec<usize>)>> {
-    let mut groups = operator_and_template_campaigns(ctx);
     let clusters = content_clusters(
         scored,
         ctx.account_of_session,
         ctx.decisions,
-        &accounts_in(&groups),
+        &accounts_in(&linked),
         cluster,
     )?;
     let content = content_campaigns(ctx.decisions, &clusters);
-    groups.extend(content.into_iter().map(|m| (CampaignBasis::Content, m)));
-    Ok(groups)
+    linked.extend(content.into_iter().map(|m| (CampaignBasis::Content, m)));
+    Ok(linked)
 }
 
 /// Judges the accounts of `scored` sessions (embeddings kept), when the
-/// bundle has an account scorer; `cluster` sets the content clustering of
-/// flagged accounts outside operator groups.
+/// bundle has an account scorer: the scorer's verdicts, the operator and
+/// template campaigns they form, the corroboration rule
+/// (`corroboration`), then content campaigns of the acted accounts left
+/// (`cluster` sets that clustering).
 pub fn judge_window(
     bundle: &Bundle,
     scored: &[ScoredSession],
@@ -166,8 +168,16 @@ pub fn judge_window(
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
     let mut decisions = decide(&model, &window.rows);
+    let (linked, tally) = link_and_corroborate(
+        &sessions,
+        &window,
+        &mut decisions,
+        &params,
+        bundle.threshold.propagation_threshold(),
+    );
+    tracing::info!(?tally, "account verdicts corroborated");
     let ctx = CampaignContext::new(&sessions, &window, &decisions, &params);
-    let groups = campaign_groups(&ctx, scored, cluster)?;
+    let groups = with_content_campaigns(&ctx, linked, scored, cluster)?;
     let campaigns = describe_campaigns(&ctx, groups);
     assign_campaigns(&mut decisions, &campaigns);
     let mut report = account_report(&window.rows, &decisions);
@@ -175,6 +185,7 @@ pub fn judge_window(
         .iter()
         .map(|s| s.label.map(|l| l == datasets::Label::Extraction))
         .collect();
+    report.corroboration = tally;
     report.session_recall_at_0_1pct_fpr_by_account =
         session_recall_by_account(&labels, &window.account_of_session, &decisions);
     let map = campaign_map(&sessions, &decisions);

@@ -157,7 +157,7 @@ impl EvidenceParams {
 }
 
 /// Everything the window shows about one account's ties to others.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountEvidence {
     /// The account.
     pub account_id: String,

@@ -19,7 +19,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use train::{
     accounts::{account_rows, decide, fit_account_model, AccountFitConfig},
-    campaigns::{describe_campaigns, operator_and_template_campaigns, CampaignContext},
+    campaigns::{describe_campaigns, CampaignContext},
+    corroboration::link_and_corroborate,
 };
 
 /// Account-layer benchmark.
@@ -42,6 +43,12 @@ struct Args {
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
+
+/// Session threshold of the synthetic scores.
+const SESSION_THRESHOLD: f32 = 0.9;
+/// Session score that corroborates an account verdict (the role of a
+/// bundle's propagation threshold).
+const CORROBORATING_SESSION_SCORE: f32 = 0.5;
 
 const WORDS: &[&str] = &[
     "garden", "invoice", "python", "river", "matrix", "recipe", "history", "engine", "poem",
@@ -227,7 +234,7 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
     let params = EvidenceParams::default().check()?;
 
     let started = Instant::now();
-    let window = account_rows(&refs, &world.scores, 0.9, &params);
+    let window = account_rows(&refs, &world.scores, SESSION_THRESHOLD, &params);
     let evidence_s = started.elapsed().as_secs_f64();
 
     // The scorer is fitted on the first half of the accounts and its
@@ -239,9 +246,16 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
         &AccountFitConfig::default(),
     )?;
     let started = Instant::now();
-    let decisions = decide(&model, &window.rows);
+    let mut decisions = decide(&model, &window.rows);
+    let (linked, _) = link_and_corroborate(
+        &refs,
+        &window,
+        &mut decisions,
+        &params,
+        CORROBORATING_SESSION_SCORE,
+    );
     let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
-    let campaigns = describe_campaigns(&ctx, operator_and_template_campaigns(&ctx));
+    let campaigns = describe_campaigns(&ctx, linked);
     let verdict_s = started.elapsed().as_secs_f64();
     let largest_group = window
         .rows

@@ -28,7 +28,7 @@ const TALLY_HEADER: [&str; 4] = ["group", "accounts", "flag", "flag or review"];
 fn account_tables(d: &mut Document, r: &AccountReport) {
     d.heading("Account verdicts");
     d.paragraph(
-        "The account scorer (`account_model.json`) combines each account's session scores with its cross-account evidence (shared infrastructure, templates, synchrony, creation waves, its operator group; docs/coordination.md). `flag` and `review` thresholds were chosen on validation accounts. Benign accounts: false-positive rates per archetype.",
+        "The account scorer (`account_model.json`) combines each account's session scores with its cross-account evidence (shared infrastructure, templates, synchrony, creation waves, its operator group; docs/coordination.md). `flag` and `review` thresholds were chosen on validation accounts; an account keeps either verdict only when one of its sessions or an operator or template campaign corroborates it. Benign accounts: false-positive rates per archetype.",
     );
     let mut rows = vec![tally_row("all benign accounts", &r.benign_total)];
     rows.extend(r.benign.iter().map(|(name, t)| tally_row(name, t)));
@@ -43,6 +43,11 @@ fn account_tables(d: &mut Document, r: &AccountReport) {
             r.campaigns_found, q.items, q.adjusted_rand_index, q.homogeneity, q.completeness
         ));
     }
+    let c = &r.corroboration;
+    d.paragraph(format!(
+        "Corroboration: of the accounts the scorer sent to `flag` or `review`, {} kept them on a session scoring at least the propagation threshold, {} on an operator-group or shared-template campaign, and {} were cleared for lack of either (docs/coordination.md).",
+        c.by_session, c.by_campaign, c.cleared
+    ));
     if let Some(recall) = r.session_recall_at_0_1pct_fpr_by_account {
         d.paragraph(format!(
             "Sessions ranked by their account's score instead of their own: recall {recall:.4} at 0.1% benign session FPR.",

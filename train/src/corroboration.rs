@@ -1,0 +1,188 @@
+//! The rule that an account verdict needs evidence beyond the account's
+//! own profile.
+//!
+//! The account scorer weighs an account's trust signals (age, verification,
+//! how light its use is) with its session scores and its cross-account
+//! evidence. A light, verified, aged account whose prompts use a common
+//! wording can then reach `flag` while every one of its sessions scores
+//! near zero and nothing links it to another account: the prior that
+//! operators buy such accounts decides alone. A reviewer would not act on
+//! that, so neither does the verdict. An account keeps `flag` or `review`
+//! only when something corroborates it:
+//!
+//! - **its own sessions**: one of them scores at least the bundle's
+//!   propagation threshold (chosen on validation for a 1% benign session
+//!   false-positive rate), or
+//! - **an operator**: it belongs to an operator-group or shared-template
+//!   campaign (`campaigns`), found before this rule from the scorer's
+//!   verdicts.
+//!
+//! Any other acted account is cleared, and its reasons say why. A content
+//! campaign (a DBSCAN cluster of acted accounts' sessions) is not
+//! corroboration: it gathers accounts that ask about the same things,
+//! which unrelated people do.
+
+use std::collections::HashMap;
+
+use models::account_model::AccountVerdict;
+use serde::{Deserialize, Serialize};
+
+use datasets::{coordination::ValidEvidenceParams, Session};
+
+use crate::{
+    accounts::{AccountDecision, AccountRow, AccountWindow},
+    campaigns::{operator_and_template_campaigns, CampaignBasis, CampaignContext},
+};
+
+/// Position of `max_session_score` in the account feature vector.
+const MAX_SESSION_SCORE: usize = 0;
+
+/// What the rule did to a window's verdicts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorroborationTally {
+    /// Acted accounts kept on their own session scores.
+    pub by_session: usize,
+    /// Acted accounts kept by an operator or template campaign.
+    pub by_campaign: usize,
+    /// Acted accounts cleared for lack of corroboration.
+    pub cleared: usize,
+}
+
+/// Applies the rule to `decisions` (one per row of `rows`): `linked` holds
+/// the campaigns found so far (content ones corroborate nothing),
+/// `session_threshold` the session
+/// score that corroborates on its own. Reasons of kept accounts gain the
+/// corroborating evidence first; cleared accounts get one reason naming
+/// what was missing, before the scorer's own.
+pub fn corroborate(
+    decisions: &mut [AccountDecision],
+    rows: &[AccountRow],
+    linked: &[(CampaignBasis, Vec<usize>)],
+    session_threshold: f32,
+) -> CorroborationTally {
+    let campaign_of: HashMap<usize, (CampaignBasis, usize)> = linked
+        .iter()
+        .filter(|(basis, _)| *basis != CampaignBasis::Content)
+        .flat_map(|(basis, members)| members.iter().map(|&a| (a, (*basis, members.len()))))
+        .collect();
+    let mut tally = CorroborationTally::default();
+    for (a, (decision, row)) in decisions.iter_mut().zip(rows).enumerate() {
+        if decision.verdict == AccountVerdict::Clear {
+            continue;
+        }
+        let max_score = row.features[MAX_SESSION_SCORE];
+        let reason = if let Some(&(basis, size)) = campaign_of.get(&a) {
+            tally.by_campaign += 1;
+            format!(
+                "corroborated: in a {} campaign of {size} accounts",
+                basis_name(basis)
+            )
+        } else if max_score >= session_threshold {
+            tally.by_session += 1;
+            format!("corroborated: a session scored {max_score:.3} >= {session_threshold:.3}")
+        } else {
+            tally.cleared += 1;
+            let reason = format!(
+                "uncorroborated {}: no session scored >= {session_threshold:.3} (best {max_score:.3}) \
+                 and no operator or template campaign holds it",
+                decision.verdict.as_str()
+            );
+            decision.verdict = AccountVerdict::Clear;
+            reason
+        };
+        decision.reasons.insert(0, reason);
+    }
+    tally
+}
+
+/// The operator and template campaigns that the scorer's `decisions` form
+/// over a window's `sessions`, then [`corroborate`] applied with them.
+pub fn link_and_corroborate(
+    sessions: &[&Session],
+    window: &AccountWindow,
+    decisions: &mut [AccountDecision],
+    params: &ValidEvidenceParams,
+    session_threshold: f32,
+) -> (Vec<(CampaignBasis, Vec<usize>)>, CorroborationTally) {
+    let linked =
+        operator_and_template_campaigns(&CampaignContext::new(sessions, window, decisions, params));
+    let tally = corroborate(decisions, &window.rows, &linked, session_threshold);
+    (linked, tally)
+}
+
+/// How a campaign basis reads in a reason.
+fn basis_name(basis: CampaignBasis) -> &'static str {
+    match basis {
+        CampaignBasis::Operator => "operator-group",
+        CampaignBasis::Template => "shared-template",
+        CampaignBasis::Content => "content",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datasets::coordination::AccountEvidence;
+    use models::account_model::NUM_ACCOUNT_FEATURES;
+
+    use super::*;
+
+    fn account(id: &str, verdict: AccountVerdict, max_score: f32) -> (AccountDecision, AccountRow) {
+        let evidence = AccountEvidence {
+            account_id: id.to_string(),
+            ..Default::default()
+        };
+        let mut features = [0.0; NUM_ACCOUNT_FEATURES];
+        features[MAX_SESSION_SCORE] = max_score;
+        let decision = AccountDecision {
+            account_id: id.to_string(),
+            score: 0.9,
+            verdict,
+            reasons: vec!["verified (+1.64)".to_string()],
+            campaign_id: None,
+            evidence: evidence.clone(),
+        };
+        let row = AccountRow {
+            evidence,
+            features,
+            extraction: None,
+            group: "benign".to_string(),
+        };
+        (decision, row)
+    }
+
+    #[test]
+    fn a_verdict_needs_a_high_session_or_an_operator_campaign() {
+        let (mut decisions, rows): (Vec<_>, Vec<_>) = [
+            account("high-session", AccountVerdict::Flag, 0.5),
+            account("in-operator", AccountVerdict::Flag, 0.01),
+            account("in-template", AccountVerdict::Review, 0.0),
+            account("in-content-only", AccountVerdict::Flag, 0.02),
+            account("profile-only", AccountVerdict::Review, 0.05),
+            account("cleared-already", AccountVerdict::Clear, 0.99),
+        ]
+        .into_iter()
+        .unzip();
+        let linked = vec![
+            (CampaignBasis::Operator, vec![1, 5]),
+            (CampaignBasis::Template, vec![2]),
+            (CampaignBasis::Content, vec![3]),
+        ];
+        let tally = corroborate(&mut decisions, &rows, &linked, 0.1);
+        let verdicts: Vec<_> = decisions.iter().map(|d| d.verdict).collect();
+        use AccountVerdict::*;
+        assert_eq!(verdicts, [Flag, Flag, Review, Clear, Clear, Clear]);
+        assert_eq!(
+            tally,
+            CorroborationTally {
+                by_session: 1,
+                by_campaign: 2,
+                cleared: 2
+            }
+        );
+        assert!(decisions[0].reasons[0].contains("session scored 0.500"));
+        assert!(decisions[1].reasons[0].contains("operator-group campaign of 2"));
+        assert!(decisions[4].reasons[0].starts_with("uncorroborated review"));
+        assert_eq!(decisions[4].reasons[1], "verified (+1.64)");
+        assert_eq!(decisions[5].reasons, ["verified (+1.64)"]);
+    }
+}
