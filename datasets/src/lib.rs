@@ -16,6 +16,7 @@ pub mod error;
 pub mod features;
 pub mod logging;
 pub mod reader;
+pub mod scaled_log;
 pub mod schema;
 pub mod sessionize;
 pub mod simulator;

@@ -1,5 +1,6 @@
-//! `datasets`: build the simulated default dataset, turn raw request logs
-//! into sessions, and check data files against the contract.
+//! `datasets`: build the simulated default dataset, write scaled raw logs
+//! for benchmarks, turn raw request logs into sessions, and check data
+//! files against the contract.
 #![forbid(unsafe_code)]
 
 use std::{
@@ -12,8 +13,12 @@ use clap::{Parser, Subcommand};
 use datasets::{
     build::build_dataset,
     reader::BadLinePolicy,
+    scaled_log::write_scaled_log,
     sessionize::{sessionize_file, RawRequest, SessionizeArgs, SessionizeConfig},
-    simulator::config::{SimConfig, SplitMode},
+    simulator::{
+        config::{SimConfig, SplitMode},
+        simulate,
+    },
     ArrowRecord, RecordSink, RecordSource, Session,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -90,6 +95,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BadLinePolicy::Strict)]
         policy: BadLinePolicy,
     },
+    /// Write a raw request log of any size for scale benchmarks: the
+    /// simulated world's requests (all splits), tiled with renamed
+    /// accounts and shifted times until `--requests` rows
+    /// (docs/scale-out.md).
+    ScaledLog {
+        /// Simulator config (TOML) of the world to tile.
+        #[arg(long, default_value = "datasets/config/default.toml")]
+        config: PathBuf,
+        /// Rows to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+        /// Raw log to write (`.parquet` for Parquet, else JSONL; `.gz` for
+        /// gzip).
+        #[arg(long, short, default_value = "raw-1m.parquet")]
+        output: PathBuf,
+    },
     /// Check sessions files (JSONL or Parquet) against the data contract
     /// and print counts.
     Validate {
@@ -163,6 +184,43 @@ fn run_build(
     println!("wrote {}", built.card_json.display());
     println!("wrote {}", built.card_markdown.display());
     println!("done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn run_scaled_log(config: &Path, requests: u64, output: &Path) -> Result<()> {
+    let started = Instant::now();
+    let cfg = SimConfig::load(config)?;
+    let bar = spinner("simulating the world to tile");
+    let splits = simulate(&cfg)?;
+    let world: Vec<Session> = [&splits.train, &splits.validation, &splits.test]
+        .into_iter()
+        .flatten()
+        .map(|g| g.session.clone())
+        .collect();
+    bar.finish_and_clear();
+    let bar = ProgressBar::new(requests).with_style(
+        ProgressStyle::with_template("[{elapsed}] {bar:40} {pos}/{len} requests ({eta} left)")
+            .expect("valid progress template"),
+    );
+    let mut sink = RecordSink::create(output)?;
+    let written = write_scaled_log(&world, requests, &mut sink, |n| bar.set_position(n))?;
+    anyhow::ensure!(
+        written == requests,
+        "{}: the world has no requests to tile",
+        config.display()
+    );
+    let path = sink.finish()?;
+    bar.finish_and_clear();
+    let accounts: std::collections::HashSet<&str> =
+        world.iter().map(|s| s.account_id.as_str()).collect();
+    let world_requests: usize = world.iter().map(|s| s.events.len()).sum();
+    println!(
+        "wrote {}: {written} requests, tiles of {world_requests} requests from {} accounts ({} tiles) in {:.1}s",
+        path.display(),
+        accounts.len(),
+        written.div_ceil(world_requests as u64),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -328,6 +386,11 @@ fn main() -> Result<()> {
             true => convert::<RawRequest>(&input, &output, policy),
             false => convert::<Session>(&input, &output, policy),
         },
+        Command::ScaledLog {
+            config,
+            requests,
+            output,
+        } => run_scaled_log(&config, requests, &output),
         Command::Validate { files, policy } => run_validate(&files, policy),
     }
 }
