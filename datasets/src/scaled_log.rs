@@ -64,7 +64,7 @@ pub fn write_scaled_log(
                 }
                 sink.write(&request)?;
                 written += 1;
-                if written % 65_536 == 0 {
+                if written.is_multiple_of(65_536) {
                     progress(written);
                 }
             }
