@@ -36,13 +36,19 @@ use crate::{
 /// to fill in.
 pub const SESSIONIZE_SQL: &str = include_str!("../sql/sessionize.sql");
 
-/// Memory each sort sets aside for merging its spilled runs.
-const SORT_MERGE_RESERVATION: usize = 2 << 20;
+/// Memory each sort sets aside for merging its spilled runs: a share of
+/// the limit, at least 2 MiB. The merge reads one batch of every run it
+/// merges at once; memory it holds from the start is memory the other
+/// operators cannot take first, which is what made merges fail under a
+/// shared limit.
+fn sort_merge_reservation(memory_limit: usize) -> usize {
+    (memory_limit / 32).max(2 << 20)
+}
 
-/// Rows per batch inside the query: small batches keep each sort's
-/// in-memory step small, so it spills rather than fails under a tight
-/// limit.
-const BATCH_ROWS: usize = 2048;
+/// Rows per batch inside the query: the merge of a sort's spilled runs
+/// holds a batch of each run, so smaller batches let it merge more runs
+/// within its reservation.
+const BATCH_ROWS: usize = 1024;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -164,12 +170,19 @@ async fn run_query(
         .with_memory_pool(Arc::new(pool))
         .with_temp_file_path(spill_dir)
         .build_arc()?;
-    // Each sort reserves this much for its merge before it spills; a
-    // small reservation lets small memory limits work.
-    let session = SessionConfig::new()
+    let mut session = SessionConfig::new()
         .with_target_partitions(engine.threads.max(1))
         .with_batch_size(BATCH_ROWS)
-        .with_sort_spill_reservation_bytes(SORT_MERGE_RESERVATION);
+        .with_sort_spill_reservation_bytes(sort_merge_reservation(engine.memory_limit));
+    // Strings as plain Utf8 rather than views: a sort counts every buffer
+    // a batch of views points into, which can be a whole row group's, so
+    // a 2,048-row batch was charged gigabytes and the sort failed instead
+    // of spilling (apache/datafusion#12136).
+    session
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     let ctx = SessionContext::new_with_config_rt(session, Arc::clone(&runtime));
     let path = requests.to_str().ok_or_else(|| {
         std::io::Error::other(format!("{}: not a UTF-8 path", requests.display()))
@@ -181,6 +194,10 @@ async fn run_query(
         .await?
         .create_physical_plan()
         .await?;
+    tracing::debug!(
+        plan = %datafusion::physical_plan::displayable(plan.as_ref()).indent(true),
+        "sessionize physical plan"
+    );
     let mut batches = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
     let mut sink = RecordSink::<Session>::create(output)?;
     let mut current: Option<Session> = None;
