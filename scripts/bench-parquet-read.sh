@@ -6,10 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 input=${1:-data/default/train.jsonl}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-echo "commit: $(git rev-parse --short HEAD)"
+source scripts/bench-common.sh
+bench_start
+tmp=$work
 cargo build --release -q -p datasets
 bin=target/release/datasets
 cp "$input" "$tmp/s.jsonl"

@@ -11,12 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 20000000)
 py=${DUCKDB_PYTHON:-python3}
-work=${BENCH_DIR:-$(mktemp -d -p "${TMPDIR:-/tmp}")}
-trap 'rm -rf "$work"' EXIT
 bin=target/release/datasets
 cargo build --release -q -p datasets --features datafusion
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB memory"
-echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')"
+source scripts/bench-common.sh
+bench_start
 echo "duckdb: $($py -c 'import duckdb; print(duckdb.__version__)')"
 timed() { # name requests command...
   local name=$1 n=$2; shift 2

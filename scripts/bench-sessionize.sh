@@ -6,10 +6,9 @@
 # Usage: scripts/bench-sessionize.sh > bench/sessionize-DATE.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-echo "commit: $(git rev-parse --short HEAD)"
+source scripts/bench-common.sh
+bench_start
+tmp=$work
 cargo build --release -q -p datasets
 bin=target/release/datasets
 cat data/default/{train,validation,test}.jsonl | python3 -c '

@@ -36,13 +36,13 @@ use crate::{
 /// to fill in.
 pub const SESSIONIZE_SQL: &str = include_str!("../sql/sessionize.sql");
 
-/// Memory each sort sets aside for merging its spilled runs: a share of
+/// Memory each sort sets aside for merging its spilled runs: an eighth of
 /// the limit, at least 2 MiB. The merge reads one batch of every run it
 /// merges at once; memory it holds from the start is memory the other
 /// operators cannot take first, which is what made merges fail under a
 /// shared limit.
 fn sort_merge_reservation(memory_limit: usize) -> usize {
-    (memory_limit / 32).max(2 << 20)
+    (memory_limit / 8).max(2 << 20)
 }
 
 /// Rows per batch inside the query: the merge of a sort's spilled runs

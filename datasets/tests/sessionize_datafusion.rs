@@ -1,7 +1,8 @@
 //! The DataFusion sessionizer (feature `datafusion`) gives exactly the
 //! sessions of the in-memory one, on hand-made logs that hit every cut
-//! rule and on a generated log of many accounts; a memory limit too small
-//! for its sorts is a clear error that leaves no output.
+//! rule, on a generated log of many accounts, and on a log larger than its
+//! memory limit (it spills); a memory limit too small for its sorts is a
+//! clear error that leaves no output.
 #![cfg(feature = "datafusion")]
 
 use chrono::{DateTime, Duration, Utc};
@@ -166,6 +167,23 @@ fn a_generated_log_sessionizes_the_same_in_parquet() {
 }
 
 #[test]
+fn a_log_larger_than_the_memory_limit_spills_and_sessionizes_the_same() {
+    // About 240 MB of prompts through sorts limited to 256 MiB in all.
+    let log: Vec<RawRequest> = generated_log(2000, 120_000, 5)
+        .into_iter()
+        .map(|mut r| {
+            r.prompt = format!("{} {}", r.prompt, "y".repeat(2000));
+            r
+        })
+        .collect();
+    let config = SessionizeConfig::default();
+    let (datafusion, in_memory, spilled) = both(&log, &config, 256 << 20, "parquet");
+    assert!(spilled > 128 << 20, "spilled only {spilled} bytes");
+    assert!(in_memory.len() > 1000, "{}", in_memory.len());
+    assert_eq!(datafusion, in_memory);
+}
+
+#[test]
 fn a_memory_limit_too_small_for_the_sorts_is_a_clear_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("raw.parquet");
@@ -176,7 +194,8 @@ fn a_memory_limit_too_small_for_the_sorts_is_a_clear_error_and_writes_nothing() 
     sink.finish().unwrap();
     let output = dir.path().join("sessions.parquet");
     let engine = EngineConfig {
-        memory_limit: 16 << 20,
+        // Below what the sorts set aside for merging their spilled runs.
+        memory_limit: 1 << 20,
         spill_dir: Some(dir.path().to_path_buf()),
         threads: 2,
     };
