@@ -34,5 +34,5 @@ pub use classifier::{HeadConfig, SessionClassifier};
 pub use config::{BertConfig, HiddenAct};
 pub use error::{ModelError, Result};
 pub use feature_norm::FeatureNormalizer;
-pub use precision::{CpuFeatures, Precision, PrecisionChoice};
+pub use precision::{CpuFeatures, Precision, PrecisionChoice, AMX_ENV};
 pub use session_input::SessionTokenizer;

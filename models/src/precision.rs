@@ -8,13 +8,16 @@
 //!   activations quantised dynamically per token (row), accumulated in i32
 //!   by AVX512-VNNI (`vpdpbusd`).
 //!
+//! Where the CPU has AMX and Linux grants this process tile data, bf16 and
+//! int8 run on AMX tiles (`tdpbf16ps`, `tdpbusd`) with the same weights and
+//! activation quantisation; `DG_AMX=off` keeps them on AVX-512.
+//!
 //! In every precision, LayerNorm, softmax, GELU, attention's batched
-//! products, the pooling and the classifier head stay in f32. AMX is
-//! detected and reported, but no AMX kernel exists yet: a CPU with AMX runs
-//! the AVX-512 paths.
+//! products, the pooling and the classifier head stay in f32.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -134,12 +137,67 @@ pub struct CpuFeatures {
     pub avx512_bf16: bool,
     /// AVX-512 int8 dot products (`vpdpbusd`).
     pub avx512_vnni: bool,
-    /// AMX tiles (reported only: no AMX kernel yet).
+    /// AMX tiles.
     pub amx_tile: bool,
-    /// AMX bfloat16 tile products (reported only).
+    /// AMX bfloat16 tile products (`tdpbf16ps`).
     pub amx_bf16: bool,
-    /// AMX int8 tile products (reported only).
+    /// AMX int8 tile products (`tdpbusd`).
     pub amx_int8: bool,
+    /// Why this process does not use the CPU's AMX tiles, if it has them
+    /// and does not: Linux refused tile data, or [`AMX_ENV`] turned them
+    /// off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amx_refused: Option<&'static str>,
+}
+
+/// The environment variable that keeps bf16 and int8 off AMX tiles (on
+/// AVX-512) when set to `off`, `0` or `false`: to compare the kernels, or
+/// where a platform mishandles tile state.
+pub const AMX_ENV: &str = "DG_AMX";
+
+/// Why this process may not use AMX tiles on a CPU that has them, if not.
+fn amx_refusal() -> Option<&'static str> {
+    let turned_off = std::env::var(AMX_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "0" | "false"
+        )
+    });
+    if turned_off {
+        return Some("turned off by DG_AMX");
+    }
+    if !tile_data_granted() {
+        return Some("Linux refused AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM)");
+    }
+    None
+}
+
+/// Asks Linux, once per process, to let every thread use AMX tile data;
+/// without it the first tile instruction raises SIGILL.
+fn tile_data_granted() -> bool {
+    static GRANTED: OnceLock<bool> = OnceLock::new();
+    *GRANTED.get_or_init(request_tile_data)
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn request_tile_data() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: this arch_prctl only asks for a permission; it reads and
+    // writes no memory of ours.
+    let status = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        )
+    };
+    status == 0
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn request_tile_data() -> bool {
+    false
 }
 
 impl CpuFeatures {
@@ -152,14 +210,16 @@ impl CpuFeatures {
         #[allow(unused_unsafe)]
         let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
         let bit = |b: u32| leaf7.edx & (1 << b) != 0;
+        let amx_tile = bit(24);
         CpuFeatures {
             avx512f: is_x86_feature_detected!("avx512f"),
             avx512bw: is_x86_feature_detected!("avx512bw"),
             avx512_bf16: is_x86_feature_detected!("avx512bf16"),
             avx512_vnni: is_x86_feature_detected!("avx512vnni"),
-            amx_tile: bit(24),
+            amx_tile,
             amx_bf16: bit(22),
             amx_int8: bit(25),
+            amx_refused: if amx_tile { amx_refusal() } else { None },
         }
     }
 
@@ -176,6 +236,24 @@ impl CpuFeatures {
             Precision::Bf16 => self.avx512f && self.avx512_bf16,
             Precision::Int8 => self.avx512f && self.avx512bw && self.avx512_vnni,
         }
+    }
+
+    /// Why `precision` does not run on AMX tiles here, if it does not.
+    pub fn tiles_unavailable(&self, precision: Precision) -> Option<String> {
+        let (product, name) = match precision {
+            Precision::F32 => return Some("f32 has no AMX kernel".to_string()),
+            Precision::Bf16 => (self.amx_bf16, "AMX-BF16"),
+            Precision::Int8 => (self.amx_int8, "AMX-INT8"),
+        };
+        if !self.supports(precision) || !self.amx_tile || !product {
+            return Some(format!("this CPU lacks AMX-TILE or {name}"));
+        }
+        self.amx_refused.map(str::to_string)
+    }
+
+    /// Whether `precision` runs on AMX tiles here.
+    pub fn tiles(&self, precision: Precision) -> bool {
+        self.tiles_unavailable(precision).is_none()
     }
 
     /// The precisions this CPU can run, f32 first.
@@ -205,19 +283,26 @@ impl CpuFeatures {
                     .join(", ")
             )));
         }
+        let tiles = self.tiles(precision);
         let linear = match precision {
             Precision::F32 if self.avx512f => "f32 linear layers (gemm crate, AVX-512 FMA)",
             Precision::F32 => "f32 linear layers (gemm crate)",
+            Precision::Bf16 if tiles => {
+                "bf16 linear layers (AMX tdpbf16ps tiles, f32 accumulation)"
+            }
             Precision::Bf16 => "bf16 linear layers (AVX512-BF16 vdpbf16ps, f32 accumulation)",
+            Precision::Int8 if tiles => {
+                "int8 linear layers (AMX tdpbusd tiles; weights per output channel, \
+                 activations per token)"
+            }
             Precision::Int8 => {
                 "int8 linear layers (AVX512-VNNI vpdpbusd; weights per output channel, \
                  activations per token)"
             }
         };
-        let amx = if self.amx_tile {
-            "; AMX present but unused (no AMX kernel yet)"
-        } else {
-            ""
+        let amx = match self.tiles_unavailable(precision) {
+            Some(why) if self.amx_tile => format!("; AMX present, not used: {why}"),
+            _ => String::new(),
         };
         Ok(format!(
             "{linear}; attention, LayerNorm, softmax, GELU and head in f32{amx}"
@@ -278,8 +363,8 @@ mod tests {
     }
 
     #[test]
-    fn amx_is_reported_but_not_claimed() {
-        let amx = CpuFeatures {
+    fn amx_runs_where_granted_and_says_why_where_not() {
+        let mut amx = CpuFeatures {
             avx512f: true,
             avx512bw: true,
             avx512_bf16: true,
@@ -287,8 +372,34 @@ mod tests {
             amx_tile: true,
             amx_bf16: true,
             amx_int8: true,
+            amx_refused: None,
         };
+        assert!(amx.tiles(Precision::Bf16) && amx.tiles(Precision::Int8));
+        assert!(amx
+            .kernels(Precision::Bf16)
+            .unwrap()
+            .contains("AMX tdpbf16ps"));
+        assert!(amx
+            .kernels(Precision::Int8)
+            .unwrap()
+            .contains("AMX tdpbusd"));
+        let f32_words = amx.kernels(Precision::F32).unwrap();
+        assert!(
+            f32_words.contains("not used: f32 has no AMX kernel"),
+            "{f32_words}"
+        );
+        amx.amx_refused = Some("turned off by DG_AMX");
+        assert!(!amx.tiles(Precision::Bf16));
         let words = amx.kernels(Precision::Bf16).unwrap();
-        assert!(words.contains("vdpbf16ps") && words.contains("AMX present but unused"));
+        assert!(
+            words.contains("vdpbf16ps") && words.contains("turned off by DG_AMX"),
+            "{words}"
+        );
+        amx.amx_refused = None;
+        amx.amx_int8 = false;
+        assert!(amx.tiles(Precision::Bf16));
+        let why = amx.tiles_unavailable(Precision::Int8).unwrap();
+        assert!(why.contains("AMX-INT8"), "{why}");
+        assert!(!CpuFeatures::default().tiles(Precision::Bf16));
     }
 }

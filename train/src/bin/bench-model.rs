@@ -1,6 +1,7 @@
 //! Model throughput benchmark: candle training steps (forward + backward +
 //! AdamW) and inference of the MiniLM-size classifier on this machine, in
-//! every inference precision the CPU runs (f32, bf16, int8), optionally side
+//! every inference precision the CPU runs (f32, bf16, int8; bf16 and int8
+//! on AMX tiles and on AVX-512 where the CPU has AMX), optionally side
 //! by side in the same run with the peers: PyTorch fp32 and bf16 autocast,
 //! ONNX Runtime fp32 and int8 dynamic quantisation. Results go to stdout as
 //! JSON lines and a Markdown table, after the CPU model and the kernels.
@@ -67,6 +68,35 @@ struct Args {
     /// what the fused optimizer step buys).
     #[arg(long)]
     candle_adamw: bool,
+    /// Where the CPU has AMX, run bf16 and int8 on AMX tiles only, not also
+    /// on AVX-512 (`DG_AMX=off`).
+    #[arg(long)]
+    no_avx512_runs: bool,
+}
+
+/// One candle inference configuration: a precision, and whether AMX
+/// tiles are kept off.
+#[derive(Debug, Clone, Copy)]
+struct CandleKernels {
+    precision: Precision,
+    amx_off: bool,
+}
+
+impl CandleKernels {
+    /// `candle-int8`, or `candle-int8-avx512` with AMX kept off.
+    fn engine(self) -> String {
+        let suffix = if self.amx_off { "-avx512" } else { "" };
+        format!("candle-{}{suffix}", self.precision)
+    }
+
+    /// Sets `DG_AMX` so that layers packed from now on use these kernels.
+    fn select(self) {
+        if self.amx_off {
+            std::env::set_var(models::AMX_ENV, "off");
+        } else {
+            std::env::remove_var(models::AMX_ENV);
+        }
+    }
 }
 
 struct Shape {
@@ -352,27 +382,41 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The candle precisions to run: those asked for, or every one this CPU
-/// runs (the others are reported as skipped).
-fn candle_precisions(args: &Args, cpu: &CpuFeatures) -> Vec<Precision> {
+/// The candle configurations to run: the precisions asked for, or every
+/// one this CPU runs (the others are reported as skipped), each also on
+/// AVX-512 where it runs on AMX tiles (unless `--no-avx512-runs`).
+fn candle_kernels(args: &Args, cpu: &CpuFeatures) -> Result<Vec<CandleKernels>> {
     let asked = if args.precisions.is_empty() {
         Precision::ALL.to_vec()
     } else {
         args.precisions.clone()
     };
-    asked
-        .into_iter()
-        .filter(|&p| match cpu.kernels(p) {
-            Ok(words) => {
-                println!("candle {p}: {words}");
-                true
-            }
+    let mut runs = Vec::new();
+    for precision in asked {
+        match cpu.kernels(precision) {
+            Ok(words) => println!("candle {precision}: {words}"),
             Err(e) => {
-                println!("candle {p}: skipped: {e}");
-                false
+                println!("candle {precision}: skipped: {e}");
+                continue;
             }
-        })
-        .collect()
+        }
+        runs.push(CandleKernels {
+            precision,
+            amx_off: false,
+        });
+        if cpu.tiles(precision) && !args.no_avx512_runs {
+            let off = CpuFeatures {
+                amx_refused: Some("turned off by DG_AMX"),
+                ..*cpu
+            };
+            println!("candle {precision}-avx512: {}", off.kernels(precision)?);
+            runs.push(CandleKernels {
+                precision,
+                amx_off: true,
+            });
+        }
+    }
+    Ok(runs)
 }
 
 #[global_allocator]
@@ -390,7 +434,7 @@ fn main() -> Result<()> {
         "allocator: mimalloc, purge delay {} ms (-1: freed memory is kept)",
         models::allocator::purge_delay_ms()
     );
-    let precisions = candle_precisions(&args, &cpu);
+    let kernels = candle_kernels(&args, &cpu)?;
     let (files, _) = base_model::resolve(&args.base_model)?;
     let bert = BertConfig::from_file(&files.config)?;
     let model_dir = files
@@ -409,14 +453,15 @@ fn main() -> Result<()> {
         .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name))
     {
         let mut runs = Vec::new();
-        let candle_precisions = if shape.train {
-            &[Precision::F32][..]
-        } else {
-            &precisions
-        };
-        for &p in candle_precisions {
-            let m = candle_run(&args, &bert, &files.weights, shape, p)?;
-            runs.push((format!("candle-{p}"), m));
+        let f32_only = [CandleKernels {
+            precision: Precision::F32,
+            amx_off: false,
+        }];
+        let candle_configs = if shape.train { &f32_only[..] } else { &kernels };
+        for &config in candle_configs {
+            config.select();
+            let m = candle_run(&args, &bert, &files.weights, shape, config.precision)?;
+            runs.push((config.engine(), m));
         }
         runs.extend(peer_runs(&args, &model_dir, onnx.as_ref(), shape)?);
         for (engine, m) in &runs {

@@ -7,6 +7,7 @@
 //! `col = panel * 64 + v * 16 + j`. Activations are rounded to bf16 per
 //! call and read as one 32-bit pair, broadcast to every lane.
 
+use super::amx::{self, Block, BlockAt, Product, TileOperands, TILE};
 use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
 /// bf16 values per packed panel row (one input pair, 64 columns).
@@ -40,7 +41,7 @@ impl Bf16Panels {
     /// Packs the rows (one per output column) of an `in_dim`-wide weight.
     pub(super) fn pack(rows: &[Vec<f32>], in_dim: usize) -> Self {
         let out_dim = rows.len();
-        let pairs = in_dim.div_ceil(2);
+        let pairs = in_dim.div_ceil(2).next_multiple_of(TILE);
         let mut data = vec![0u16; panels(out_dim) * pairs * PAIR_ROW];
         for (col, row) in rows.iter().enumerate() {
             let (panel, lane) = (col / PANEL, col % PANEL);
@@ -63,7 +64,8 @@ impl Bf16Panels {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
-        let activations = self.pack_rows(xs, rows);
+        let mut activations = vec![0u32; rows * self.pairs];
+        self.round_rows(xs, &mut activations);
         for at in tiles(rows, self.out_dim) {
             let tile = Tile {
                 activations: &activations[at.first * self.pairs..][..at.rows * self.pairs],
@@ -81,16 +83,59 @@ impl Bf16Panels {
         }
     }
 
-    /// The rows as bf16 pairs, one `u32` per input pair (low half even;
-    /// an odd row's last pair ends in 0).
-    fn pack_rows(&self, xs: &[f32], rows: usize) -> Vec<u32> {
-        let mut packed = vec![0u32; rows * self.pairs];
+    /// As [`Bf16Panels::multiply`], with AMX tiles (`tdpbf16ps`).
+    ///
+    /// # Safety
+    /// The CPU has AMX-TILE and AMX-BF16, and Linux granted tile data.
+    pub(super) unsafe fn multiply_tiles(&self, xs: &[f32], bias: &[f32], out: &mut [f32]) {
+        let rows = xs.len() / self.in_dim.max(1);
+        assert_eq!(out.len(), rows * self.out_dim, "output rows");
+        assert_eq!(bias.len(), self.out_dim, "bias width");
+        let mut activations = amx::activation_buffer(rows, self.pairs);
+        self.round_rows(xs, &mut activations);
+        let operands = TileOperands {
+            activations: &activations,
+            groups: self.pairs,
+            weights: std::slice::from_raw_parts(self.data.as_ptr().cast(), 2 * self.data.len()),
+            out_dim: self.out_dim,
+        };
+        amx::multiply(Product::Bf16, &operands, rows, |at, block| {
+            // SAFETY: AMX-BF16 machines have AVX-512F; `multiply` hands
+            // out blocks within `rows`.
+            unsafe { store_block(at, block, bias, self.out_dim, out) }
+        });
+    }
+
+    /// Rounds the rows to bf16 pairs into `packed` (`pairs` per row), one
+    /// `u32` per input pair (low half even; an odd row's last pair ends in
+    /// 0; the padding pairs are left as they are).
+    fn round_rows(&self, xs: &[f32], packed: &mut [u32]) {
         for (row, dst) in xs.chunks(self.in_dim).zip(packed.chunks_mut(self.pairs)) {
             // SAFETY: bf16 layers exist only where `kernels` found
             // AVX512-BF16; `dst` holds the row's pairs.
             unsafe { round_row(row, dst) };
         }
-        packed
+    }
+}
+
+/// Adds the bias to a block's f32 accumulators and writes its valid rows
+/// and columns into `out` (the work item's rows, `out_dim` wide).
+#[target_feature(enable = "avx512f")]
+unsafe fn store_block(at: BlockAt, block: &Block, bias: &[f32], out_dim: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    debug_assert!(out.len() >= (at.first_row + at.rows) * out_dim);
+    for (t, tile) in block.0.iter().enumerate() {
+        let (first, col) = (TILE * (t / 2), at.col + TILE * (t % 2));
+        let mask = lane_mask(col, out_dim);
+        if mask == 0 || first >= at.rows {
+            continue;
+        }
+        let bias = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(col));
+        for r in first..at.rows.min(first + TILE) {
+            let sum = _mm512_loadu_ps(tile.as_ptr().add((r - first) * TILE).cast());
+            let dst = out.as_mut_ptr().add((at.first_row + r) * out_dim + col);
+            _mm512_mask_storeu_ps(dst, mask, _mm512_add_ps(sum, bias));
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 //! positions `4q .. 4q + 4`, four vectors of 16 lanes, lane `j` of vector
 //! `v` holding the four weights of column `panel * 64 + v * 16 + j`.
 
+use super::amx::{self, Block, BlockAt, Product, TileOperands, TILE};
 use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
 /// Bytes per packed panel row (one input quad, 64 columns).
@@ -115,7 +116,7 @@ impl Int8Panels {
     /// `in_dim`-wide weight.
     pub(super) fn pack(rows: &[Vec<f32>], in_dim: usize) -> Self {
         let out_dim = rows.len();
-        let quads = in_dim.div_ceil(4);
+        let quads = in_dim.div_ceil(4).next_multiple_of(TILE);
         let mut data = vec![0i8; panels(out_dim) * quads * QUAD_ROW];
         let mut scales = Vec::with_capacity(out_dim);
         let mut col_sums = Vec::with_capacity(out_dim);
@@ -146,7 +147,8 @@ impl Int8Panels {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
-        let (activations, row_codes) = self.quantise_rows(xs, rows);
+        let mut activations = vec![0u32; rows * self.quads];
+        let row_codes = self.quantise_rows(xs, &mut activations);
         for at in tiles(rows, self.out_dim) {
             let tile = Tile {
                 activations: &activations[at.first * self.quads..][..at.rows * self.quads],
@@ -154,10 +156,7 @@ impl Int8Panels {
                 weights: &self.data[at.panel * self.quads * QUAD_ROW..][..self.quads * QUAD_ROW],
                 quads: self.quads,
                 col: at.panel * PANEL,
-                out_dim: self.out_dim,
-                bias,
-                scales: &self.scales,
-                col_sums: &self.col_sums,
+                columns: self.columns(bias),
             };
             let out = &mut out[at.first * self.out_dim..][..at.rows * self.out_dim];
             // SAFETY: `kernels` returned Ok for int8 before this layer
@@ -167,19 +166,111 @@ impl Int8Panels {
         }
     }
 
-    /// Each row quantised to u8 with its own scale and zero point and
-    /// packed four to a `u32` (padding bytes stay 0 and meet zero
-    /// weights), with the rows' scales and zero points.
-    fn quantise_rows(&self, xs: &[f32], rows: usize) -> (Vec<u32>, Vec<RowCodes>) {
-        let mut packed = vec![0u32; rows * self.quads];
-        let row_codes = xs
-            .chunks(self.in_dim)
+    /// As [`Int8Panels::multiply`], with AMX tiles (`tdpbusd`).
+    ///
+    /// # Safety
+    /// The CPU has AMX-TILE and AMX-INT8, and Linux granted tile data.
+    pub(super) unsafe fn multiply_tiles(&self, xs: &[f32], bias: &[f32], out: &mut [f32]) {
+        let rows = xs.len() / self.in_dim.max(1);
+        assert_eq!(out.len(), rows * self.out_dim, "output rows");
+        assert_eq!(bias.len(), self.out_dim, "bias width");
+        let mut activations = amx::activation_buffer(rows, self.quads);
+        let row_codes = self.quantise_rows(xs, &mut activations);
+        let operands = TileOperands {
+            activations: &activations,
+            groups: self.quads,
+            weights: std::slice::from_raw_parts(self.data.as_ptr().cast(), self.data.len()),
+            out_dim: self.out_dim,
+        };
+        let columns = self.columns(bias);
+        amx::multiply(Product::Int8, &operands, rows, |at, block| {
+            // SAFETY: AMX-INT8 machines have AVX-512F; `multiply` hands
+            // out blocks within `rows`.
+            unsafe { columns.store_block(at, block, &row_codes, out) }
+        });
+    }
+
+    /// Quantises each row to u8 with its own scale and zero point into
+    /// `packed` (`quads` per row, four codes to a `u32`; padding bytes
+    /// stay 0 and meet zero weights) and returns the rows' codes.
+    fn quantise_rows(&self, xs: &[f32], packed: &mut [u32]) -> Vec<RowCodes> {
+        xs.chunks(self.in_dim)
             .zip(packed.chunks_mut(self.quads))
             // SAFETY: int8 layers exist only where `kernels` found
             // AVX-512F/BW; each row's quads hold the whole row.
             .map(|(row, dst)| unsafe { quantise_row(row, dst) })
-            .collect();
-        (packed, row_codes)
+            .collect()
+    }
+
+    /// What turns this layer's i32 sums into outputs, with `bias`.
+    fn columns<'a>(&'a self, bias: &'a [f32]) -> Columns<'a> {
+        Columns {
+            out_dim: self.out_dim,
+            bias,
+            scales: &self.scales,
+            col_sums: &self.col_sums,
+        }
+    }
+}
+
+/// Per output column: what dequantises an i32 sum, and the bias.
+#[derive(Clone, Copy)]
+struct Columns<'a> {
+    out_dim: usize,
+    bias: &'a [f32],
+    scales: &'a [f32],
+    /// `sum_k q_w[col][k]` per column.
+    col_sums: &'a [i32],
+}
+
+impl Columns<'_> {
+    /// Writes the 16 outputs of one row from column `col` (those below
+    /// `out_dim`) to `dst`: `(sum - zero_point * col_sum) * scale_x *
+    /// scale_w + bias`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store(
+        &self,
+        sum: std::arch::x86_64::__m512i,
+        row: RowCodes,
+        col: usize,
+        dst: *mut f32,
+    ) {
+        use std::arch::x86_64::*;
+        let mask = lane_mask(col, self.out_dim);
+        let col_sums = _mm512_maskz_loadu_epi32(mask, self.col_sums.as_ptr().add(col));
+        let shift = _mm512_mullo_epi32(_mm512_set1_epi32(row.zero_point), col_sums);
+        let scale = _mm512_maskz_loadu_ps(mask, self.scales.as_ptr().add(col));
+        let bias = _mm512_maskz_loadu_ps(mask, self.bias.as_ptr().add(col));
+        let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
+        let value = _mm512_fmadd_ps(exact, _mm512_mul_ps(_mm512_set1_ps(row.scale), scale), bias);
+        _mm512_mask_storeu_ps(dst, mask, value);
+    }
+
+    /// Writes a block's valid rows and columns into `out` (the work item's
+    /// rows, `out_dim` wide); `row_codes` are the work item's rows' codes.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_block(
+        &self,
+        at: BlockAt,
+        block: &Block,
+        row_codes: &[RowCodes],
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        debug_assert!(out.len() >= (at.first_row + at.rows) * self.out_dim);
+        for (t, tile) in block.0.iter().enumerate() {
+            let (first, col) = (TILE * (t / 2), at.col + TILE * (t % 2));
+            if col >= self.out_dim || first >= at.rows {
+                continue;
+            }
+            for r in first..at.rows.min(first + TILE) {
+                let sum = _mm512_loadu_si512(tile.as_ptr().add((r - first) * TILE).cast());
+                let row = at.first_row + r;
+                let dst = out.as_mut_ptr().add(row * self.out_dim + col);
+                self.store(sum, row_codes[row], col, dst);
+            }
+        }
     }
 }
 
@@ -190,10 +281,7 @@ struct Tile<'a> {
     weights: &'a [i8],
     quads: usize,
     col: usize,
-    out_dim: usize,
-    bias: &'a [f32],
-    scales: &'a [f32],
-    col_sums: &'a [i32],
+    columns: Columns<'a>,
 }
 
 impl MicroKernel for Tile<'_> {
@@ -222,22 +310,13 @@ impl Tile<'_> {
             }
         }
         for (r, acc) in acc.iter().enumerate() {
-            let row_scale = _mm512_set1_ps(self.row_codes[r].scale);
-            let zero_point = _mm512_set1_epi32(self.row_codes[r].zero_point);
             for (v, &sum) in acc.iter().enumerate() {
                 let col = self.col + 16 * v;
-                let mask = lane_mask(col, self.out_dim);
-                if mask == 0 {
+                if col >= self.columns.out_dim {
                     break;
                 }
-                let col_sums = _mm512_maskz_loadu_epi32(mask, self.col_sums.as_ptr().add(col));
-                let shift = _mm512_mullo_epi32(zero_point, col_sums);
-                let scale = _mm512_maskz_loadu_ps(mask, self.scales.as_ptr().add(col));
-                let bias = _mm512_maskz_loadu_ps(mask, self.bias.as_ptr().add(col));
-                let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
-                let value = _mm512_fmadd_ps(exact, _mm512_mul_ps(row_scale, scale), bias);
-                let dst = out.as_mut_ptr().add(r * self.out_dim + col);
-                _mm512_mask_storeu_ps(dst, mask, value);
+                let dst = out.as_mut_ptr().add(r * self.columns.out_dim + col);
+                self.columns.store(sum, self.row_codes[r], col, dst);
             }
         }
     }

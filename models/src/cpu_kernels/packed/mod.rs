@@ -1,9 +1,10 @@
 //! Reduced-precision linear layers for inference on the CPU: the weight is
 //! packed once (bf16 pairs for AVX512-BF16, or int8 per output channel for
 //! AVX512-VNNI), and a candle op multiplies f32 activations by it, adds the
-//! bias and returns f32.
+//! bias and returns f32. Where the CPU has AMX and Linux grants it, the same
+//! packed weights go through AMX tiles instead (`amx`).
 //!
-//! Both kernels share one blocking: the output is cut into panels of 64
+//! Both AVX-512 kernels share one blocking: the output is cut into panels of 64
 //! columns (four 16-lane vectors) and groups of up to 6 rows, so one
 //! micro-kernel call keeps 24 accumulators in registers while it streams the
 //! panel's packed weights once over the whole depth. Each rayon task takes
@@ -12,6 +13,7 @@
 //! them. Panels are padded with zero weights to 64 columns and the
 //! depth to whole pairs (bf16) or quads (int8); tails are stored masked.
 
+mod amx;
 mod bf16;
 mod int8;
 
@@ -45,6 +47,8 @@ pub struct PackedLinear {
     out_dim: usize,
     bias: Vec<f32>,
     weight: PackedWeight,
+    /// Whether the product runs on AMX tiles (else AVX-512).
+    tiles: bool,
 }
 
 #[derive(Debug)]
@@ -57,13 +61,29 @@ impl PackedLinear {
     /// Packs `weight` (out, in) and `bias` (out) for `precision`; `None`
     /// for f32 (candle's matmul runs it). Fails when this CPU lacks the
     /// precision's instructions.
+    /// Runs on AMX tiles where this CPU and the OS allow them.
     pub fn pack(weight: &Tensor, bias: &Tensor, precision: Precision) -> Result<Option<Self>> {
+        let cpu = CpuFeatures::detect();
+        Self::pack_for(weight, bias, precision, cpu.tiles(precision))
+    }
+
+    /// As [`PackedLinear::pack`], on AMX tiles if `tiles` (which fails
+    /// where they cannot run), else on AVX-512.
+    fn pack_for(
+        weight: &Tensor,
+        bias: &Tensor,
+        precision: Precision,
+        tiles: bool,
+    ) -> Result<Option<Self>> {
         if precision == Precision::F32 {
             return Ok(None);
         }
-        CpuFeatures::detect()
-            .kernels(precision)
+        let cpu = CpuFeatures::detect();
+        cpu.kernels(precision)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        if tiles && !cpu.tiles(precision) {
+            candle_core::bail!("{precision} on AMX tiles: this CPU or OS does not allow them");
+        }
         let (out_dim, in_dim) = weight.dims2()?;
         let rows = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
         let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
@@ -80,6 +100,7 @@ impl PackedLinear {
             out_dim,
             bias,
             weight,
+            tiles,
         }))
     }
 
@@ -91,12 +112,20 @@ impl PackedLinear {
     /// Multiplies `rows` rows of `xs` (row-major, `in_dim` wide) into
     /// `out` (row-major, `out_dim` wide).
     fn multiply(&self, xs: &[f32], out: &mut [f32]) {
-        let rows = task_rows(xs.len() / self.in_dim, rayon::current_num_threads());
+        let (rows, threads) = (xs.len() / self.in_dim, rayon::current_num_threads());
+        let rows = match self.tiles {
+            true => amx::task_rows(rows, threads),
+            false => task_rows(rows, threads),
+        };
         out.par_chunks_mut(rows * self.out_dim)
             .zip(xs.par_chunks(rows * self.in_dim))
-            .for_each(|(out, xs)| match &self.weight {
-                PackedWeight::Bf16(w) => w.multiply(xs, &self.bias, out),
-                PackedWeight::Int8(w) => w.multiply(xs, &self.bias, out),
+            .for_each(|(out, xs)| match (&self.weight, self.tiles) {
+                (PackedWeight::Bf16(w), false) => w.multiply(xs, &self.bias, out),
+                (PackedWeight::Int8(w), false) => w.multiply(xs, &self.bias, out),
+                // SAFETY: `tiles` is set only where `CpuFeatures::tiles`
+                // found the precision's AMX instructions and Linux's grant.
+                (PackedWeight::Bf16(w), true) => unsafe { w.multiply_tiles(xs, &self.bias, out) },
+                (PackedWeight::Int8(w), true) => unsafe { w.multiply_tiles(xs, &self.bias, out) },
             });
     }
 }
@@ -204,12 +233,29 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    /// Why a test of `precision` cannot run here, if it cannot.
-    fn skip_reason(precision: Precision) -> Option<String> {
-        CpuFeatures::detect()
-            .kernels(precision)
-            .err()
-            .map(|e| e.to_string())
+    /// Each reduced precision on AVX-512 (`false`) and on AMX tiles.
+    const KERNELS: [(Precision, bool); 4] = [
+        (Precision::Bf16, false),
+        (Precision::Int8, false),
+        (Precision::Bf16, true),
+        (Precision::Int8, true),
+    ];
+
+    /// Why a test of `precision` (on tiles if `tiles`) cannot run here, if
+    /// it cannot.
+    fn skip_reason(precision: Precision, tiles: bool) -> Option<String> {
+        let cpu = CpuFeatures::detect();
+        match cpu.kernels(precision) {
+            Err(e) => Some(e.to_string()),
+            Ok(_) if tiles => cpu.tiles_unavailable(precision),
+            Ok(_) => None,
+        }
+    }
+
+    /// `"bf16 on AMX tiles"` and the like, for messages.
+    fn kernel_name(precision: Precision, tiles: bool) -> String {
+        let unit = if tiles { "AMX tiles" } else { "AVX-512" };
+        format!("{precision} on {unit}")
     }
 
     /// `len` values in [-1, 1) from a xorshift generator.
@@ -246,13 +292,13 @@ mod tests {
         exact: Vec<f32>,
     }
 
-    fn run(precision: Precision, rows: usize, k: usize, n: usize) -> Outputs {
+    fn run(precision: Precision, tiles: bool, rows: usize, k: usize, n: usize) -> Outputs {
         let xs = random(rows * k, (rows * 131 + k * 7 + n) as u64);
         let w = random(n * k, 1 + n as u64);
         let b = random(n, 2);
         let weight = Tensor::from_vec(w.clone(), (n, k), &Device::Cpu).unwrap();
         let bias = Tensor::from_vec(b.clone(), n, &Device::Cpu).unwrap();
-        let packed = PackedLinear::pack(&weight, &bias, precision)
+        let packed = PackedLinear::pack_for(&weight, &bias, precision, tiles)
             .unwrap()
             .unwrap();
         let input = Tensor::from_vec(xs.clone(), (rows, k), &Device::Cpu).unwrap();
@@ -271,8 +317,9 @@ mod tests {
     }
 
     /// Shapes with every tail: one row, one column, depth 1, partial row
-    /// groups, task tails, partial vectors and panels, odd depths.
-    const SHAPES: [(usize, usize, usize); 10] = [
+    /// groups, tiles and blocks, task tails, partial vectors and panels,
+    /// odd depths, depths of several tiles.
+    const SHAPES: [(usize, usize, usize); 12] = [
         (1, 1, 1),
         (1, 384, 384),
         (5, 7, 3),
@@ -283,57 +330,72 @@ mod tests {
         (49, 384, 1536),
         (97, 1536, 384),
         (3, 2, 200),
+        (17, 70, 33),
+        (300, 384, 100),
     ];
 
-    fn check_against_own_reference(precision: Precision, tolerance: f32) {
-        if let Some(why) = skip_reason(precision) {
-            eprintln!("SKIPPED: {precision} kernel test: {why}");
+    fn check_against_own_reference(precision: Precision, tiles: bool, tolerance: f32) {
+        let name = kernel_name(precision, tiles);
+        if let Some(why) = skip_reason(precision, tiles) {
+            eprintln!("SKIPPED: {name} kernel test: {why}");
             return;
         }
         for (rows, k, n) in SHAPES {
-            let out = run(precision, rows, k, n);
+            let out = run(precision, tiles, rows, k, n);
             // f32 accumulation (bf16) and the final scaling (int8) round;
             // the error grows about with the square root of the depth.
             let bound = |r: f32| tolerance * (k as f32).sqrt() * (1.0 + r.abs());
             for (i, (g, r)) in out.kernel.iter().zip(&out.own_rounding).enumerate() {
                 assert!(
                     (g - r).abs() <= bound(*r),
-                    "{precision} {rows}x{k}x{n} element {i}: kernel {g}, reference {r}"
+                    "{name} {rows}x{k}x{n} element {i}: kernel {g}, reference {r}"
                 );
             }
         }
     }
 
     #[test]
-    fn bf16_kernel_matches_its_rounding_on_odd_shapes() {
-        check_against_own_reference(Precision::Bf16, 1e-5);
+    fn bf16_avx512_kernel_matches_its_rounding_on_odd_shapes() {
+        check_against_own_reference(Precision::Bf16, false, 1e-5);
     }
 
     #[test]
-    fn int8_kernel_matches_its_quantisation_on_odd_shapes() {
-        check_against_own_reference(Precision::Int8, 1e-5);
+    fn int8_avx512_kernel_matches_its_quantisation_on_odd_shapes() {
+        check_against_own_reference(Precision::Int8, false, 1e-5);
+    }
+
+    #[test]
+    fn bf16_amx_kernel_matches_its_rounding_on_odd_shapes() {
+        check_against_own_reference(Precision::Bf16, true, 1e-5);
+    }
+
+    #[test]
+    fn int8_amx_kernel_matches_its_quantisation_on_odd_shapes() {
+        check_against_own_reference(Precision::Int8, true, 1e-5);
     }
 
     #[test]
     fn reduced_precision_stays_close_to_f32() {
         // Dot products of 384 terms in [-1, 1] have a spread of about 11;
         // bf16 keeps 8 bits of mantissa, int8 7 bits of range per row.
-        for (precision, bound) in [(Precision::Bf16, 0.1f32), (Precision::Int8, 0.3)] {
-            if let Some(why) = skip_reason(precision) {
-                eprintln!("SKIPPED: {precision} against f32: {why}");
+        for (precision, tiles) in KERNELS {
+            let name = kernel_name(precision, tiles);
+            if let Some(why) = skip_reason(precision, tiles) {
+                eprintln!("SKIPPED: {name} against f32: {why}");
                 continue;
             }
-            let out = run(precision, 33, 384, 96);
+            let bound = match precision {
+                Precision::Int8 => 0.3f32,
+                _ => 0.1,
+            };
+            let out = run(precision, tiles, 33, 384, 96);
             let worst = out
                 .kernel
                 .iter()
                 .zip(&out.exact)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            assert!(
-                worst < bound,
-                "{precision}: worst error {worst} against f32"
-            );
+            assert!(worst < bound, "{name}: worst error {worst} against f32");
         }
     }
 
