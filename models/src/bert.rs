@@ -156,26 +156,53 @@ impl BertAttention {
             .contiguous()
     }
 
+    /// The attention context (batch, seq, hidden) of the projected `q`,
+    /// `k`, `v`, head by head with batched products (differentiable).
+    fn context(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask_bias: &Tensor,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s, h) = q.dims3()?;
+        let (q, k, v) = (
+            self.split_heads(q)?,
+            self.split_heads(k)?,
+            self.split_heads(v)?,
+        );
+        // Scaling the queries costs a quarter of scaling the scores.
+        let q = (q * (1.0 / (self.head_dim as f64).sqrt()))?;
+        let scores = cpu_kernels::batched_matmul(&q, &k.t()?, mode.training())?;
+        let probs = cpu_kernels::attention_softmax(&scores, mask_bias, mode.training())?;
+        let probs = self.attention_dropout.forward(&probs, mode.training())?;
+        cpu_kernels::batched_matmul(&probs, &v, mode.training())?
+            .transpose(1, 2)?
+            .reshape((b, s, h))
+    }
+
     /// `mask_bias`: (batch, 1, 1, seq) additive, 0 for tokens and a large
-    /// negative for padding.
+    /// negative for padding. At inference on AVX-512 the attention is one
+    /// fused op ([`cpu_kernels::fused_attention`]).
     pub fn forward(
         &self,
         xs: &Tensor,
         mask_bias: &Tensor,
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
-        let (b, s, h) = xs.dims3()?;
-        let q = self.split_heads(&self.query.forward(xs, mode.training())?)?;
-        let k = self.split_heads(&self.key.forward(xs, mode.training())?)?;
-        let v = self.split_heads(&self.value.forward(xs, mode.training())?)?;
-        // Scaling the queries costs a quarter of scaling the scores.
-        let q = (q * (1.0 / (self.head_dim as f64).sqrt()))?;
-        let scores = cpu_kernels::batched_matmul(&q, &k.t()?, mode.training())?;
-        let probs = cpu_kernels::attention_softmax(&scores, mask_bias, mode.training())?;
-        let probs = self.attention_dropout.forward(&probs, mode.training())?;
-        let context = cpu_kernels::batched_matmul(&probs, &v, mode.training())?
-            .transpose(1, 2)?
-            .reshape((b, s, h))?;
+        let training = mode.training();
+        let q = self.query.forward(xs, training)?;
+        let k = self.key.forward(xs, training)?;
+        let v = self.value.forward(xs, training)?;
+        let fused = match training {
+            false => cpu_kernels::fused_attention(&q, &k, &v, mask_bias, self.heads)?,
+            true => None,
+        };
+        let context = match fused {
+            Some(context) => context,
+            None => self.context(&q, &k, &v, mask_bias, mode)?,
+        };
         let out = self.output.forward(&context, mode.training())?;
         let out = self.hidden_dropout.forward(&out, mode.training())?;
         self.norm.forward(&(out + xs)?, mode)

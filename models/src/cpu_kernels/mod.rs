@@ -12,17 +12,20 @@
 //! have fused backward passes, so training uses them too.
 //!
 //! On other devices and dtypes [`gelu_erf`], [`attention_softmax`] and
-//! [`layer_norm`] fall back to candle's own ops.
+//! [`layer_norm`] fall back to candle's own ops. At inference on AVX-512,
+//! [`fused_attention`] runs a layer's whole attention in one op.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+mod attention;
 mod batched_matmul;
 mod bias;
 mod dropout;
 mod layer_norm;
 mod packed;
 
+pub use attention::fused_attention;
 pub use batched_matmul::batched_matmul;
 pub use bias::add_bias;
 pub use dropout::{seed_dropout, Dropout};

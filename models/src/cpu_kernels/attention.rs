@@ -1,0 +1,390 @@
+//! Self-attention at inference, fused per (batch item, head) on AVX-512:
+//! `softmax(q k^T / sqrt(d) + mask) v` without materialising the scores of
+//! the whole batch. One work item transposes its head's keys into a small
+//! buffer, then takes the queries eight rows at a time: their scores (16
+//! keys per vector, one broadcast query value per FMA), the masked softmax
+//! of each row, and their context rows (16 head columns per vector, one
+//! broadcast probability per FMA), written straight into the `(batch, seq,
+//! hidden)` output the output projection reads.
+//!
+//! The unfused path (`batched_matmul`, [`super::attention_softmax`]) writes
+//! and reads `batch * heads * seq * seq` scores twice and splits and merges
+//! the heads with copies; at 128 tokens that traffic, not the arithmetic,
+//! was most of attention's time. Training keeps the unfused path (it needs
+//! the probabilities for the backward pass).
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{contiguous_f32, is_cpu_f32, softmax_row};
+
+/// Query rows per block: eight accumulators of scores or context.
+const ROWS: usize = 8;
+/// f32 lanes of an AVX-512 vector.
+const LANES: usize = 16;
+
+/// `softmax(q k^T / sqrt(d) + mask_bias) v` for `q`, `k`, `v` of shape
+/// (batch, seq, hidden) split into `heads` heads, and `mask_bias` (batch,
+/// 1, 1, seq): the attention context, (batch, seq, hidden). `None` where
+/// the fused kernel does not run (not f32 on the CPU, no AVX-512F, or a
+/// head width that is not a multiple of 16); the caller then takes the
+/// unfused path. Not differentiable: for inference only.
+pub fn fused_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask_bias: &Tensor,
+    heads: usize,
+) -> Result<Option<Tensor>> {
+    let (batch, seq, hidden) = q.dims3()?;
+    let runs = is_cpu_f32(q)
+        && is_cpu_f32(k)
+        && is_cpu_f32(v)
+        && avx512()
+        && heads > 0
+        && hidden.is_multiple_of(heads)
+        && (hidden / heads).is_multiple_of(LANES)
+        && k.dims() == q.dims()
+        && v.dims() == q.dims()
+        && mask_bias.dims() == [batch, 1, 1, seq];
+    if !runs {
+        return Ok(None);
+    }
+    let mask = mask_bias.flatten_all()?.to_vec1::<f32>()?;
+    let op = FusedAttention { heads, mask };
+    let context = q
+        .contiguous()?
+        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)?;
+    Ok(Some(context))
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+struct FusedAttention {
+    heads: usize,
+    /// The additive mask, `batch * seq`.
+    mask: Vec<f32>,
+}
+
+/// One head of one batch item: where its rows start and how they are laid
+/// out in the (batch, seq, hidden) tensors.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// Offset of the head's first value: `item * seq * hidden + head * d`.
+    base: usize,
+    seq: usize,
+    hidden: usize,
+    width: usize,
+    scale: f32,
+}
+
+/// A work item's buffers, reused over the items of one thread.
+struct Scratch {
+    /// The head's keys transposed: `width` rows of `seq` rounded up to 16.
+    keys_t: Vec<f32>,
+    scores: Vec<f32>,
+    probs: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(seq: usize, width: usize) -> Self {
+        let padded = seq.next_multiple_of(LANES);
+        Scratch {
+            keys_t: vec![0.0; width * padded],
+            scores: vec![0.0; ROWS * padded],
+            probs: vec![0.0; ROWS * padded],
+        }
+    }
+}
+
+/// The output pointer, shared by work items that write disjoint parts.
+#[derive(Clone, Copy)]
+struct Output(*mut f32);
+// SAFETY: every work item writes only its own head's columns of its own
+// batch item, so no two items write the same element.
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
+impl CustomOp3 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "dg-fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q: &CpuStorage,
+        q_layout: &Layout,
+        k: &CpuStorage,
+        k_layout: &Layout,
+        v: &CpuStorage,
+        v_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (batch, seq, hidden) = q_layout.shape().dims3()?;
+        if k_layout.dims() != q_layout.dims() || v_layout.dims() != q_layout.dims() {
+            candle_core::bail!("{}: q, k and v must have one shape", self.name());
+        }
+        if self.mask.len() != batch * seq {
+            candle_core::bail!("{}: the mask must be (batch, 1, 1, seq)", self.name());
+        }
+        let (q, k, v) = (
+            contiguous_f32(self.name(), q, q_layout)?,
+            contiguous_f32(self.name(), k, k_layout)?,
+            contiguous_f32(self.name(), v, v_layout)?,
+        );
+        let width = hidden / self.heads;
+        let scale = 1.0 / (width as f32).sqrt();
+        let mut out = vec![0f32; q.len()];
+        let output = Output(out.as_mut_ptr());
+        (0..batch * self.heads).into_par_iter().for_each_init(
+            || Scratch::new(seq, width),
+            |scratch, item| {
+                let (b, h) = (item / self.heads, item % self.heads);
+                let head = Head {
+                    base: b * seq * hidden + h * width,
+                    seq,
+                    hidden,
+                    width,
+                    scale,
+                };
+                let mask = &self.mask[b * seq..(b + 1) * seq];
+                // SAFETY: `fused_attention` ran this op only where the CPU
+                // has AVX-512F; `out` has q's shape and the item writes its
+                // own head's columns of its own batch item.
+                unsafe { attend(head, [q, k, v], mask, scratch, output) };
+            },
+        );
+        Ok((CpuStorage::F32(out), q_layout.shape().clone()))
+    }
+}
+
+/// Attention of one head of one batch item, written into `output`.
+///
+/// # Safety
+/// AVX-512F; the tensors and `output` are (batch, seq, hidden) and cover
+/// `head`.
+#[target_feature(enable = "avx512f")]
+unsafe fn attend(head: Head, [q, k, v]: [&[f32]; 3], mask: &[f32], s: &mut Scratch, out: Output) {
+    let padded = head.seq.next_multiple_of(LANES);
+    for j in 0..head.seq {
+        let key = &k[head.base + j * head.hidden..][..head.width];
+        for (d, &x) in key.iter().enumerate() {
+            s.keys_t[d * padded + j] = x;
+        }
+    }
+    for first in (0..head.seq).step_by(ROWS) {
+        let rows = (head.seq - first).min(ROWS);
+        let block = Block {
+            head,
+            first,
+            padded,
+        };
+        match rows {
+            1 => block.run::<1>(q, v, mask, s, out),
+            2 => block.run::<2>(q, v, mask, s, out),
+            3 => block.run::<3>(q, v, mask, s, out),
+            4 => block.run::<4>(q, v, mask, s, out),
+            5 => block.run::<5>(q, v, mask, s, out),
+            6 => block.run::<6>(q, v, mask, s, out),
+            7 => block.run::<7>(q, v, mask, s, out),
+            _ => block.run::<8>(q, v, mask, s, out),
+        }
+    }
+}
+
+/// `R` query rows from `first` of one head.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    head: Head,
+    first: usize,
+    /// The sequence rounded up to whole vectors.
+    padded: usize,
+}
+
+impl Block {
+    /// Scores, softmax and context of the block's rows.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn run<const R: usize>(
+        self,
+        q: &[f32],
+        v: &[f32],
+        mask: &[f32],
+        s: &mut Scratch,
+        out: Output,
+    ) {
+        self.scores::<R>(q, &s.keys_t, &mut s.scores);
+        let seq = self.head.seq;
+        for r in 0..R {
+            let row = r * self.padded;
+            softmax_row(
+                &mut s.probs[row..row + seq],
+                &s.scores[row..row + seq],
+                mask,
+            );
+        }
+        self.context::<R>(v, &s.probs, out);
+    }
+
+    /// `scores[r][j] = q[first + r] . k[j] * scale` for every key `j`
+    /// (the padded keys score 0 and are never read).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn scores<const R: usize>(&self, q: &[f32], keys_t: &[f32], scores: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let Head {
+            base,
+            hidden,
+            width,
+            scale,
+            ..
+        } = self.head;
+        let query = |r: usize| q.as_ptr().add(base + (self.first + r) * hidden);
+        let scale = _mm512_set1_ps(scale);
+        assert!(keys_t.len() >= width * self.padded && scores.len() >= R * self.padded);
+        for col in (0..self.padded).step_by(LANES) {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for d in 0..width {
+                let keys = _mm512_loadu_ps(keys_t.as_ptr().add(d * self.padded + col));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*query(r).add(d)), keys, *acc);
+                }
+            }
+            for (r, &acc) in acc.iter().enumerate() {
+                let dst = scores.as_mut_ptr().add(r * self.padded + col);
+                _mm512_storeu_ps(dst, _mm512_mul_ps(acc, scale));
+            }
+        }
+    }
+
+    /// `out[first + r] = sum_j probs[r][j] v[j]` over the head's columns.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn context<const R: usize>(&self, v: &[f32], probs: &[f32], out: Output) {
+        use std::arch::x86_64::*;
+        let Head {
+            base,
+            seq,
+            hidden,
+            width,
+            ..
+        } = self.head;
+        assert!(probs.len() >= R * self.padded);
+        assert!(v.len() >= base + (seq - 1) * hidden + width);
+        for col in (0..width).step_by(LANES) {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for j in 0..seq {
+                let values = _mm512_loadu_ps(v.as_ptr().add(base + j * hidden + col));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let p = _mm512_set1_ps(*probs.get_unchecked(r * self.padded + j));
+                    *acc = _mm512_fmadd_ps(p, values, *acc);
+                }
+            }
+            for (r, &acc) in acc.iter().enumerate() {
+                let dst = out.0.add(base + (self.first + r) * hidden + col);
+                _mm512_storeu_ps(dst, acc);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu_kernels::{attention_softmax, batched_matmul, test_support::max_abs_diff};
+    use candle_core::{DType, Device};
+
+    /// The unfused path's context, (batch, seq, hidden).
+    fn unfused(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, heads: usize) -> Tensor {
+        let (b, s, h) = q.dims3().unwrap();
+        let split = |x: &Tensor| {
+            x.reshape((b, s, heads, h / heads))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let scale = 1.0 / ((h / heads) as f64).sqrt();
+        let (q, k, v) = ((split(q) * scale).unwrap(), split(k), split(v));
+        let scores = batched_matmul(&q, &k.t().unwrap(), false).unwrap();
+        let probs = attention_softmax(&scores, mask, false).unwrap();
+        batched_matmul(&probs, &v, false)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, s, h))
+            .unwrap()
+    }
+
+    /// A mask with the last `pad` keys of every other item masked out.
+    fn mask(batch: usize, seq: usize, pad: usize) -> Tensor {
+        let values: Vec<f32> = (0..batch * seq)
+            .map(|i| {
+                let (item, key) = (i / seq, i % seq);
+                if item % 2 == 1 && key + pad >= seq && key > 0 {
+                    -1e4
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Tensor::from_vec(values, (batch, 1, 1, seq), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn fused_attention_matches_the_unfused_path_on_odd_shapes() {
+        if !avx512() {
+            eprintln!("SKIPPED: fused attention: this CPU lacks AVX-512F");
+            return;
+        }
+        // (batch, seq, heads, head width): one token, one head, tails of
+        // the 8-row blocks and of the 16-key vectors, wide heads.
+        for (batch, seq, heads, width) in [
+            (1, 1, 1, 16),
+            (2, 7, 3, 16),
+            (3, 17, 12, 32),
+            (2, 33, 2, 64),
+            (4, 128, 12, 32),
+        ] {
+            let hidden = heads * width;
+            let rand = |seed: f64| {
+                Tensor::randn(seed as f32, 1.0, (batch, seq, hidden), &Device::Cpu).unwrap()
+            };
+            let (q, k, v) = (rand(0.0), rand(0.1), rand(-0.1));
+            let mask = mask(batch, seq, seq / 3);
+            let fused = fused_attention(&q, &k, &v, &mask, heads)
+                .unwrap()
+                .expect("runs on AVX-512");
+            let want = unfused(&q, &k, &v, &mask, heads);
+            assert_eq!(fused.dims(), want.dims());
+            let diff = max_abs_diff(&fused, &want);
+            assert!(diff < 1e-5, "{batch}x{seq}x{heads}x{width}: {diff}");
+        }
+    }
+
+    #[test]
+    fn shapes_it_cannot_run_fall_back() {
+        let q = Tensor::zeros((1, 4, 24), DType::F32, &Device::Cpu).unwrap();
+        let mask = Tensor::zeros((1, 1, 1, 4), DType::F32, &Device::Cpu).unwrap();
+        // 24 / 2 = 12 columns per head: not whole vectors.
+        assert!(fused_attention(&q, &q, &q, &mask, 2).unwrap().is_none());
+        let wrong_mask = Tensor::zeros((1, 1, 1, 5), DType::F32, &Device::Cpu).unwrap();
+        let q = Tensor::zeros((1, 4, 32), DType::F32, &Device::Cpu).unwrap();
+        assert!(fused_attention(&q, &q, &q, &wrong_mask, 2)
+            .unwrap()
+            .is_none());
+        let f64s = q.to_dtype(DType::F64).unwrap();
+        assert!(fused_attention(&f64s, &f64s, &f64s, &mask, 2)
+            .unwrap()
+            .is_none());
+    }
+}
