@@ -16,7 +16,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, is_cpu_f32, softmax_row};
+use super::{contiguous_f32, is_cpu_f32};
 
 /// Query rows per block: eight accumulators of scores or context.
 const ROWS: usize = 8;
@@ -91,8 +91,8 @@ struct Head {
 struct Scratch {
     /// The head's keys transposed: `width` rows of `seq` rounded up to 16.
     keys_t: Vec<f32>,
+    /// A block's scores, then its probabilities: [`ROWS`] rows as long.
     scores: Vec<f32>,
-    probs: Vec<f32>,
 }
 
 impl Scratch {
@@ -101,9 +101,65 @@ impl Scratch {
         Scratch {
             keys_t: vec![0.0; width * padded],
             scores: vec![0.0; ROWS * padded],
-            probs: vec![0.0; ROWS * padded],
         }
     }
+}
+
+/// The valid lanes of the vector from `col` of a row of `len`.
+fn lane_mask(col: usize, len: usize) -> u16 {
+    match len.saturating_sub(col) {
+        n if n >= LANES => u16::MAX,
+        n => (1u16 << n) - 1,
+    }
+}
+
+/// The softmax, in place, of the first `len` values of `row` (whole
+/// vectors long; the lanes past `len` are left undefined).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn softmax_row(row: &mut [f32], len: usize) {
+    use std::arch::x86_64::*;
+    debug_assert!(row.len() >= len.next_multiple_of(LANES));
+    let start = row.as_mut_ptr();
+    let at = |col: usize| start.add(col);
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for col in (0..len).step_by(LANES) {
+        max = _mm512_mask_max_ps(max, lane_mask(col, len), max, _mm512_loadu_ps(at(col)));
+    }
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    let mut sum = _mm512_setzero_ps();
+    for col in (0..len).step_by(LANES) {
+        let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(at(col)), max));
+        sum = _mm512_mask_add_ps(sum, lane_mask(col, len), sum, e);
+        _mm512_storeu_ps(at(col), e);
+    }
+    let inverse = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+    for col in (0..len).step_by(LANES) {
+        _mm512_storeu_ps(at(col), _mm512_mul_ps(_mm512_loadu_ps(at(col)), inverse));
+    }
+}
+
+/// e^x on 16 lanes, as [`super::exp`]: `x = n ln 2 + r`, the degree-6
+/// Taylor polynomial of e^r in FMAs, times 2^n by `vscalefps`; 0 below
+/// -87.3.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn exp16(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let set = _mm512_set1_ps;
+    let underflow = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, set(-87.3));
+    let x = _mm512_min_ps(_mm512_max_ps(x, set(-87.3)), set(88.3));
+    // Round to nearest (imm 0), exceptions suppressed (8).
+    let n = _mm512_roundscale_ps::<8>(_mm512_mul_ps(x, set(std::f32::consts::LOG2_E)));
+    let r = _mm512_fnmadd_ps(n, set(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, set(LN2_LO), r);
+    let mut p = set(1.0 / 720.0);
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm512_fmadd_ps(p, r, set(c));
+    }
+    _mm512_maskz_scalef_ps(!underflow, p, n)
 }
 
 /// The output pointer, shared by work items that write disjoint parts.
@@ -221,24 +277,27 @@ impl Block {
         s: &mut Scratch,
         out: Output,
     ) {
-        self.scores::<R>(q, &s.keys_t, &mut s.scores);
-        let seq = self.head.seq;
+        self.scores::<R>(q, &s.keys_t, mask, &mut s.scores);
         for r in 0..R {
-            let row = r * self.padded;
             softmax_row(
-                &mut s.probs[row..row + seq],
-                &s.scores[row..row + seq],
-                mask,
+                &mut s.scores[r * self.padded..][..self.padded],
+                self.head.seq,
             );
         }
-        self.context::<R>(v, &s.probs, out);
+        self.context::<R>(v, &s.scores, out);
     }
 
-    /// `scores[r][j] = q[first + r] . k[j] * scale` for every key `j`
-    /// (the padded keys score 0 and are never read).
+    /// `scores[r][j] = q[first + r] . k[j] * scale + mask[j]` for every
+    /// key `j` (the padded keys are never read).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn scores<const R: usize>(&self, q: &[f32], keys_t: &[f32], scores: &mut [f32]) {
+    unsafe fn scores<const R: usize>(
+        &self,
+        q: &[f32],
+        keys_t: &[f32],
+        mask: &[f32],
+        scores: &mut [f32],
+    ) {
         use std::arch::x86_64::*;
         let Head {
             base,
@@ -258,9 +317,11 @@ impl Block {
                     *acc = _mm512_fmadd_ps(_mm512_set1_ps(*query(r).add(d)), keys, *acc);
                 }
             }
+            let keys = lane_mask(col, self.head.seq);
+            let bias = _mm512_maskz_loadu_ps(keys, mask.as_ptr().add(col));
             for (r, &acc) in acc.iter().enumerate() {
                 let dst = scores.as_mut_ptr().add(r * self.padded + col);
-                _mm512_storeu_ps(dst, _mm512_mul_ps(acc, scale));
+                _mm512_storeu_ps(dst, _mm512_fmadd_ps(acc, scale, bias));
             }
         }
     }
@@ -368,6 +429,31 @@ mod tests {
             assert_eq!(fused.dims(), want.dims());
             let diff = max_abs_diff(&fused, &want);
             assert!(diff < 1e-5, "{batch}x{seq}x{heads}x{width}: {diff}");
+        }
+    }
+
+    #[test]
+    fn vector_exp_matches_the_scalar_one() {
+        if !avx512() {
+            eprintln!("SKIPPED: vector exp: this CPU lacks AVX-512F");
+            return;
+        }
+        let xs: Vec<f32> = (0..4000).map(|i| -100.0 + i as f32 * 0.047).collect();
+        for chunk in xs.chunks_exact(LANES) {
+            let mut got = [0f32; LANES];
+            // SAFETY: AVX-512F checked above.
+            unsafe {
+                use std::arch::x86_64::*;
+                let e = exp16(_mm512_loadu_ps(chunk.as_ptr()));
+                _mm512_storeu_ps(got.as_mut_ptr(), e);
+            }
+            for (&x, &g) in chunk.iter().zip(&got) {
+                let want = crate::cpu_kernels::exp(x);
+                assert!(
+                    (g - want).abs() <= 4e-7 * want.abs(),
+                    "exp({x}): {g}, scalar {want}"
+                );
+            }
         }
     }
 
