@@ -251,11 +251,11 @@ impl BertFeedForward {
 
     /// Applies the block to (batch, seq, hidden).
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
-        let h = self.intermediate.forward(xs, mode.training())?;
+        let training = mode.training();
         let h = match self.act {
-            HiddenAct::Gelu => cpu_kernels::gelu_erf(&h, mode.training())?,
-            HiddenAct::GeluNew => h.gelu()?,
-            HiddenAct::Relu => h.relu()?,
+            HiddenAct::Gelu => self.intermediate.forward_gelu(xs, training)?,
+            HiddenAct::GeluNew => self.intermediate.forward(xs, training)?.gelu()?,
+            HiddenAct::Relu => self.intermediate.forward(xs, training)?.relu()?,
         };
         let out = self
             .dropout

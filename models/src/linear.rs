@@ -44,6 +44,18 @@ impl Linear {
         Ok(())
     }
 
+    /// `gelu(self.forward(xs))` with the exact GELU
+    /// ([`cpu_kernels::gelu_erf`]); fused into the packed layer's work
+    /// items at reduced-precision inference.
+    pub fn forward_gelu(&self, xs: &Tensor, training: bool) -> candle_core::Result<Tensor> {
+        if let Some(packed) = self.packed.as_deref().filter(|_| !training) {
+            if cpu_kernels::is_cpu_f32(xs) {
+                return packed.forward_gelu(xs);
+            }
+        }
+        cpu_kernels::gelu_erf(&self.forward(xs, training)?, training)
+    }
+
     /// Applies the layer to `(..., in)`; differentiable when `training`.
     /// Leading dimensions fold into the rows of one matrix product (a
     /// broadcast weight would make the weight gradient a batched product

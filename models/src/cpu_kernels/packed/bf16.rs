@@ -7,6 +7,8 @@
 //! `col = panel * 64 + v * 16 + j`. Activations are rounded to bf16 per
 //! call and read as one 32-bit pair, broadcast to every lane.
 
+use std::mem::MaybeUninit;
+
 use super::amx::{self, Block, BlockAt, Product, TileOperands, TILE};
 use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
@@ -60,7 +62,7 @@ impl Bf16Panels {
 
     /// `out = xs @ w^T + bias` for whole rows of `xs` (`in_dim` wide) and
     /// `out` (`out_dim` wide).
-    pub(super) fn multiply(&self, xs: &[f32], bias: &[f32], out: &mut [f32]) {
+    pub(super) fn multiply(&self, xs: &[f32], bias: &[f32], out: &mut [MaybeUninit<f32>]) {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
@@ -87,7 +89,12 @@ impl Bf16Panels {
     ///
     /// # Safety
     /// The CPU has AMX-TILE and AMX-BF16, and Linux granted tile data.
-    pub(super) unsafe fn multiply_tiles(&self, xs: &[f32], bias: &[f32], out: &mut [f32]) {
+    pub(super) unsafe fn multiply_tiles(
+        &self,
+        xs: &[f32],
+        bias: &[f32],
+        out: &mut [MaybeUninit<f32>],
+    ) {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
@@ -121,7 +128,13 @@ impl Bf16Panels {
 /// Adds the bias to a block's f32 accumulators and writes its valid rows
 /// and columns into `out` (the work item's rows, `out_dim` wide).
 #[target_feature(enable = "avx512f")]
-unsafe fn store_block(at: BlockAt, block: &Block, bias: &[f32], out_dim: usize, out: &mut [f32]) {
+unsafe fn store_block(
+    at: BlockAt,
+    block: &Block,
+    bias: &[f32],
+    out_dim: usize,
+    out: &mut [MaybeUninit<f32>],
+) {
     use std::arch::x86_64::*;
     debug_assert!(out.len() >= (at.first_row + at.rows) * out_dim);
     for (t, tile) in block.0.iter().enumerate() {
@@ -133,7 +146,10 @@ unsafe fn store_block(at: BlockAt, block: &Block, bias: &[f32], out_dim: usize, 
         let bias = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(col));
         for r in first..at.rows.min(first + TILE) {
             let sum = _mm512_loadu_ps(tile.as_ptr().add((r - first) * TILE).cast());
-            let dst = out.as_mut_ptr().add((at.first_row + r) * out_dim + col);
+            let dst = out
+                .as_mut_ptr()
+                .cast::<f32>()
+                .add((at.first_row + r) * out_dim + col);
             _mm512_mask_storeu_ps(dst, mask, _mm512_add_ps(sum, bias));
         }
     }
@@ -175,7 +191,7 @@ struct Tile<'a> {
 }
 
 impl MicroKernel for Tile<'_> {
-    unsafe fn rows<const R: usize>(&self, out: &mut [f32]) {
+    unsafe fn rows<const R: usize>(&self, out: &mut [MaybeUninit<f32>]) {
         self.kernel::<R>(out)
     }
 }
@@ -183,7 +199,7 @@ impl MicroKernel for Tile<'_> {
 impl Tile<'_> {
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[inline]
-    unsafe fn kernel<const R: usize>(&self, out: &mut [f32]) {
+    unsafe fn kernel<const R: usize>(&self, out: &mut [MaybeUninit<f32>]) {
         use std::arch::x86_64::*;
         debug_assert!(self.activations.len() >= R * self.pairs);
         debug_assert!(self.weights.len() >= self.pairs * PAIR_ROW);
@@ -210,7 +226,7 @@ impl Tile<'_> {
                     break;
                 }
                 let bias = _mm512_maskz_loadu_ps(mask, self.bias.as_ptr().add(col));
-                let dst = out.as_mut_ptr().add(r * self.out_dim + col);
+                let dst = out.as_mut_ptr().cast::<f32>().add(r * self.out_dim + col);
                 _mm512_mask_storeu_ps(dst, mask, _mm512_add_ps(sum, bias));
             }
         }

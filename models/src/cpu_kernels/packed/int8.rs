@@ -15,6 +15,8 @@
 //! positions `4q .. 4q + 4`, four vectors of 16 lanes, lane `j` of vector
 //! `v` holding the four weights of column `panel * 64 + v * 16 + j`.
 
+use std::mem::MaybeUninit;
+
 use super::amx::{self, Block, BlockAt, Product, TileOperands, TILE};
 use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
@@ -143,7 +145,7 @@ impl Int8Panels {
 
     /// `out = xs @ w^T + bias` for whole rows of `xs` (`in_dim` wide) and
     /// `out` (`out_dim` wide).
-    pub(super) fn multiply(&self, xs: &[f32], bias: &[f32], out: &mut [f32]) {
+    pub(super) fn multiply(&self, xs: &[f32], bias: &[f32], out: &mut [MaybeUninit<f32>]) {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
@@ -170,7 +172,12 @@ impl Int8Panels {
     ///
     /// # Safety
     /// The CPU has AMX-TILE and AMX-INT8, and Linux granted tile data.
-    pub(super) unsafe fn multiply_tiles(&self, xs: &[f32], bias: &[f32], out: &mut [f32]) {
+    pub(super) unsafe fn multiply_tiles(
+        &self,
+        xs: &[f32],
+        bias: &[f32],
+        out: &mut [MaybeUninit<f32>],
+    ) {
         let rows = xs.len() / self.in_dim.max(1);
         assert_eq!(out.len(), rows * self.out_dim, "output rows");
         assert_eq!(bias.len(), self.out_dim, "bias width");
@@ -255,7 +262,7 @@ impl Columns<'_> {
         at: BlockAt,
         block: &Block,
         row_codes: &[RowCodes],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         use std::arch::x86_64::*;
         debug_assert!(out.len() >= (at.first_row + at.rows) * self.out_dim);
@@ -267,7 +274,7 @@ impl Columns<'_> {
             for r in first..at.rows.min(first + TILE) {
                 let sum = _mm512_loadu_si512(tile.as_ptr().add((r - first) * TILE).cast());
                 let row = at.first_row + r;
-                let dst = out.as_mut_ptr().add(row * self.out_dim + col);
+                let dst = out.as_mut_ptr().cast::<f32>().add(row * self.out_dim + col);
                 self.store(sum, row_codes[row], col, dst);
             }
         }
@@ -285,7 +292,7 @@ struct Tile<'a> {
 }
 
 impl MicroKernel for Tile<'_> {
-    unsafe fn rows<const R: usize>(&self, out: &mut [f32]) {
+    unsafe fn rows<const R: usize>(&self, out: &mut [MaybeUninit<f32>]) {
         self.kernel::<R>(out)
     }
 }
@@ -293,7 +300,7 @@ impl MicroKernel for Tile<'_> {
 impl Tile<'_> {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn kernel<const R: usize>(&self, out: &mut [f32]) {
+    unsafe fn kernel<const R: usize>(&self, out: &mut [MaybeUninit<f32>]) {
         use std::arch::x86_64::*;
         debug_assert!(self.activations.len() >= R * self.quads);
         debug_assert!(self.weights.len() >= self.quads * QUAD_ROW);
@@ -315,7 +322,10 @@ impl Tile<'_> {
                 if col >= self.columns.out_dim {
                     break;
                 }
-                let dst = out.as_mut_ptr().add(r * self.columns.out_dim + col);
+                let dst = out
+                    .as_mut_ptr()
+                    .cast::<f32>()
+                    .add(r * self.columns.out_dim + col);
                 self.columns.store(sum, self.row_codes[r], col, dst);
             }
         }

@@ -17,6 +17,8 @@ mod amx;
 mod bf16;
 mod int8;
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -106,12 +108,28 @@ impl PackedLinear {
 
     /// `xs @ weight^T + bias` for `xs` (rows, in) in f32 on the CPU.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.contiguous()?.apply_op1_no_bwd(self)
+        let op = PackedOp {
+            layer: self,
+            gelu: false,
+        };
+        xs.contiguous()?.apply_op1_no_bwd(&op)
+    }
+
+    /// `gelu(xs @ weight^T + bias)` (exact GELU, as
+    /// [`super::gelu_erf`]), applied to each work item's rows while they
+    /// are in cache instead of in a pass of its own.
+    pub fn forward_gelu(&self, xs: &Tensor) -> Result<Tensor> {
+        let op = PackedOp {
+            layer: self,
+            gelu: true,
+        };
+        xs.contiguous()?.apply_op1_no_bwd(&op)
     }
 
     /// Multiplies `rows` rows of `xs` (row-major, `in_dim` wide) into
-    /// `out` (row-major, `out_dim` wide).
-    fn multiply(&self, xs: &[f32], out: &mut [f32]) {
+    /// `out` (row-major, `out_dim` wide), writing every element, then
+    /// applies GELU if `gelu`.
+    fn multiply(&self, xs: &[f32], out: &mut [MaybeUninit<f32>], gelu: bool) {
         let (rows, threads) = (xs.len() / self.in_dim, rayon::current_num_threads());
         let rows = match self.tiles {
             true => amx::task_rows(rows, threads),
@@ -119,22 +137,42 @@ impl PackedLinear {
         };
         out.par_chunks_mut(rows * self.out_dim)
             .zip(xs.par_chunks(rows * self.in_dim))
-            .for_each(|(out, xs)| match (&self.weight, self.tiles) {
-                (PackedWeight::Bf16(w), false) => w.multiply(xs, &self.bias, out),
-                (PackedWeight::Int8(w), false) => w.multiply(xs, &self.bias, out),
-                // SAFETY: `tiles` is set only where `CpuFeatures::tiles`
-                // found the precision's AMX instructions and Linux's grant.
-                (PackedWeight::Bf16(w), true) => unsafe { w.multiply_tiles(xs, &self.bias, out) },
-                (PackedWeight::Int8(w), true) => unsafe { w.multiply_tiles(xs, &self.bias, out) },
+            .for_each(|(out, xs)| {
+                match (&self.weight, self.tiles) {
+                    (PackedWeight::Bf16(w), false) => w.multiply(xs, &self.bias, out),
+                    (PackedWeight::Int8(w), false) => w.multiply(xs, &self.bias, out),
+                    // SAFETY: `tiles` is set only where `CpuFeatures::tiles`
+                    // found the precision's AMX instructions and Linux's
+                    // grant.
+                    (PackedWeight::Bf16(w), true) => unsafe {
+                        w.multiply_tiles(xs, &self.bias, out)
+                    },
+                    (PackedWeight::Int8(w), true) => unsafe {
+                        w.multiply_tiles(xs, &self.bias, out)
+                    },
+                }
+                if gelu {
+                    // SAFETY: the kernels above wrote every element.
+                    let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    super::with_widest_simd(|| out.iter_mut().for_each(|x| *x = super::gelu(*x)));
+                }
             });
     }
 }
 
-impl CustomOp1 for PackedLinear {
+/// The candle op of a [`PackedLinear`], with GELU after it or not.
+struct PackedOp<'a> {
+    layer: &'a PackedLinear,
+    gelu: bool,
+}
+
+impl CustomOp1 for PackedOp<'_> {
     fn name(&self) -> &'static str {
-        match self.weight {
-            PackedWeight::Bf16(_) => "dg-linear-bf16",
-            PackedWeight::Int8(_) => "dg-linear-int8",
+        match (&self.layer.weight, self.gelu) {
+            (PackedWeight::Bf16(_), false) => "dg-linear-bf16",
+            (PackedWeight::Int8(_), false) => "dg-linear-int8",
+            (PackedWeight::Bf16(_), true) => "dg-linear-bf16-gelu",
+            (PackedWeight::Int8(_), true) => "dg-linear-int8-gelu",
         }
     }
 
@@ -150,19 +188,24 @@ impl CustomOp1 for PackedLinear {
             .dims()
             .split_last()
             .ok_or_else(|| candle_core::Error::Msg(format!("{}: scalar input", self.name())))?;
-        if in_dim != self.in_dim {
+        let layer = self.layer;
+        if in_dim != layer.in_dim {
             candle_core::bail!(
                 "{}: input width {in_dim}, weight {}",
                 self.name(),
-                self.in_dim
+                layer.in_dim
             );
         }
-        let mut out = vec![0f32; xs.len() / in_dim.max(1) * self.out_dim];
-        if !out.is_empty() {
-            self.multiply(xs, &mut out);
+        let len = xs.len() / in_dim.max(1) * layer.out_dim;
+        let mut out = Vec::with_capacity(len);
+        if len > 0 {
+            layer.multiply(xs, &mut out.spare_capacity_mut()[..len], self.gelu);
         }
+        // SAFETY: `multiply` wrote all `len` elements (the output is not
+        // zeroed first: at BERT sizes that pass cost as much as a GELU).
+        unsafe { out.set_len(len) };
         let mut dims = leading.to_vec();
-        dims.push(self.out_dim);
+        dims.push(layer.out_dim);
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
@@ -195,14 +238,14 @@ trait MicroKernel {
     /// # Safety
     /// The CPU has the kernel's instructions, and the kernel's slices hold
     /// everything it reads for `R` rows.
-    unsafe fn rows<const R: usize>(&self, out: &mut [f32]);
+    unsafe fn rows<const R: usize>(&self, out: &mut [MaybeUninit<f32>]);
 }
 
 /// Runs `kernel` for `rows` (1 to [`GROUP_ROWS`]) rows.
 ///
 /// # Safety
 /// As [`MicroKernel::rows`].
-unsafe fn run_kernel(kernel: &impl MicroKernel, rows: usize, out: &mut [f32]) {
+unsafe fn run_kernel(kernel: &impl MicroKernel, rows: usize, out: &mut [MaybeUninit<f32>]) {
     match rows {
         1 => kernel.rows::<1>(out),
         2 => kernel.rows::<2>(out),
@@ -396,6 +439,29 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(worst < bound, "{name}: worst error {worst} against f32");
+        }
+    }
+
+    #[test]
+    fn the_fused_gelu_equals_gelu_after_the_layer() {
+        for (precision, tiles) in KERNELS {
+            let name = kernel_name(precision, tiles);
+            if let Some(why) = skip_reason(precision, tiles) {
+                eprintln!("SKIPPED: {name} with GELU: {why}");
+                continue;
+            }
+            for (rows, k, n) in [(1, 3, 5), (70, 384, 200)] {
+                let w = Tensor::from_vec(random(n * k, 3), (n, k), &Device::Cpu).unwrap();
+                let b = Tensor::from_vec(random(n, 4), n, &Device::Cpu).unwrap();
+                let packed = PackedLinear::pack_for(&w, &b, precision, tiles)
+                    .unwrap()
+                    .unwrap();
+                let xs = Tensor::from_vec(random(rows * k, 5), (rows, k), &Device::Cpu).unwrap();
+                let fused = packed.forward_gelu(&xs).unwrap();
+                let apart = super::super::gelu_erf(&packed.forward(&xs).unwrap(), false).unwrap();
+                let diff = crate::cpu_kernels::test_support::max_abs_diff(&fused, &apart);
+                assert!(diff <= 1e-6, "{name} {rows}x{k}x{n}: {diff}");
+            }
         }
     }
 
