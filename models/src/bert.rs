@@ -110,6 +110,10 @@ pub struct BertAttention {
     query: Linear,
     key: Linear,
     value: Linear,
+    /// At bf16 or int8 inference: query, key and value as one packed
+    /// layer (the input is converted once, and one product covers the
+    /// three).
+    packed_qkv: Option<Linear>,
     output: Linear,
     norm: TrainableLayerNorm,
     attention_dropout: Dropout,
@@ -119,17 +123,37 @@ pub struct BertAttention {
 }
 
 impl BertAttention {
-    /// Sets the inference precision of the four projections.
+    /// Sets the inference precision of the four projections: in bf16 and
+    /// int8 the query, key and value weights are packed as one layer.
     pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
-        for linear in [
-            &mut self.query,
-            &mut self.key,
-            &mut self.value,
-            &mut self.output,
-        ] {
-            linear.set_precision(precision)?;
+        self.packed_qkv = match precision {
+            Precision::F32 => None,
+            _ => {
+                let mut qkv = Linear::concat(&[&self.query, &self.key, &self.value])?;
+                qkv.set_precision(precision)?;
+                Some(qkv)
+            }
+        };
+        self.output.set_precision(precision)
+    }
+
+    /// The query, key and value projections of `xs`, each (batch, seq,
+    /// hidden); at reduced-precision inference views of one product.
+    fn project(&self, xs: &Tensor, training: bool) -> candle_core::Result<[Tensor; 3]> {
+        if let Some(qkv) = self.packed_qkv.as_ref().filter(|_| !training) {
+            let all = qkv.forward(xs, false)?;
+            let h = self.heads * self.head_dim;
+            return Ok([
+                all.narrow(2, 0, h)?,
+                all.narrow(2, h, h)?,
+                all.narrow(2, 2 * h, h)?,
+            ]);
         }
-        Ok(())
+        Ok([
+            self.query.forward(xs, training)?,
+            self.key.forward(xs, training)?,
+            self.value.forward(xs, training)?,
+        ])
     }
 
     /// Loads `attention.self.*` and `attention.output.*`.
@@ -140,6 +164,7 @@ impl BertAttention {
             query: Linear::load(h, h, sa.pp("query"))?,
             key: Linear::load(h, h, sa.pp("key"))?,
             value: Linear::load(h, h, sa.pp("value"))?,
+            packed_qkv: None,
             output: Linear::load(h, h, vb.pp("output").pp("dense"))?,
             norm: TrainableLayerNorm::load(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
             attention_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
@@ -192,9 +217,7 @@ impl BertAttention {
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
         let training = mode.training();
-        let q = self.query.forward(xs, training)?;
-        let k = self.key.forward(xs, training)?;
-        let v = self.value.forward(xs, training)?;
+        let [q, k, v] = self.project(xs, training)?;
         let fused = match training {
             false => cpu_kernels::fused_attention(&q, &k, &v, mask_bias, self.heads)?,
             true => None,

@@ -36,6 +36,18 @@ impl Linear {
         })
     }
 
+    /// The layers stacked into one: their outputs side by side (an
+    /// inference copy: it does not follow later training of the parts).
+    pub fn concat(layers: &[&Linear]) -> candle_core::Result<Self> {
+        let weights: Vec<&Tensor> = layers.iter().map(|l| &l.weight).collect();
+        let biases: Vec<&Tensor> = layers.iter().map(|l| &l.bias).collect();
+        Ok(Linear {
+            weight: Tensor::cat(&weights, 0)?,
+            bias: Tensor::cat(&biases, 0)?,
+            packed: None,
+        })
+    }
+
     /// Sets the precision of inference (not training) passes on the CPU:
     /// packs the current weight for bf16 or int8, or drops the packed copy
     /// for f32. Fails when this CPU lacks the precision's instructions.

@@ -30,9 +30,9 @@ pub enum Precision {
     /// f32 weights and activations (the training precision).
     #[default]
     F32,
-    /// bfloat16 products accumulated in f32 (AVX512-BF16).
+    /// bfloat16 products accumulated in f32 (AMX-BF16 or AVX512-BF16).
     Bf16,
-    /// int8 products accumulated in i32 (AVX512-VNNI).
+    /// int8 products accumulated in i32 (AMX-INT8 or AVX512-VNNI).
     Int8,
 }
 

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use models::{checkpoint::load_into, BertConfig, BertEncoder, HiddenAct, Mode};
+use models::{checkpoint::load_into, BertConfig, BertEncoder, HiddenAct, Mode, Precision};
 
 fn tiny_config(dropout: f32) -> BertConfig {
     BertConfig {
@@ -276,4 +276,31 @@ fn bottom_then_top_equals_the_full_forward() {
             .unwrap();
         assert_eq!(max_abs_diff(&full, &top), 0.0, "split at {split}");
     }
+}
+
+#[test]
+fn reduced_precision_inference_stays_close_to_f32_and_f32_comes_back() {
+    let cfg = tiny_config(0.1);
+    let (_, mut encoder) = build(&cfg);
+    let (ids, mask) = batch();
+    let reference = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
+    let cpu = models::CpuFeatures::detect();
+    // LayerNorm outputs are about 1 in size: bf16 keeps about 3 decimal
+    // digits of each product, int8 about 2 of each row's range.
+    for (precision, bound) in [(Precision::Bf16, 0.05f32), (Precision::Int8, 0.15)] {
+        if let Err(why) = cpu.kernels(precision) {
+            eprintln!("SKIPPED: encoder in {precision}: {why}");
+            continue;
+        }
+        encoder.set_precision(precision).unwrap();
+        let got = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
+        let diff = max_abs_diff(&got, &reference);
+        assert!(diff < bound, "{precision}: max diff {diff} against f32");
+        assert!(diff > 0.0, "{precision}: the packed layers did not run");
+        let trained = encoder.forward(&ids, &mask, Mode::Train).unwrap();
+        assert_eq!(trained.dims(), reference.dims(), "training stays f32");
+    }
+    encoder.set_precision(Precision::F32).unwrap();
+    let back = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
+    assert_eq!(max_abs_diff(&back, &reference), 0.0);
 }

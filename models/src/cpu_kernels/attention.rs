@@ -16,7 +16,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, is_cpu_f32};
+use super::is_cpu_f32;
 
 /// Query rows per block: eight accumulators of scores or context.
 const ROWS: usize = 8;
@@ -25,7 +25,9 @@ const LANES: usize = 16;
 
 /// `softmax(q k^T / sqrt(d) + mask_bias) v` for `q`, `k`, `v` of shape
 /// (batch, seq, hidden) split into `heads` heads, and `mask_bias` (batch,
-/// 1, 1, seq): the attention context, (batch, seq, hidden). `None` where
+/// 1, 1, seq): the attention context, (batch, seq, hidden). `q`, `k` and
+/// `v` are read in place when their rows are evenly spaced (such as three
+/// column ranges of one (batch, seq, 3 hidden) product), else copied. `None` where
 /// the fused kernel does not run (not f32 on the CPU, no AVX-512F, or a
 /// head width that is not a multiple of 16); the caller then takes the
 /// unfused path. Not differentiable: for inference only.
@@ -52,10 +54,23 @@ pub fn fused_attention(
     }
     let mask = mask_bias.flatten_all()?.to_vec1::<f32>()?;
     let op = FusedAttention { heads, mask };
-    let context = q
-        .contiguous()?
-        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)?;
+    let strides = [q, k, v].map(|t| row_stride(t.stride(), seq, hidden));
+    let context = match strides {
+        [Some(a), Some(b), Some(c)] if a == b && b == c => q.apply_op3_no_bwd(k, v, &op)?,
+        _ => q
+            .contiguous()?
+            .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)?,
+    };
     Ok(Some(context))
+}
+
+/// The distance between rows of a (batch, seq, hidden) layout with these
+/// strides, if its rows are evenly spaced and each row is contiguous.
+fn row_stride(stride: &[usize], seq: usize, hidden: usize) -> Option<usize> {
+    match *stride {
+        [batch, row, 1] if row >= hidden && (batch == seq * row || seq == 1) => Some(row),
+        _ => None,
+    }
 }
 
 fn avx512() -> bool {
@@ -76,11 +91,17 @@ struct FusedAttention {
 }
 
 /// One head of one batch item: where its rows start and how they are laid
-/// out in the (batch, seq, hidden) tensors.
+/// out in the inputs and in the (batch, seq, hidden) output.
 #[derive(Debug, Clone, Copy)]
 struct Head {
-    /// Offset of the head's first value: `item * seq * hidden + head * d`.
+    /// Offset of the head's first input value: `item * seq * stride +
+    /// head * width`.
     base: usize,
+    /// Distance between input rows.
+    stride: usize,
+    /// Offset of the head's first output value: `item * seq * hidden +
+    /// head * width`.
+    out_base: usize,
     seq: usize,
     hidden: usize,
     width: usize,
@@ -191,21 +212,36 @@ impl CustomOp3 for FusedAttention {
         if self.mask.len() != batch * seq {
             candle_core::bail!("{}: the mask must be (batch, 1, 1, seq)", self.name());
         }
-        let (q, k, v) = (
-            contiguous_f32(self.name(), q, q_layout)?,
-            contiguous_f32(self.name(), k, k_layout)?,
-            contiguous_f32(self.name(), v, v_layout)?,
-        );
+        let inputs = [(q, q_layout), (k, k_layout), (v, v_layout)];
+        let strides = inputs.map(|(_, l)| row_stride(l.stride(), seq, hidden));
+        let stride = match strides {
+            [Some(a), Some(b), Some(c)] if a == b && b == c => a,
+            _ => candle_core::bail!("{}: q, k and v need one row stride", self.name()),
+        };
+        let [q, k, v] = inputs.map(|(storage, layout)| match storage {
+            CpuStorage::F32(data) => Ok(&data[layout.start_offset()..]),
+            _ => Err(candle_core::Error::Msg(format!(
+                "{}: expected f32",
+                self.name()
+            ))),
+        });
+        let (q, k, v) = (q?, k?, v?);
+        let needed = (batch * seq).saturating_sub(1) * stride + hidden;
+        if q.len().min(k.len()).min(v.len()) < needed {
+            candle_core::bail!("{}: inputs shorter than their layout", self.name());
+        }
         let width = hidden / self.heads;
         let scale = 1.0 / (width as f32).sqrt();
-        let mut out = vec![0f32; q.len()];
+        let mut out = vec![0f32; batch * seq * hidden];
         let output = Output(out.as_mut_ptr());
         (0..batch * self.heads).into_par_iter().for_each_init(
             || Scratch::new(seq, width),
             |scratch, item| {
                 let (b, h) = (item / self.heads, item % self.heads);
                 let head = Head {
-                    base: b * seq * hidden + h * width,
+                    base: b * seq * stride + h * width,
+                    stride,
+                    out_base: b * seq * hidden + h * width,
                     seq,
                     hidden,
                     width,
@@ -231,7 +267,7 @@ impl CustomOp3 for FusedAttention {
 unsafe fn attend(head: Head, [q, k, v]: [&[f32]; 3], mask: &[f32], s: &mut Scratch, out: Output) {
     let padded = head.seq.next_multiple_of(LANES);
     for j in 0..head.seq {
-        let key = &k[head.base + j * head.hidden..][..head.width];
+        let key = &k[head.base + j * head.stride..][..head.width];
         for (d, &x) in key.iter().enumerate() {
             s.keys_t[d * padded + j] = x;
         }
@@ -301,12 +337,12 @@ impl Block {
         use std::arch::x86_64::*;
         let Head {
             base,
-            hidden,
+            stride,
             width,
             scale,
             ..
         } = self.head;
-        let query = |r: usize| q.as_ptr().add(base + (self.first + r) * hidden);
+        let query = |r: usize| q.as_ptr().add(base + (self.first + r) * stride);
         let scale = _mm512_set1_ps(scale);
         assert!(keys_t.len() >= width * self.padded && scores.len() >= R * self.padded);
         for col in (0..self.padded).step_by(LANES) {
@@ -333,24 +369,26 @@ impl Block {
         use std::arch::x86_64::*;
         let Head {
             base,
+            stride,
+            out_base,
             seq,
             hidden,
             width,
             ..
         } = self.head;
         assert!(probs.len() >= R * self.padded);
-        assert!(v.len() >= base + (seq - 1) * hidden + width);
+        assert!(v.len() >= base + (seq - 1) * stride + width);
         for col in (0..width).step_by(LANES) {
             let mut acc = [_mm512_setzero_ps(); R];
             for j in 0..seq {
-                let values = _mm512_loadu_ps(v.as_ptr().add(base + j * hidden + col));
+                let values = _mm512_loadu_ps(v.as_ptr().add(base + j * stride + col));
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let p = _mm512_set1_ps(*probs.get_unchecked(r * self.padded + j));
                     *acc = _mm512_fmadd_ps(p, values, *acc);
                 }
             }
             for (r, &acc) in acc.iter().enumerate() {
-                let dst = out.0.add(base + (self.first + r) * hidden + col);
+                let dst = out.0.add(out_base + (self.first + r) * hidden + col);
                 _mm512_storeu_ps(dst, acc);
             }
         }
@@ -422,13 +460,19 @@ mod tests {
             };
             let (q, k, v) = (rand(0.0), rand(0.1), rand(-0.1));
             let mask = mask(batch, seq, seq / 3);
-            let fused = fused_attention(&q, &k, &v, &mask, heads)
-                .unwrap()
-                .expect("runs on AVX-512");
             let want = unfused(&q, &k, &v, &mask, heads);
-            assert_eq!(fused.dims(), want.dims());
-            let diff = max_abs_diff(&fused, &want);
-            assert!(diff < 1e-5, "{batch}x{seq}x{heads}x{width}: {diff}");
+            // Separate tensors, and column ranges of one (as the packed
+            // query-key-value layer gives them).
+            let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
+            let views = [0, 1, 2].map(|i| qkv.narrow(2, i * hidden, hidden).unwrap());
+            for [q, k, v] in [[q.clone(), k.clone(), v.clone()], views] {
+                let fused = fused_attention(&q, &k, &v, &mask, heads)
+                    .unwrap()
+                    .expect("runs on AVX-512");
+                assert_eq!(fused.dims(), want.dims());
+                let diff = max_abs_diff(&fused, &want);
+                assert!(diff < 1e-5, "{batch}x{seq}x{heads}x{width}: {diff}");
+            }
         }
     }
 
@@ -455,6 +499,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn evenly_spaced_rows_are_read_in_place() {
+        assert_eq!(row_stride(&[12, 4, 1], 3, 4), Some(4));
+        assert_eq!(row_stride(&[36, 12, 1], 3, 4), Some(12));
+        assert_eq!(row_stride(&[99, 12, 1], 1, 4), Some(12), "one row per item");
+        assert_eq!(row_stride(&[12, 1, 3], 3, 4), None, "transposed");
+        assert_eq!(
+            row_stride(&[40, 12, 1], 3, 4),
+            None,
+            "items not evenly spaced"
+        );
     }
 
     #[test]
