@@ -13,7 +13,7 @@ use candle_nn::{embedding, Embedding, VarBuilder};
 use crate::config::{BertConfig, HiddenAct};
 use crate::cpu_kernels::{self, Dropout};
 use crate::linear::Linear;
-use crate::precision::Precision;
+use crate::precision::{CpuFeatures, Precision};
 
 /// Whether a forward pass is for training (dropout, differentiable ops) or
 /// for inference (no dropout, fused kernels).
@@ -114,6 +114,8 @@ pub struct BertAttention {
     /// layer (the input is converted once, and one product covers the
     /// three).
     packed_qkv: Option<Linear>,
+    /// How inference runs the attention's products.
+    products: cpu_kernels::AttentionProducts,
     output: Linear,
     norm: TrainableLayerNorm,
     attention_dropout: Dropout,
@@ -133,6 +135,10 @@ impl BertAttention {
                 qkv.set_precision(precision)?;
                 Some(qkv)
             }
+        };
+        self.products = match CpuFeatures::detect().attention_tiles(precision) {
+            true => cpu_kernels::AttentionProducts::Bf16Tiles,
+            false => cpu_kernels::AttentionProducts::F32,
         };
         self.output.set_precision(precision)
     }
@@ -165,6 +171,7 @@ impl BertAttention {
             key: Linear::load(h, h, sa.pp("key"))?,
             value: Linear::load(h, h, sa.pp("value"))?,
             packed_qkv: None,
+            products: cpu_kernels::AttentionProducts::F32,
             output: Linear::load(h, h, vb.pp("output").pp("dense"))?,
             norm: TrainableLayerNorm::load(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
             attention_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
@@ -219,7 +226,9 @@ impl BertAttention {
         let training = mode.training();
         let [q, k, v] = self.project(xs, training)?;
         let fused = match training {
-            false => cpu_kernels::fused_attention(&q, &k, &v, mask_bias, self.heads)?,
+            false => {
+                cpu_kernels::fused_attention(&q, &k, &v, mask_bias, self.heads, self.products)?
+            }
             true => None,
         };
         let context = match fused {

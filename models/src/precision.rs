@@ -256,6 +256,12 @@ impl CpuFeatures {
         self.tiles_unavailable(precision).is_none()
     }
 
+    /// Whether inference in `precision` runs the attention's products in
+    /// bf16 on AMX tiles: bf16 and int8 where AMX-BF16 runs (f32 stays f32).
+    pub fn attention_tiles(&self, precision: Precision) -> bool {
+        precision != Precision::F32 && self.tiles(precision) && self.tiles(Precision::Bf16)
+    }
+
     /// The precisions this CPU can run, f32 first.
     pub fn supported(&self) -> Vec<Precision> {
         Precision::ALL
@@ -304,9 +310,14 @@ impl CpuFeatures {
             Some(why) if self.amx_tile => format!("; AMX present, not used: {why}"),
             _ => String::new(),
         };
-        Ok(format!(
-            "{linear}; attention, LayerNorm, softmax, GELU and head in f32{amx}"
-        ))
+        let rest = match self.attention_tiles(precision) {
+            true => {
+                "attention products bf16 on AMX tiles (tdpbf16ps); softmax, LayerNorm, \
+                 GELU and head in f32"
+            }
+            false => "attention, LayerNorm, softmax, GELU and head in f32",
+        };
+        Ok(format!("{linear}; {rest}{amx}"))
     }
 }
 

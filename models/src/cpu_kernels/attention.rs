@@ -17,6 +17,20 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::is_cpu_f32;
+use super::packed::{amx, round_row};
+use crate::precision::{CpuFeatures, Precision};
+
+/// How the attention's two products (scores and context) run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AttentionProducts {
+    /// f32 FMAs on AVX-512.
+    #[default]
+    F32,
+    /// bf16 products on AMX tiles with f32 sums (the softmax stays f32),
+    /// where the CPU and OS allow AMX-BF16 and heads are a multiple of 32
+    /// wide; else as [`AttentionProducts::F32`].
+    Bf16Tiles,
+}
 
 /// Query rows per block: eight accumulators of scores or context.
 const ROWS: usize = 8;
@@ -37,8 +51,19 @@ pub fn fused_attention(
     v: &Tensor,
     mask_bias: &Tensor,
     heads: usize,
+    products: AttentionProducts,
 ) -> Result<Option<Tensor>> {
     let (batch, seq, hidden) = q.dims3()?;
+    let products = match products {
+        AttentionProducts::Bf16Tiles
+            if CpuFeatures::detect().tiles(Precision::Bf16)
+                && hidden.is_multiple_of(heads.max(1))
+                && (hidden / heads.max(1)).is_multiple_of(2 * LANES) =>
+        {
+            AttentionProducts::Bf16Tiles
+        }
+        _ => AttentionProducts::F32,
+    };
     let runs = is_cpu_f32(q)
         && is_cpu_f32(k)
         && is_cpu_f32(v)
@@ -53,7 +78,11 @@ pub fn fused_attention(
         return Ok(None);
     }
     let mask = mask_bias.flatten_all()?.to_vec1::<f32>()?;
-    let op = FusedAttention { heads, mask };
+    let op = FusedAttention {
+        heads,
+        mask,
+        products,
+    };
     let strides = [q, k, v].map(|t| row_stride(t.stride(), seq, hidden));
     let context = match strides {
         [Some(a), Some(b), Some(c)] if a == b && b == c => q.apply_op3_no_bwd(k, v, &op)?,
@@ -88,6 +117,7 @@ struct FusedAttention {
     heads: usize,
     /// The additive mask, `batch * seq`.
     mask: Vec<f32>,
+    products: AttentionProducts,
 }
 
 /// One head of one batch item: where its rows start and how they are laid
@@ -234,26 +264,42 @@ impl CustomOp3 for FusedAttention {
         let scale = 1.0 / (width as f32).sqrt();
         let mut out = vec![0f32; batch * seq * hidden];
         let output = Output(out.as_mut_ptr());
-        (0..batch * self.heads).into_par_iter().for_each_init(
-            || Scratch::new(seq, width),
-            |scratch, item| {
-                let (b, h) = (item / self.heads, item % self.heads);
-                let head = Head {
-                    base: b * seq * stride + h * width,
-                    stride,
-                    out_base: b * seq * hidden + h * width,
-                    seq,
-                    hidden,
-                    width,
-                    scale,
-                };
-                let mask = &self.mask[b * seq..(b + 1) * seq];
-                // SAFETY: `fused_attention` ran this op only where the CPU
-                // has AVX-512F; `out` has q's shape and the item writes its
-                // own head's columns of its own batch item.
-                unsafe { attend(head, [q, k, v], mask, scratch, output) };
-            },
-        );
+        let head = |item: usize| {
+            let (b, h) = (item / self.heads, item % self.heads);
+            let head = Head {
+                base: b * seq * stride + h * width,
+                stride,
+                out_base: b * seq * hidden + h * width,
+                seq,
+                hidden,
+                width,
+                scale,
+            };
+            (head, &self.mask[b * seq..(b + 1) * seq])
+        };
+        let items = (0..batch * self.heads).into_par_iter();
+        match self.products {
+            AttentionProducts::F32 => items.for_each_init(
+                || Scratch::new(seq, width),
+                |scratch, item| {
+                    let (head, mask) = head(item);
+                    // SAFETY: `fused_attention` ran this op only where the
+                    // CPU has AVX-512F; `out` is (batch, seq, hidden) and the
+                    // item writes its own head's columns of its own item.
+                    unsafe { attend(head, [q, k, v], mask, scratch, output) };
+                },
+            ),
+            AttentionProducts::Bf16Tiles => items.for_each_init(
+                || TileScratch::new(seq, width),
+                |scratch, item| {
+                    let (head, mask) = head(item);
+                    // SAFETY: `fused_attention` chose tiles only where the
+                    // CPU and OS allow AMX-BF16 (with AVX512-BF16) and heads
+                    // are whole tiles wide; the item writes its own part.
+                    unsafe { attend_tiles(head, [q, k, v], mask, scratch, output) };
+                },
+            ),
+        }
         Ok((CpuStorage::F32(out), q_layout.shape().clone()))
     }
 }
@@ -289,6 +335,168 @@ unsafe fn attend(head: Head, [q, k, v]: [&[f32]; 3], mask: &[f32], s: &mut Scrat
             7 => block.run::<7>(q, v, mask, s, out),
             _ => block.run::<8>(q, v, mask, s, out),
         }
+    }
+}
+
+/// A work item's buffers on AMX tiles (bf16 pairs as `u32`), zeroed once
+/// so that padding stays zero.
+struct TileScratch {
+    /// The queries, row-major pairs (A tiles): `seq` rounded up to 16 rows.
+    queries: Vec<u32>,
+    /// The keys in the VNNI layout (B tiles): per 16 keys, per pair of
+    /// head columns, 16 keys.
+    keys: Vec<u32>,
+    /// The values in the VNNI layout: per 16 head columns, per pair of
+    /// keys (`seq` rounded up to 32), 16 columns.
+    values: Vec<u32>,
+    /// 16 rows of scores, then of probabilities (`seq` rounded up to 16).
+    scores: Vec<f32>,
+    /// 16 rows of probabilities as pairs (A tiles).
+    probs: Vec<u32>,
+    /// One or two rows of pairs being converted.
+    rows: [Vec<u32>; 2],
+    /// A 16 x 16 output tile with fewer than 16 valid rows.
+    tail: Vec<f32>,
+}
+
+impl TileScratch {
+    fn new(seq: usize, width: usize) -> Self {
+        let (keys16, pairs) = (seq.next_multiple_of(LANES), width / 2);
+        let key_pairs = seq.next_multiple_of(2 * LANES) / 2;
+        TileScratch {
+            queries: vec![0; keys16 * pairs],
+            keys: vec![0; keys16 * pairs],
+            values: vec![0; width * key_pairs],
+            scores: vec![0.0; LANES * keys16],
+            probs: vec![0; LANES * key_pairs],
+            rows: [vec![0; pairs], vec![0; pairs]],
+            tail: vec![0.0; LANES * LANES],
+        }
+    }
+}
+
+/// Attention of one head of one batch item on AMX tiles: the queries,
+/// keys and values rounded to bf16 and laid out as tiles, then 16 query
+/// rows at a time their scores (one tile per 16 keys), the scaled, masked
+/// softmax in f32, the probabilities rounded to bf16, and the context
+/// (one tile per 16 head columns) stored into `output`.
+///
+/// # Safety
+/// AMX-TILE and AMX-BF16 granted, AVX-512F/BW and AVX512-BF16; the head
+/// width is a multiple of 32; the tensors and `output` cover `head`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn attend_tiles<'a>(
+    head: Head,
+    [q, k, v]: [&'a [f32]; 3],
+    mask: &[f32],
+    t: &mut TileScratch,
+    out: Output,
+) {
+    let Head { seq, width, .. } = head;
+    let pairs = width / 2;
+    let keys16 = seq.next_multiple_of(LANES);
+    let key_pairs = seq.next_multiple_of(2 * LANES) / 2;
+    let (base, stride) = (head.base, head.stride);
+    let row = |x: &'a [f32], i: usize| -> &'a [f32] { &x[base + i * stride..][..width] };
+    for i in 0..seq {
+        round_row(row(q, i), &mut t.queries[i * pairs..][..pairs]);
+    }
+    for j in 0..seq {
+        round_row(row(k, j), &mut t.rows[0]);
+        for (p, &pair) in t.rows[0].iter().enumerate() {
+            t.keys[((j / LANES) * pairs + p) * LANES + j % LANES] = pair;
+        }
+    }
+    for kp in 0..seq.div_ceil(2) {
+        round_row(row(v, 2 * kp), &mut t.rows[0]);
+        match 2 * kp + 1 < seq {
+            true => round_row(row(v, 2 * kp + 1), &mut t.rows[1]),
+            false => t.rows[1].fill(0),
+        }
+        for d in 0..width {
+            let half = |r: &[u32]| (r[d / 2] >> (16 * (d % 2))) & 0xFFFF;
+            let pair = half(&t.rows[0]) | half(&t.rows[1]) << 16;
+            t.values[((d / LANES) * key_pairs + kp) * LANES + d % LANES] = pair;
+        }
+    }
+    amx::configure();
+    for first in (0..seq).step_by(LANES) {
+        tile_rows(head, first, mask, t, out, [keys16, key_pairs]);
+    }
+    amx::release();
+}
+
+/// Scores, softmax and context of the 16 query rows from `first`.
+///
+/// # Safety
+/// As [`attend_tiles`], with the tile configuration loaded.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[inline]
+unsafe fn tile_rows(
+    head: Head,
+    first: usize,
+    mask: &[f32],
+    t: &mut TileScratch,
+    out: Output,
+    [keys16, key_pairs]: [usize; 2],
+) {
+    let Head { seq, width, .. } = head;
+    let (pairs, rows) = (width / 2, (seq - first).min(LANES));
+    let queries = t.queries.as_ptr().add(first * pairs).cast::<u8>();
+    for key_tile in 0..keys16 / LANES {
+        amx::bf16_tile(
+            queries,
+            4 * pairs,
+            t.keys.as_ptr().add(key_tile * pairs * LANES).cast(),
+            width / (2 * LANES),
+            t.scores.as_mut_ptr().add(key_tile * LANES).cast(),
+            4 * keys16,
+        );
+    }
+    for r in 0..rows {
+        let scores = &mut t.scores[r * keys16..][..keys16];
+        scale_and_mask(scores, mask, head.scale, seq);
+        softmax_row(scores, seq);
+        round_row(&scores[..seq], &mut t.probs[r * key_pairs..][..key_pairs]);
+    }
+    for col in (0..width).step_by(LANES) {
+        let dst = out.0.add(head.out_base + first * head.hidden + col);
+        let (c, c_stride) = match rows {
+            LANES => (dst, 4 * head.hidden),
+            _ => (t.tail.as_mut_ptr(), 4 * LANES),
+        };
+        amx::bf16_tile(
+            t.probs.as_ptr().cast(),
+            4 * key_pairs,
+            t.values.as_ptr().add(col * key_pairs).cast(),
+            key_pairs / LANES,
+            c.cast(),
+            c_stride,
+        );
+        if rows < LANES {
+            for r in 0..rows {
+                let src = &t.tail[r * LANES..][..LANES];
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(r * head.hidden), LANES);
+            }
+        }
+    }
+}
+
+/// `row[j] = row[j] * scale + mask[j]` for the first `len` values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn scale_and_mask(row: &mut [f32], mask: &[f32], scale: f32, len: usize) {
+    use std::arch::x86_64::*;
+    let scale = _mm512_set1_ps(scale);
+    for col in (0..len).step_by(LANES) {
+        let lanes = lane_mask(col, len);
+        let x = _mm512_maskz_loadu_ps(lanes, row.as_ptr().add(col));
+        let bias = _mm512_maskz_loadu_ps(lanes, mask.as_ptr().add(col));
+        _mm512_mask_storeu_ps(
+            row.as_mut_ptr().add(col),
+            lanes,
+            _mm512_fmadd_ps(x, scale, bias),
+        );
     }
 }
 
@@ -439,41 +647,60 @@ mod tests {
         Tensor::from_vec(values, (batch, 1, 1, seq), &Device::Cpu).unwrap()
     }
 
+    /// The largest difference of the fused attention from the unfused path
+    /// over shapes with every tail (one token, one head, partial blocks of
+    /// rows and keys, wide heads), on separate tensors and on column
+    /// ranges of one (as the packed query-key-value layer gives them).
+    fn worst_difference(products: AttentionProducts, widths: &[usize]) -> f32 {
+        let mut worst = 0f32;
+        for (batch, seq, heads) in [(1, 1, 1), (2, 7, 3), (3, 17, 12), (2, 33, 2), (4, 128, 12)] {
+            for &width in widths {
+                let hidden = heads * width;
+                let rand = |mean: f32| {
+                    Tensor::randn(mean, 1.0, (batch, seq, hidden), &Device::Cpu).unwrap()
+                };
+                let (q, k, v) = (rand(0.0), rand(0.1), rand(-0.1));
+                let mask = mask(batch, seq, seq / 3);
+                let want = unfused(&q, &k, &v, &mask, heads);
+                let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
+                let views = [0, 1, 2].map(|i| qkv.narrow(2, i * hidden, hidden).unwrap());
+                for [q, k, v] in [[q.clone(), k.clone(), v.clone()], views] {
+                    let fused = fused_attention(&q, &k, &v, &mask, heads, products)
+                        .unwrap()
+                        .expect("runs on AVX-512");
+                    assert_eq!(fused.dims(), want.dims());
+                    worst = worst.max(max_abs_diff(&fused, &want));
+                }
+            }
+        }
+        worst
+    }
+
     #[test]
     fn fused_attention_matches_the_unfused_path_on_odd_shapes() {
         if !avx512() {
             eprintln!("SKIPPED: fused attention: this CPU lacks AVX-512F");
             return;
         }
-        // (batch, seq, heads, head width): one token, one head, tails of
-        // the 8-row blocks and of the 16-key vectors, wide heads.
-        for (batch, seq, heads, width) in [
-            (1, 1, 1, 16),
-            (2, 7, 3, 16),
-            (3, 17, 12, 32),
-            (2, 33, 2, 64),
-            (4, 128, 12, 32),
-        ] {
-            let hidden = heads * width;
-            let rand = |seed: f64| {
-                Tensor::randn(seed as f32, 1.0, (batch, seq, hidden), &Device::Cpu).unwrap()
-            };
-            let (q, k, v) = (rand(0.0), rand(0.1), rand(-0.1));
-            let mask = mask(batch, seq, seq / 3);
-            let want = unfused(&q, &k, &v, &mask, heads);
-            // Separate tensors, and column ranges of one (as the packed
-            // query-key-value layer gives them).
-            let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
-            let views = [0, 1, 2].map(|i| qkv.narrow(2, i * hidden, hidden).unwrap());
-            for [q, k, v] in [[q.clone(), k.clone(), v.clone()], views] {
-                let fused = fused_attention(&q, &k, &v, &mask, heads)
-                    .unwrap()
-                    .expect("runs on AVX-512");
-                assert_eq!(fused.dims(), want.dims());
-                let diff = max_abs_diff(&fused, &want);
-                assert!(diff < 1e-5, "{batch}x{seq}x{heads}x{width}: {diff}");
-            }
+        let worst = worst_difference(AttentionProducts::F32, &[16, 32, 64]);
+        assert!(worst < 1e-5, "f32: {worst}");
+    }
+
+    #[test]
+    fn bf16_tile_attention_stays_close_to_the_f32_path() {
+        let cpu = CpuFeatures::detect();
+        if let Some(why) = cpu.tiles_unavailable(Precision::Bf16) {
+            eprintln!("SKIPPED: attention on AMX tiles: {why}");
+            return;
         }
+        // Unit-variance inputs: bf16 keeps 8 bits of each product's
+        // operands, so scores and outputs move by about 1e-2.
+        let worst = worst_difference(AttentionProducts::Bf16Tiles, &[32, 64]);
+        assert!(worst < 0.06, "bf16 tiles: {worst}");
+        assert!(
+            worst > 0.0,
+            "bf16 tiles: identical to f32, the tiles did not run"
+        );
     }
 
     #[test]
@@ -519,15 +746,23 @@ mod tests {
         let q = Tensor::zeros((1, 4, 24), DType::F32, &Device::Cpu).unwrap();
         let mask = Tensor::zeros((1, 1, 1, 4), DType::F32, &Device::Cpu).unwrap();
         // 24 / 2 = 12 columns per head: not whole vectors.
-        assert!(fused_attention(&q, &q, &q, &mask, 2).unwrap().is_none());
+        assert!(
+            fused_attention(&q, &q, &q, &mask, 2, AttentionProducts::F32)
+                .unwrap()
+                .is_none()
+        );
         let wrong_mask = Tensor::zeros((1, 1, 1, 5), DType::F32, &Device::Cpu).unwrap();
         let q = Tensor::zeros((1, 4, 32), DType::F32, &Device::Cpu).unwrap();
-        assert!(fused_attention(&q, &q, &q, &wrong_mask, 2)
-            .unwrap()
-            .is_none());
+        assert!(
+            fused_attention(&q, &q, &q, &wrong_mask, 2, AttentionProducts::F32)
+                .unwrap()
+                .is_none()
+        );
         let f64s = q.to_dtype(DType::F64).unwrap();
-        assert!(fused_attention(&f64s, &f64s, &f64s, &mask, 2)
-            .unwrap()
-            .is_none());
+        assert!(
+            fused_attention(&f64s, &f64s, &f64s, &mask, 2, AttentionProducts::F32)
+                .unwrap()
+                .is_none()
+        );
     }
 }

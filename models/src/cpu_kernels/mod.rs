@@ -25,7 +25,7 @@ mod dropout;
 mod layer_norm;
 mod packed;
 
-pub use attention::fused_attention;
+pub use attention::{fused_attention, AttentionProducts};
 pub use batched_matmul::batched_matmul;
 pub use bias::add_bias;
 pub use dropout::{seed_dropout, Dropout};

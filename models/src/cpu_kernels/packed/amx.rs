@@ -80,6 +80,60 @@ pub(super) enum Product {
     Int8,
 }
 
+/// Loads the tile configuration of every kernel here (on this thread).
+///
+/// # Safety
+/// The CPU has AMX-TILE and Linux granted tile data.
+pub(in crate::cpu_kernels) unsafe fn configure() {
+    asm!("ldtilecfg [{}]", in(reg) FULL_TILES.0.as_ptr(), options(nostack, readonly));
+}
+
+/// Ends tile use on this thread.
+///
+/// # Safety
+/// As [`configure`].
+pub(in crate::cpu_kernels) unsafe fn release() {
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// One 16 x 16 f32 tile of a bf16 product: `c = sum_k a_k b_k` over
+/// `depth_tiles` steps, where `a_k` is 16 rows of 64 bytes (32 bf16) from
+/// `a + 64 k`, `a_stride` bytes apart, and `b_k` 16 rows of 64 bytes in
+/// the VNNI layout from `b + 1024 k`, contiguous. Stored at `c`, rows
+/// `c_stride` bytes apart. Uses tiles 0, 4 and 6.
+///
+/// # Safety
+/// AMX-BF16, [`configure`] ran on this thread, and the pointers cover
+/// what is read and written.
+pub(in crate::cpu_kernels) unsafe fn bf16_tile(
+    a: *const u8,
+    a_stride: usize,
+    b: *const u8,
+    depth_tiles: usize,
+    c: *mut u8,
+    c_stride: usize,
+) {
+    asm!("tilezero tmm0", options(nostack, nomem));
+    for k in 0..depth_tiles {
+        asm!(
+            "tileloadd tmm4, [{a} + {sa}*1]",
+            "tileloadd tmm6, [{b} + {sb}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            a = in(reg) a.add(64 * k),
+            sa = in(reg) a_stride,
+            b = in(reg) b.add(1024 * k),
+            sb = in(reg) 64usize,
+            options(nostack, readonly)
+        );
+    }
+    asm!(
+        "tilestored [{c} + {sc}*1], tmm0",
+        c = in(reg) c,
+        sc = in(reg) c_stride,
+        options(nostack)
+    );
+}
+
 /// Rows per work item for `rows` rows on `threads` threads: whole blocks
 /// of 32, at most [`TASK_ROWS`], about two items per thread.
 pub(super) fn task_rows(rows: usize, threads: usize) -> usize {
@@ -115,7 +169,7 @@ pub(super) unsafe fn multiply(
     assert!(activations.len() >= rows.next_multiple_of(TILE) * groups);
     assert!(weights.len() >= out_dim.div_ceil(64) * groups * PANEL_ROW_BYTES);
     let mut block = Block([[0; TILE * TILE]; 4]);
-    asm!("ldtilecfg [{}]", in(reg) FULL_TILES.0.as_ptr(), options(nostack, readonly));
+    configure();
     for col in (0..out_dim).step_by(2 * TILE) {
         let panel = weights
             .as_ptr()
@@ -143,7 +197,7 @@ pub(super) unsafe fn multiply(
             );
         }
     }
-    asm!("tilerelease", options(nostack, nomem));
+    release();
 }
 
 /// One block: accumulates `depth_tiles` tiles of depth into tiles 0-3 and

@@ -158,8 +158,11 @@ unsafe fn store_block(
 /// Rounds `row` to bf16 into `dst` (its pairs), 32 values at a time with
 /// `vcvtne2ps2bf16`, which rounds to nearest even as [`to_bf16`] does
 /// (but reads subnormal inputs as zero).
+///
+/// # Safety
+/// The CPU has AVX-512F/BW and AVX512-BF16.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn round_row(row: &[f32], dst: &mut [u32]) {
+pub(in crate::cpu_kernels) unsafe fn round_row(row: &[f32], dst: &mut [u32]) {
     use std::arch::x86_64::*;
     assert!(2 * dst.len() >= row.len(), "pair buffer too short");
     let out = dst.as_mut_ptr() as *mut u16;

@@ -13,9 +13,11 @@
 //! them. Panels are padded with zero weights to 64 columns and the
 //! depth to whole pairs (bf16) or quads (int8); tails are stored masked.
 
-mod amx;
+pub(super) mod amx;
 mod bf16;
 mod int8;
+
+pub(super) use bf16::round_row;
 
 use std::mem::MaybeUninit;
 
