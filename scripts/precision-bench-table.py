@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Median table of several `bench-model` runs: per shape and engine the
+"""Median table of several `bench-model` runs: per shape and engine (the
+`-avx512` columns: bf16 and int8 with AMX kept off, on CPUs with AMX) the
 median sequences/s (batch 1: median p50 and p99 ms), and per run the ratio
 of the best candle precision to the best peer, with the median ratio.
 
@@ -9,7 +10,8 @@ import json
 import statistics
 import sys
 
-ENGINES = ["candle-f32", "candle-bf16", "candle-int8", "torch-fp32", "torch-bf16", "ort-fp32", "ort-int8"]
+ENGINES = ["candle-f32", "candle-bf16", "candle-int8", "candle-bf16-avx512", "candle-int8-avx512",
+           "torch-fp32", "torch-bf16", "ort-fp32", "ort-int8"]
 
 
 def runs(paths):
@@ -26,11 +28,12 @@ def runs(paths):
 def main():
     all_runs = list(runs(sys.argv[1:]))
     shapes = list(dict.fromkeys(b for _, rows in all_runs for (b, _) in rows))
-    print("| shape | " + " | ".join(ENGINES) + " | best candle / best peer, median (runs) |")
-    print("|---|" + "---:|" * len(ENGINES) + "---|")
+    engines = [e for e in ENGINES if any(e == eng for _, rows in all_runs for (_, eng) in rows)]
+    print("| shape | " + " | ".join(engines) + " | best candle / best peer, median (runs) |")
+    print("|---|" + "---:|" * len(engines) + "---|")
     for shape in shapes:
         cells = []
-        for engine in ENGINES:
+        for engine in engines:
             got = [rows[(shape, engine)] for _, rows in all_runs if (shape, engine) in rows]
             if not got:
                 cells.append("")
