@@ -353,8 +353,8 @@ struct TileScratch {
     scores: Vec<f32>,
     /// 16 rows of probabilities as pairs (A tiles).
     probs: Vec<u32>,
-    /// One or two rows of pairs being converted.
-    rows: [Vec<u32>; 2],
+    /// A key's row of pairs being converted.
+    row: Vec<u32>,
     /// A 16 x 16 output tile with fewer than 16 valid rows.
     tail: Vec<f32>,
 }
@@ -369,17 +369,18 @@ impl TileScratch {
             values: vec![0; width * key_pairs],
             scores: vec![0.0; LANES * keys16],
             probs: vec![0; LANES * key_pairs],
-            rows: [vec![0; pairs], vec![0; pairs]],
+            row: vec![0; pairs],
             tail: vec![0.0; LANES * LANES],
         }
     }
 }
 
 /// Attention of one head of one batch item on AMX tiles: the queries,
-/// keys and values rounded to bf16 and laid out as tiles, then 16 query
-/// rows at a time their scores (one tile per 16 keys), the scaled, masked
-/// softmax in f32, the probabilities rounded to bf16, and the context
-/// (one tile per 16 head columns) stored into `output`.
+/// keys and values rounded to bf16 and laid out as tiles (the values
+/// interleaved two keys at a time with one permute), then 16 query rows
+/// at a time their scores (one tile per 16 keys), the scaled, masked
+/// softmax in f32 with the probabilities rounded to bf16 on the way out,
+/// and the context (one tile per 16 head columns) stored into `output`.
 ///
 /// # Safety
 /// AMX-TILE and AMX-BF16 granted, AVX-512F/BW and AVX512-BF16; the head
@@ -402,22 +403,15 @@ unsafe fn attend_tiles<'a>(
         round_row(row(q, i), &mut t.queries[i * pairs..][..pairs]);
     }
     for j in 0..seq {
-        round_row(row(k, j), &mut t.rows[0]);
-        for (p, &pair) in t.rows[0].iter().enumerate() {
+        round_row(row(k, j), &mut t.row);
+        for (p, &pair) in t.row.iter().enumerate() {
             t.keys[((j / LANES) * pairs + p) * LANES + j % LANES] = pair;
         }
     }
     for kp in 0..seq.div_ceil(2) {
-        round_row(row(v, 2 * kp), &mut t.rows[0]);
-        match 2 * kp + 1 < seq {
-            true => round_row(row(v, 2 * kp + 1), &mut t.rows[1]),
-            false => t.rows[1].fill(0),
-        }
-        for d in 0..width {
-            let half = |r: &[u32]| (r[d / 2] >> (16 * (d % 2))) & 0xFFFF;
-            let pair = half(&t.rows[0]) | half(&t.rows[1]) << 16;
-            t.values[((d / LANES) * key_pairs + kp) * LANES + d % LANES] = pair;
-        }
+        let second = (2 * kp + 1 < seq).then(|| row(v, 2 * kp + 1));
+        let dst = t.values.as_mut_ptr().add(kp * LANES);
+        interleave_values(row(v, 2 * kp), second, dst, key_pairs * LANES);
     }
     amx::configure();
     for first in (0..seq).step_by(LANES) {
@@ -455,9 +449,8 @@ unsafe fn tile_rows(
     }
     for r in 0..rows {
         let scores = &mut t.scores[r * keys16..][..keys16];
-        scale_and_mask(scores, mask, head.scale, seq);
-        softmax_row(scores, seq);
-        round_row(&scores[..seq], &mut t.probs[r * key_pairs..][..key_pairs]);
+        let probs = &mut t.probs[r * key_pairs..][..key_pairs];
+        softmax_to_pairs(scores, mask, head.scale, seq, probs);
     }
     for col in (0..width).step_by(LANES) {
         let dst = out.0.add(head.out_base + first * head.hidden + col);
@@ -482,20 +475,78 @@ unsafe fn tile_rows(
     }
 }
 
-/// `row[j] = row[j] * scale + mask[j]` for the first `len` values.
-#[target_feature(enable = "avx512f")]
+/// Two keys' value rows as bf16 pairs in the VNNI layout: for each 16
+/// head columns `c`, 16 `u32` at `dst + (c / 16) * tile_stride` holding
+/// `(first[c + i], second[c + i])` (0 for a missing second key).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 #[inline]
-unsafe fn scale_and_mask(row: &mut [f32], mask: &[f32], scale: f32, len: usize) {
+unsafe fn interleave_values(
+    first: &[f32],
+    second: Option<&[f32]>,
+    dst: *mut u32,
+    tile_stride: usize,
+) {
     use std::arch::x86_64::*;
+    // Lane 2i takes bf16 i of the first row, lane 2i + 1 bf16 i of the second.
+    static INTERLEAVE: [u16; 32] = {
+        let mut idx = [0u16; 32];
+        let mut i = 0;
+        while i < 16 {
+            idx[2 * i] = i as u16;
+            idx[2 * i + 1] = 16 + i as u16;
+            i += 1;
+        }
+        idx
+    };
+    let order = _mm512_loadu_si512(INTERLEAVE.as_ptr().cast());
+    for col in (0..first.len()).step_by(LANES) {
+        let a = _mm512_loadu_ps(first.as_ptr().add(col));
+        let b = second.map_or(_mm512_setzero_ps(), |s| {
+            _mm512_loadu_ps(s.as_ptr().add(col))
+        });
+        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(b, a));
+        let pairs = _mm512_permutexvar_epi16(order, both);
+        _mm512_storeu_si512(dst.add(col / LANES * tile_stride).cast(), pairs);
+    }
+}
+
+/// The softmax of `row[j] * scale + mask[j]` over the first `len` values,
+/// rounded to bf16 pairs into `dst` (zeros past `len`, up to a whole 32);
+/// `row` keeps the unrounded probabilities.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[inline]
+unsafe fn softmax_to_pairs(row: &mut [f32], mask: &[f32], scale: f32, len: usize, dst: &mut [u32]) {
+    use std::arch::x86_64::*;
+    debug_assert!(
+        row.len() >= len.next_multiple_of(LANES)
+            && 2 * dst.len() >= len.next_multiple_of(2 * LANES)
+    );
+    let at = row.as_mut_ptr();
     let scale = _mm512_set1_ps(scale);
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
     for col in (0..len).step_by(LANES) {
         let lanes = lane_mask(col, len);
-        let x = _mm512_maskz_loadu_ps(lanes, row.as_ptr().add(col));
         let bias = _mm512_maskz_loadu_ps(lanes, mask.as_ptr().add(col));
-        _mm512_mask_storeu_ps(
-            row.as_mut_ptr().add(col),
-            lanes,
-            _mm512_fmadd_ps(x, scale, bias),
+        let x = _mm512_fmadd_ps(_mm512_loadu_ps(at.add(col)), scale, bias);
+        _mm512_storeu_ps(at.add(col), x);
+        max = _mm512_mask_max_ps(max, lanes, max, x);
+    }
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    let mut sum = _mm512_setzero_ps();
+    for col in (0..len).step_by(LANES) {
+        let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(at.add(col)), max));
+        sum = _mm512_mask_add_ps(sum, lane_mask(col, len), sum, e);
+        _mm512_storeu_ps(at.add(col), e);
+    }
+    let inverse = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+    let out = dst.as_mut_ptr();
+    for col in (0..len).step_by(2 * LANES) {
+        let lo = _mm512_maskz_loadu_ps(lane_mask(col, len), at.add(col));
+        let hi = _mm512_maskz_loadu_ps(lane_mask(col + LANES, len), at.wrapping_add(col + LANES));
+        let pairs = _mm512_cvtne2ps_pbh(_mm512_mul_ps(hi, inverse), _mm512_mul_ps(lo, inverse));
+        _mm512_storeu_si512(
+            out.add(col / 2).cast(),
+            std::mem::transmute::<__m512bh, __m512i>(pairs),
         );
     }
 }
