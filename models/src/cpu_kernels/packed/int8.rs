@@ -230,28 +230,42 @@ struct Columns<'a> {
     col_sums: &'a [i32],
 }
 
-impl Columns<'_> {
-    /// Writes the 16 outputs of one row from column `col` (those below
-    /// `out_dim`) to `dst`: `(sum - zero_point * col_sum) * scale_x *
-    /// scale_w + bias`.
+/// The per-column factors of 16 columns, loaded once for many rows.
+#[derive(Clone, Copy)]
+struct ColumnVectors {
+    mask: u16,
+    col_sums: std::arch::x86_64::__m512i,
+    scales: std::arch::x86_64::__m512,
+    bias: std::arch::x86_64::__m512,
+}
+
+impl ColumnVectors {
+    /// Writes the 16 outputs of one row (those in `mask`) to `dst`:
+    /// `(sum - zero_point * col_sum) * scale_x * scale_w + bias`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn store(
-        &self,
-        sum: std::arch::x86_64::__m512i,
-        row: RowCodes,
-        col: usize,
-        dst: *mut f32,
-    ) {
+    unsafe fn store(&self, sum: std::arch::x86_64::__m512i, row: RowCodes, dst: *mut f32) {
+        use std::arch::x86_64::*;
+        let shift = _mm512_mullo_epi32(_mm512_set1_epi32(row.zero_point), self.col_sums);
+        let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
+        let scale = _mm512_mul_ps(_mm512_set1_ps(row.scale), self.scales);
+        _mm512_mask_storeu_ps(dst, self.mask, _mm512_fmadd_ps(exact, scale, self.bias));
+    }
+}
+
+impl Columns<'_> {
+    /// The factors of the 16 columns from `col` (those below `out_dim`).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn vectors(&self, col: usize) -> ColumnVectors {
         use std::arch::x86_64::*;
         let mask = lane_mask(col, self.out_dim);
-        let col_sums = _mm512_maskz_loadu_epi32(mask, self.col_sums.as_ptr().add(col));
-        let shift = _mm512_mullo_epi32(_mm512_set1_epi32(row.zero_point), col_sums);
-        let scale = _mm512_maskz_loadu_ps(mask, self.scales.as_ptr().add(col));
-        let bias = _mm512_maskz_loadu_ps(mask, self.bias.as_ptr().add(col));
-        let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
-        let value = _mm512_fmadd_ps(exact, _mm512_mul_ps(_mm512_set1_ps(row.scale), scale), bias);
-        _mm512_mask_storeu_ps(dst, mask, value);
+        ColumnVectors {
+            mask,
+            col_sums: _mm512_maskz_loadu_epi32(mask, self.col_sums.as_ptr().add(col)),
+            scales: _mm512_maskz_loadu_ps(mask, self.scales.as_ptr().add(col)),
+            bias: _mm512_maskz_loadu_ps(mask, self.bias.as_ptr().add(col)),
+        }
     }
 
     /// Writes a block's valid rows and columns into `out` (the work item's
@@ -271,11 +285,12 @@ impl Columns<'_> {
             if col >= self.out_dim || first >= at.rows {
                 continue;
             }
+            let columns = self.vectors(col);
             for r in first..at.rows.min(first + TILE) {
                 let sum = _mm512_loadu_si512(tile.as_ptr().add((r - first) * TILE).cast());
                 let row = at.first_row + r;
                 let dst = out.as_mut_ptr().cast::<f32>().add(row * self.out_dim + col);
-                self.store(sum, row_codes[row], col, dst);
+                columns.store(sum, row_codes[row], dst);
             }
         }
     }
@@ -316,17 +331,18 @@ impl Tile<'_> {
                 }
             }
         }
-        for (r, acc) in acc.iter().enumerate() {
-            for (v, &sum) in acc.iter().enumerate() {
-                let col = self.col + 16 * v;
-                if col >= self.columns.out_dim {
-                    break;
-                }
+        for v in 0..4 {
+            let col = self.col + 16 * v;
+            if col >= self.columns.out_dim {
+                break;
+            }
+            let columns = self.columns.vectors(col);
+            for (r, acc) in acc.iter().enumerate() {
                 let dst = out
                     .as_mut_ptr()
                     .cast::<f32>()
                     .add(r * self.columns.out_dim + col);
-                self.columns.store(sum, self.row_codes[r], col, dst);
+                columns.store(acc[v], self.row_codes[r], dst);
             }
         }
     }
