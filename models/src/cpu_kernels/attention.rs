@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::is_cpu_f32;
-use super::packed::{amx, round_row};
+use super::packed::{amx, lane_mask, round_row};
 use crate::precision::{CpuFeatures, Precision};
 
 /// How the attention's two products (scores and context) run.
@@ -153,14 +153,6 @@ impl Scratch {
             keys_t: vec![0.0; width * padded],
             scores: vec![0.0; ROWS * padded],
         }
-    }
-}
-
-/// The valid lanes of the vector from `col` of a row of `len`.
-fn lane_mask(col: usize, len: usize) -> u16 {
-    match len.saturating_sub(col) {
-        n if n >= LANES => u16::MAX,
-        n => (1u16 << n) - 1,
     }
 }
 

@@ -265,7 +265,7 @@ fn panels(out_dim: usize) -> usize {
 
 /// Mask of the valid lanes of the 16-lane vector starting at column `col`
 /// of `cols` valid columns (0 when none).
-fn lane_mask(col: usize, cols: usize) -> u16 {
+pub(super) fn lane_mask(col: usize, cols: usize) -> u16 {
     match cols.saturating_sub(col) {
         0 => 0,
         n if n >= 16 => u16::MAX,
