@@ -10,7 +10,7 @@
 use std::mem::MaybeUninit;
 
 use super::amx::{self, Block, BlockAt, Product, TileOperands, TILE};
-use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
+use super::{checked_rows, lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
 /// bf16 values per packed panel row (one input pair, 64 columns).
 const PAIR_ROW: usize = 2 * PANEL;
@@ -63,9 +63,7 @@ impl Bf16Panels {
     /// `out = xs @ w^T + bias` for whole rows of `xs` (`in_dim` wide) and
     /// `out` (`out_dim` wide).
     pub(super) fn multiply(&self, xs: &[f32], bias: &[f32], out: &mut [MaybeUninit<f32>]) {
-        let rows = xs.len() / self.in_dim.max(1);
-        assert_eq!(out.len(), rows * self.out_dim, "output rows");
-        assert_eq!(bias.len(), self.out_dim, "bias width");
+        let rows = checked_rows(xs, self.in_dim, bias, out, self.out_dim);
         let mut activations = vec![0u32; rows * self.pairs];
         self.round_rows(xs, &mut activations);
         for at in tiles(rows, self.out_dim) {
@@ -95,9 +93,7 @@ impl Bf16Panels {
         bias: &[f32],
         out: &mut [MaybeUninit<f32>],
     ) {
-        let rows = xs.len() / self.in_dim.max(1);
-        assert_eq!(out.len(), rows * self.out_dim, "output rows");
-        assert_eq!(bias.len(), self.out_dim, "bias width");
+        let rows = checked_rows(xs, self.in_dim, bias, out, self.out_dim);
         let mut activations = amx::activation_buffer(rows, self.pairs);
         self.round_rows(xs, &mut activations);
         let operands = TileOperands {

@@ -18,7 +18,7 @@
 use std::mem::MaybeUninit;
 
 use super::amx::{self, Block, BlockAt, Product, TileOperands, TILE};
-use super::{lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
+use super::{checked_rows, lane_mask, panels, run_kernel, tiles, MicroKernel, PANEL};
 
 /// Bytes per packed panel row (one input quad, 64 columns).
 const QUAD_ROW: usize = 4 * PANEL;
@@ -146,9 +146,7 @@ impl Int8Panels {
     /// `out = xs @ w^T + bias` for whole rows of `xs` (`in_dim` wide) and
     /// `out` (`out_dim` wide).
     pub(super) fn multiply(&self, xs: &[f32], bias: &[f32], out: &mut [MaybeUninit<f32>]) {
-        let rows = xs.len() / self.in_dim.max(1);
-        assert_eq!(out.len(), rows * self.out_dim, "output rows");
-        assert_eq!(bias.len(), self.out_dim, "bias width");
+        let rows = checked_rows(xs, self.in_dim, bias, out, self.out_dim);
         let mut activations = vec![0u32; rows * self.quads];
         let row_codes = self.quantise_rows(xs, &mut activations);
         for at in tiles(rows, self.out_dim) {
@@ -178,9 +176,7 @@ impl Int8Panels {
         bias: &[f32],
         out: &mut [MaybeUninit<f32>],
     ) {
-        let rows = xs.len() / self.in_dim.max(1);
-        assert_eq!(out.len(), rows * self.out_dim, "output rows");
-        assert_eq!(bias.len(), self.out_dim, "bias width");
+        let rows = checked_rows(xs, self.in_dim, bias, out, self.out_dim);
         let mut activations = amx::activation_buffer(rows, self.quads);
         let row_codes = self.quantise_rows(xs, &mut activations);
         let operands = TileOperands {

@@ -258,6 +258,21 @@ unsafe fn run_kernel(kernel: &impl MicroKernel, rows: usize, out: &mut [MaybeUni
     }
 }
 
+/// The rows of a work item's `xs` (`in_dim` wide), checked against its
+/// `out` (`out_dim` wide) and the layer's `bias`.
+fn checked_rows(
+    xs: &[f32],
+    in_dim: usize,
+    bias: &[f32],
+    out: &[MaybeUninit<f32>],
+    out_dim: usize,
+) -> usize {
+    let rows = xs.len() / in_dim.max(1);
+    assert_eq!(out.len(), rows * out_dim, "output rows");
+    assert_eq!(bias.len(), out_dim, "bias width");
+    rows
+}
+
 /// Number of 64-column panels covering `out_dim` columns.
 fn panels(out_dim: usize) -> usize {
     out_dim.div_ceil(PANEL)
