@@ -1,12 +1,121 @@
 //! Tiny models for tests (behind the `test-utils` feature): a word-level
 //! BERT vocabulary built
-//! from given texts and a two-layer config. Fast, random, never meaningful.
+//! from given texts and a two-layer config. Fast, random, never meaningful,
+//! and the same on every run: the weights come from a fixed seed.
 
 use std::collections::BTreeSet;
 
 use tokenizers::Tokenizer;
 
 use crate::config::{BertConfig, HiddenAct};
+
+/// Seed of the tiny models' weights, mixed with each variable's name.
+const WEIGHT_SEED: u64 = 0x7135;
+
+/// A seed for the variable `name` (FNV-1a over its bytes): the same on
+/// every run and platform, whatever order the layers are built in.
+fn name_seed(name: &str) -> u64 {
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325 ^ WEIGHT_SEED, |hash, b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// Values of a `shape` variable drawn as `init` asks, from `name`'s seed.
+fn seeded_values(shape: &candle_core::Shape, name: &str, init: candle_nn::Init) -> Vec<f32> {
+    use candle_nn::init::{Init, NormalOrUniform};
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, Normal};
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(name_seed(name));
+    let count = shape.elem_count();
+    let (normal, mean, spread) = match init {
+        Init::Const(value) => return vec![value as f32; count],
+        Init::Uniform { lo, up } => (false, (lo + up) / 2.0, (up - lo) / 2.0),
+        Init::Randn { mean, stdev } => (true, mean, stdev),
+        Init::Kaiming {
+            dist,
+            fan,
+            non_linearity,
+        } => {
+            let std = non_linearity.gain() / (fan.for_shape(shape) as f64).sqrt();
+            match dist {
+                NormalOrUniform::Normal => (true, 0.0, std),
+                // A uniform on [-b, b] has standard deviation b / sqrt(3).
+                NormalOrUniform::Uniform => (false, 0.0, 3f64.sqrt() * std),
+            }
+        }
+    };
+    if normal {
+        let dist = Normal::new(mean, spread).expect("a finite, non-negative standard deviation");
+        (0..count).map(|_| dist.sample(&mut rng) as f32).collect()
+    } else {
+        (0..count)
+            .map(|_| (mean + spread * rng.random_range(-1.0..1.0)) as f32)
+            .collect()
+    }
+}
+
+/// A `VarBuilder` backend that creates the variables of a `VarMap` as
+/// the layers' initialisers ask, each drawn from its name's seed, so that
+/// tiny models (and what is trained from them) come out the same on every
+/// run.
+struct SeededVars<'a>(&'a candle_nn::VarMap);
+
+impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        name: &str,
+        init: candle_nn::Init,
+        dtype: candle_core::DType,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let tensor = self.0.get(
+            shape.clone(),
+            name,
+            candle_nn::Init::Const(0.0),
+            dtype,
+            device,
+        )?;
+        let values =
+            candle_core::Tensor::from_vec(seeded_values(&shape, name, init), shape, device)?
+                .to_dtype(dtype)?;
+        let vars = self.0.data().lock().expect("varmap lock");
+        vars[name].set(&values)?;
+        Ok(tensor)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: candle_core::DType,
+        _device: &candle_core::Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let vars = self.0.data().lock().expect("varmap lock");
+        match vars.get(name) {
+            Some(var) => var.as_tensor().to_dtype(dtype),
+            None => Err(candle_core::Error::CannotFindTensor { path: name.into() }),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .contains_key(name)
+    }
+}
+
+/// A CPU f32 `VarBuilder` that fills `varmap` with seeded variables.
+fn seeded_var_builder(varmap: &candle_nn::VarMap) -> candle_nn::VarBuilder<'_> {
+    candle_nn::VarBuilder::from_backend(
+        Box::new(SeededVars(varmap)),
+        candle_core::DType::F32,
+        candle_core::Device::Cpu,
+    )
+}
 
 /// Special tokens, at ids 0-4.
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
@@ -78,9 +187,6 @@ pub fn write_base_model<'a>(
     dir: &std::path::Path,
     texts: impl IntoIterator<Item = &'a str>,
 ) -> crate::Result<()> {
-    use candle_core::{DType, Device};
-    use candle_nn::{VarBuilder, VarMap};
-
     std::fs::create_dir_all(dir).map_err(|e| crate::ModelError::io(dir, e))?;
     let tokenizer = tiny_tokenizer(texts, 3000);
     tokenizer
@@ -93,11 +199,8 @@ pub fn write_base_model<'a>(
         message: e.to_string(),
     })?;
     std::fs::write(&config_path, json).map_err(|e| crate::ModelError::io(&config_path, e))?;
-    let varmap = VarMap::new();
-    crate::BertEncoder::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        &cfg,
-    )?;
+    let varmap = candle_nn::VarMap::new();
+    crate::BertEncoder::load(seeded_var_builder(&varmap), &cfg)?;
     varmap.save(dir.join("model.safetensors"))?;
     Ok(())
 }
@@ -111,8 +214,6 @@ pub fn write_tiny_bundle<'a>(
     texts: impl IntoIterator<Item = &'a str>,
     threshold: f32,
 ) -> crate::Result<std::path::PathBuf> {
-    use candle_core::{DType, Device};
-    use candle_nn::{VarBuilder, VarMap};
     use datasets::{FEATURE_NAMES, NUM_FEATURES};
 
     use crate::{
@@ -131,12 +232,8 @@ pub fn write_tiny_bundle<'a>(
         max_tokens: 64,
         max_prompts: 4,
     };
-    let varmap = VarMap::new();
-    SessionClassifier::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        &bert,
-        &head,
-    )?;
+    let varmap = candle_nn::VarMap::new();
+    SessionClassifier::load(seeded_var_builder(&varmap), &bert, &head)?;
     let name = dir
         .file_name()
         .map_or("tiny".into(), |n| n.to_string_lossy().into_owned());
@@ -200,5 +297,32 @@ pub fn tiny_prompt_head(embedding_dim: usize) -> crate::prompt_head::PromptHead 
             fpr: 0.0,
             recall: 0.0,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_base_models_are_the_same_on_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts = ["solve this step by step", "what should I cook tonight"];
+        let weights = |name: &str| {
+            let path = dir.path().join(name);
+            write_base_model(&path, texts).unwrap();
+            std::fs::read(path.join("model.safetensors")).unwrap()
+        };
+        let (first, second) = (weights("a"), weights("b"));
+        assert_eq!(first, second);
+        // Still random: the drawn weights vary within a matrix.
+        let tensors =
+            candle_core::safetensors::load_buffer(&first, &candle_core::Device::Cpu).unwrap();
+        let query = tensors
+            .iter()
+            .find(|(name, _)| name.ends_with("attention.self.query.weight"))
+            .map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .unwrap();
+        assert!(query.iter().any(|&v| v != query[0]));
     }
 }
