@@ -1,7 +1,7 @@
 //! Tiny models for tests (behind the `test-utils` feature): a word-level
-//! BERT vocabulary built
-//! from given texts and a two-layer config. Fast, random, never meaningful,
-//! and the same on every run: the weights come from a fixed seed.
+//! BERT vocabulary built from given texts and a two-layer config. Fast,
+//! random, never meaningful, and the same on every run: the weights come
+//! from a seed.
 
 use std::collections::BTreeSet;
 
@@ -9,25 +9,31 @@ use tokenizers::Tokenizer;
 
 use crate::config::{BertConfig, HiddenAct};
 
-/// Seed of the tiny models' weights, mixed with each variable's name.
-const WEIGHT_SEED: u64 = 0x7135;
+/// Seed of the tiny base model's weights.
+const BASE_MODEL_SEED: u64 = 0x7135;
 
-/// A seed for the variable `name` (FNV-1a over its bytes): the same on
-/// every run and platform, whatever order the layers are built in.
-fn name_seed(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325 ^ WEIGHT_SEED, |hash, b| {
-            (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+/// A seed for the variable `name` of a model seeded with `seed` (FNV-1a
+/// over the name's bytes): the same on every run and platform, whatever
+/// order the layers are built in.
+fn name_seed(seed: u64, name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325 ^ seed, |hash, b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-/// Values of a `shape` variable drawn as `init` asks, from `name`'s seed.
-fn seeded_values(shape: &candle_core::Shape, name: &str, init: candle_nn::Init) -> Vec<f32> {
+/// Values of a `shape` variable drawn as `init` asks, from `seed` and
+/// the variable's `name`.
+fn seeded_values(
+    shape: &candle_core::Shape,
+    seed: u64,
+    name: &str,
+    init: candle_nn::Init,
+) -> Vec<f32> {
     use candle_nn::init::{Init, NormalOrUniform};
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, Normal};
 
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(name_seed(name));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(name_seed(seed, name));
     let count = shape.elem_count();
     let (normal, mean, spread) = match init {
         Init::Const(value) => return vec![value as f32; count],
@@ -57,10 +63,13 @@ fn seeded_values(shape: &candle_core::Shape, name: &str, init: candle_nn::Init) 
 }
 
 /// A `VarBuilder` backend that creates the variables of a `VarMap` as
-/// the layers' initialisers ask, each drawn from its name's seed, so that
-/// tiny models (and what is trained from them) come out the same on every
-/// run.
-struct SeededVars<'a>(&'a candle_nn::VarMap);
+/// the layers' initialisers ask, each drawn from the model's seed and its
+/// name, so that a tiny model (and what is trained from it) comes out the
+/// same on every run.
+struct SeededVars<'a> {
+    varmap: &'a candle_nn::VarMap,
+    seed: u64,
+}
 
 impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
     fn get(
@@ -71,17 +80,20 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
         dtype: candle_core::DType,
         device: &candle_core::Device,
     ) -> candle_core::Result<candle_core::Tensor> {
-        let tensor = self.0.get(
+        let tensor = self.varmap.get(
             shape.clone(),
             name,
             candle_nn::Init::Const(0.0),
             dtype,
             device,
         )?;
-        let values =
-            candle_core::Tensor::from_vec(seeded_values(&shape, name, init), shape, device)?
-                .to_dtype(dtype)?;
-        let vars = self.0.data().lock().expect("varmap lock");
+        let values = candle_core::Tensor::from_vec(
+            seeded_values(&shape, self.seed, name, init),
+            shape,
+            device,
+        )?
+        .to_dtype(dtype)?;
+        let vars = self.varmap.data().lock().expect("varmap lock");
         vars[name].set(&values)?;
         Ok(tensor)
     }
@@ -92,7 +104,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
         dtype: candle_core::DType,
         _device: &candle_core::Device,
     ) -> candle_core::Result<candle_core::Tensor> {
-        let vars = self.0.data().lock().expect("varmap lock");
+        let vars = self.varmap.data().lock().expect("varmap lock");
         match vars.get(name) {
             Some(var) => var.as_tensor().to_dtype(dtype),
             None => Err(candle_core::Error::CannotFindTensor { path: name.into() }),
@@ -100,7 +112,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0
+        self.varmap
             .data()
             .lock()
             .expect("varmap lock")
@@ -108,10 +120,11 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
     }
 }
 
-/// A CPU f32 `VarBuilder` that fills `varmap` with seeded variables.
-fn seeded_var_builder(varmap: &candle_nn::VarMap) -> candle_nn::VarBuilder<'_> {
+/// A CPU f32 `VarBuilder` that fills `varmap` with variables drawn from
+/// `seed`.
+fn seeded_var_builder(varmap: &candle_nn::VarMap, seed: u64) -> candle_nn::VarBuilder<'_> {
     candle_nn::VarBuilder::from_backend(
-        Box::new(SeededVars(varmap)),
+        Box::new(SeededVars { varmap, seed }),
         candle_core::DType::F32,
         candle_core::Device::Cpu,
     )
@@ -200,19 +213,22 @@ pub fn write_base_model<'a>(
     })?;
     std::fs::write(&config_path, json).map_err(|e| crate::ModelError::io(&config_path, e))?;
     let varmap = candle_nn::VarMap::new();
-    crate::BertEncoder::load(seeded_var_builder(&varmap), &cfg)?;
+    crate::BertEncoder::load(seeded_var_builder(&varmap, BASE_MODEL_SEED), &cfg)?;
     varmap.save(dir.join("model.safetensors"))?;
     Ok(())
 }
 
 /// Writes a tiny, randomly initialised session-classifier bundle into `dir`
 /// (vocabulary from `texts`, identity feature statistics, the given
-/// operating threshold), for tests of scoring and serving code. Its scores
-/// mean nothing; what matters is that every reader of bundles accepts it.
+/// operating threshold, weights drawn from `seed`), for tests of scoring
+/// and serving code. Its scores mean nothing; what matters is that every
+/// reader of bundles accepts it. The same arguments write the same bundle;
+/// another seed, another model.
 pub fn write_tiny_bundle<'a>(
     dir: &std::path::Path,
     texts: impl IntoIterator<Item = &'a str>,
     threshold: f32,
+    seed: u64,
 ) -> crate::Result<std::path::PathBuf> {
     use datasets::{FEATURE_NAMES, NUM_FEATURES};
 
@@ -233,7 +249,7 @@ pub fn write_tiny_bundle<'a>(
         max_prompts: 4,
     };
     let varmap = candle_nn::VarMap::new();
-    SessionClassifier::load(seeded_var_builder(&varmap), &bert, &head)?;
+    SessionClassifier::load(seeded_var_builder(&varmap, seed), &bert, &head)?;
     let name = dir
         .file_name()
         .map_or("tiny".into(), |n| n.to_string_lossy().into_owned());
@@ -324,5 +340,17 @@ mod tests {
             .map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
             .unwrap();
         assert!(query.iter().any(|&v| v != query[0]));
+    }
+
+    #[test]
+    fn a_tiny_bundle_is_its_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts = ["solve this step by step", "what should I cook tonight"];
+        let weights = |name: &str, seed: u64| {
+            let path = write_tiny_bundle(&dir.path().join(name), texts, 0.5, seed).unwrap();
+            std::fs::read(path.join("model.safetensors")).unwrap()
+        };
+        assert_eq!(weights("a", 1), weights("b", 1));
+        assert_ne!(weights("a", 1), weights("c", 2));
     }
 }

@@ -194,10 +194,10 @@ fn sessions(n: usize) -> Vec<Session> {
         .collect()
 }
 
-fn tiny_bundle(dir: &Path) -> PathBuf {
+fn tiny_bundle(dir: &Path, seed: u64) -> PathBuf {
     let corpus =
         std::fs::read_to_string(workspace_root().join("datasets/corpora/dolly.jsonl")).unwrap();
-    models::tiny::write_tiny_bundle(dir, [corpus.as_str()], 0.5).unwrap()
+    models::tiny::write_tiny_bundle(dir, [corpus.as_str()], 0.5, seed).unwrap()
 }
 
 /// Scores of `sessions` by `train score` with `bundle` in batches of
@@ -259,7 +259,7 @@ const ATTRIBUTION_TOLERANCE: f64 = 1e-3;
 #[test]
 fn unbatched_scores_equal_offline_scores_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let all = sessions(24);
     let offline = offline_scores(&bundle, &all, tmp.path(), 1);
     let server = Server::start_ready(&bundle, &["--max-batch-size", "1"]);
@@ -276,7 +276,7 @@ fn unbatched_scores_equal_offline_scores_bit_for_bit() {
 #[test]
 fn info_names_the_precision_and_reduced_precisions_score_close_to_f32() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let all = sessions(16);
     let scores_in = |precision: &str| {
         let server = Server::start_ready(&bundle, &["--precision", precision]);
@@ -355,7 +355,7 @@ fn fuzzed_requests_never_get_a_5xx_and_every_4xx_is_a_json_error() {
     };
     let (cases, seed) = (env("DG_FUZZ_CASES", 1500) as usize, env("DG_FUZZ_SEED", 7));
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let log_path = tmp.path().join("serve.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let limit = 4 << 20;
@@ -411,7 +411,7 @@ fn fuzzed_requests_never_get_a_5xx_and_every_4xx_is_a_json_error() {
 #[test]
 fn admin_routes_are_off_on_an_open_address_without_a_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let server = Server::start_ready(&bundle, &["--addr", "0.0.0.0:0"]);
     let (status, body) = post(&server.url, "/admin/reload", "", None);
     assert_eq!(
@@ -439,7 +439,7 @@ fn admin_routes_are_off_on_an_open_address_without_a_token() {
 #[test]
 fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let all = sessions(96);
     let offline = offline_scores(&bundle, &all, tmp.path(), 32);
     let server = Server::start_ready(&bundle, &["--max-batch-size", "8", "--max-wait-ms", "5"]);
@@ -568,7 +568,7 @@ fn scores_match_offline_scoring_and_concurrent_clients_get_their_own() {
 #[test]
 fn every_error_status_comes_from_a_real_bad_request() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let one = score_body(&sessions(1));
 
     // 503 until a model loads; a reload with a good bundle fixes it.
@@ -768,7 +768,7 @@ fn every_error_status_comes_from_a_real_bad_request() {
 #[test]
 fn overload_yields_429_not_timeouts() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let server = Server::start_ready(&bundle, &["--max-concurrent", "2", "--max-wait-ms", "300"]);
     let body = score_body(&sessions(4));
     let outcomes: Vec<(u16, Duration)> = std::thread::scope(|scope| {
@@ -798,8 +798,8 @@ fn overload_yields_429_not_timeouts() {
 #[test]
 fn reload_under_load_drops_nothing_and_sighup_reloads() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = tiny_bundle(&tmp.path().join("tiny-a"));
-    let b = tiny_bundle(&tmp.path().join("tiny-b"));
+    let a = tiny_bundle(&tmp.path().join("tiny-a"), 1);
+    let b = tiny_bundle(&tmp.path().join("tiny-b"), 2);
     let all = sessions(24);
     let expected: HashMap<&str, HashMap<String, f64>> = HashMap::from([
         ("tiny-a", offline_scores(&a, &all, tmp.path(), 32)),
@@ -875,7 +875,8 @@ fn reload_under_load_drops_nothing_and_sighup_reloads() {
     // SIGHUP reloads the directory served now from disk.
     let version = |s: &Server| get(&s.url, "/ready").1["model"]["version"].clone();
     let before = version(&server);
-    tiny_bundle(&b);
+    // Another seed: other weights, so another version.
+    tiny_bundle(&b, 3);
     server.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while version(&server) == before {
@@ -887,7 +888,7 @@ fn reload_under_load_drops_nothing_and_sighup_reloads() {
 #[test]
 fn sigterm_stops_accepting_and_drains_in_flight_requests() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let mut server = Server::start_ready(&bundle, &["--max-wait-ms", "1500"]);
     let body = score_body(&sessions(3));
     std::thread::scope(|scope| {
@@ -935,7 +936,7 @@ fn counter(url: &str, name: &str) -> f64 {
 #[test]
 fn work_of_a_client_that_went_away_is_dropped() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let server = Server::start_ready(&bundle, &["--max-wait-ms", "800"]);
     let body = score_body(&sessions(2));
     {
@@ -985,7 +986,7 @@ fn campaign_map(path: &Path) {
 #[test]
 fn the_campaign_map_answers_for_mapped_accounts_and_reloads_with_the_bundle() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     let map_path = tmp.path().join("map.json");
     campaign_map(&map_path);
     let server = Server::start_ready(&bundle, &["--campaign-map", map_path.to_str().unwrap()]);
@@ -1032,7 +1033,7 @@ fn the_campaign_map_answers_for_mapped_accounts_and_reloads_with_the_bundle() {
 #[test]
 fn bare_prompts_need_a_prompt_head_and_sessions_do_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tiny_bundle(&tmp.path().join("tiny"));
+    let bundle = tiny_bundle(&tmp.path().join("tiny"), 0);
     std::fs::remove_file(bundle.join("prompt_head.json")).unwrap();
     let server = Server::start_ready(&bundle, &[]);
     let (status, body) = post(

@@ -40,7 +40,8 @@ fn shards_scored_by_separate_processes_merge_to_the_unsharded_scores() {
     let corpus =
         std::fs::read_to_string(workspace_root().join("datasets/corpora/dolly.jsonl")).unwrap();
     let bundle =
-        models::tiny::write_tiny_bundle(&dir.path().join("tiny"), [corpus.as_str()], 0.5).unwrap();
+        models::tiny::write_tiny_bundle(&dir.path().join("tiny"), [corpus.as_str()], 0.5, 0)
+            .unwrap();
     let bundle = bundle.display().to_string();
     run(
         "datasets",

@@ -254,7 +254,8 @@ mod tests {
     fn a_harvest_prompt_scores_above_a_chat_prompt() {
         let dir = tempfile::tempdir().unwrap();
         let texts: Vec<&str> = HARVEST.iter().chain(&CHAT).copied().collect();
-        let path = models::tiny::write_tiny_bundle(&dir.path().join("tiny"), texts, 0.5).unwrap();
+        let path =
+            models::tiny::write_tiny_bundle(&dir.path().join("tiny"), texts, 0.5, 0).unwrap();
         let bundle = Bundle::load(&path, &candle_core::Device::Cpu).unwrap();
         let head = fit_prompt_head(
             &bundle,
