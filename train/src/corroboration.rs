@@ -10,12 +10,16 @@
 //! that, so neither does the verdict. An account keeps `flag` or `review`
 //! only when something corroborates it:
 //!
-//! - **its own sessions**: one of them scores at least the bundle's
-//!   propagation threshold (chosen on validation for a 1% benign session
-//!   false-positive rate), or
 //! - **an operator**: it belongs to an operator-group or shared-template
 //!   campaign (`campaigns`), found before this rule from the scorer's
-//!   verdicts.
+//!   verdicts; or
+//! - **its own sessions**: one of them scores at least the bundle's session
+//!   threshold (chosen on validation for a 0.1% benign session
+//!   false-positive rate). A best session between the propagation
+//!   threshold (1% benign session FPR) and that threshold corroborates
+//!   `review` only: a `flag` becomes `review`, since one session that a
+//!   hundredth of benign sessions reach is an analyst's question, not an
+//!   action, when no other account is linked to it.
 //!
 //! Any other acted account is cleared, and its reasons say why. A content
 //! campaign (a DBSCAN cluster of acted accounts' sessions) is not
@@ -37,6 +41,17 @@ use crate::{
 /// Position of `max_session_score` in the account feature vector.
 const MAX_SESSION_SCORE: usize = 0;
 
+/// The session scores that corroborate an account's verdict on their own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionCorroboration {
+    /// A session at or over this keeps the verdict (the bundle's session
+    /// threshold).
+    pub flag: f32,
+    /// A best session at or over this, and under `flag`, keeps `review`
+    /// at most (the bundle's propagation threshold).
+    pub review: f32,
+}
+
 /// What the rule did to a window's verdicts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorroborationTally {
@@ -44,21 +59,24 @@ pub struct CorroborationTally {
     pub by_session: usize,
     /// Acted accounts kept by an operator or template campaign.
     pub by_campaign: usize,
+    /// Flags lowered to review: the best session reached only the review
+    /// level (also counted in `by_session`).
+    #[serde(default)]
+    pub lowered_to_review: usize,
     /// Acted accounts cleared for lack of corroboration.
     pub cleared: usize,
 }
 
 /// Applies the rule to `decisions` (one per row of `rows`): `linked` holds
 /// the campaigns found so far (content ones corroborate nothing),
-/// `session_threshold` the session
-/// score that corroborates on its own. Reasons of kept accounts gain the
-/// corroborating evidence first; cleared accounts get one reason naming
-/// what was missing, before the scorer's own.
+/// `sessions` the session scores that corroborate on their own. Reasons of
+/// kept accounts gain the corroborating evidence first; cleared accounts
+/// get one reason naming what was missing, before the scorer's own.
 pub fn corroborate(
     decisions: &mut [AccountDecision],
     rows: &[AccountRow],
     linked: &[(CampaignBasis, Vec<usize>)],
-    session_threshold: f32,
+    sessions: SessionCorroboration,
 ) -> CorroborationTally {
     let campaign_of: HashMap<usize, (CampaignBasis, usize)> = linked
         .iter()
@@ -77,15 +95,30 @@ pub fn corroborate(
                 "corroborated: in a {} campaign of {size} accounts",
                 basis_name(basis)
             )
-        } else if max_score >= session_threshold {
+        } else if max_score >= sessions.flag {
             tally.by_session += 1;
-            format!("corroborated: a session scored {max_score:.3} >= {session_threshold:.3}")
+            format!(
+                "corroborated: a session scored {max_score:.3} >= {:.3}",
+                sessions.flag
+            )
+        } else if max_score >= sessions.review {
+            tally.by_session += 1;
+            if decision.verdict == AccountVerdict::Flag {
+                tally.lowered_to_review += 1;
+                decision.verdict = AccountVerdict::Review;
+            }
+            format!(
+                "corroborated for review: a session scored {max_score:.3} >= {:.3}, under the \
+                 flag level {:.3}, and no operator or template campaign holds it",
+                sessions.review, sessions.flag
+            )
         } else {
             tally.cleared += 1;
             let reason = format!(
-                "uncorroborated {}: no session scored >= {session_threshold:.3} (best {max_score:.3}) \
+                "uncorroborated {}: no session scored >= {:.3} (best {max_score:.3}) \
                  and no operator or template campaign holds it",
-                decision.verdict.as_str()
+                decision.verdict.as_str(),
+                sessions.review
             );
             decision.verdict = AccountVerdict::Clear;
             reason
@@ -102,11 +135,11 @@ pub fn link_and_corroborate(
     window: &AccountWindow,
     decisions: &mut [AccountDecision],
     params: &ValidEvidenceParams,
-    session_threshold: f32,
+    session_scores: SessionCorroboration,
 ) -> (Vec<(CampaignBasis, Vec<usize>)>, CorroborationTally) {
     let linked =
         operator_and_template_campaigns(&CampaignContext::new(sessions, window, decisions, params));
-    let tally = corroborate(decisions, &window.rows, &linked, session_threshold);
+    let tally = corroborate(decisions, &window.rows, &linked, session_scores);
     (linked, tally)
 }
 
@@ -159,6 +192,8 @@ mod tests {
             account("in-content-only", AccountVerdict::Flag, 0.02),
             account("profile-only", AccountVerdict::Review, 0.05),
             account("cleared-already", AccountVerdict::Clear, 0.99),
+            account("middling-session", AccountVerdict::Flag, 0.2),
+            account("middling-review", AccountVerdict::Review, 0.1),
         ]
         .into_iter()
         .unzip();
@@ -167,17 +202,28 @@ mod tests {
             (CampaignBasis::Template, vec![2]),
             (CampaignBasis::Content, vec![3]),
         ];
-        let tally = corroborate(&mut decisions, &rows, &linked, 0.1);
+        let levels = SessionCorroboration {
+            flag: 0.4,
+            review: 0.1,
+        };
+        let tally = corroborate(&mut decisions, &rows, &linked, levels);
         let verdicts: Vec<_> = decisions.iter().map(|d| d.verdict).collect();
         use AccountVerdict::*;
-        assert_eq!(verdicts, [Flag, Flag, Review, Clear, Clear, Clear]);
+        assert_eq!(
+            verdicts,
+            [Flag, Flag, Review, Clear, Clear, Clear, Review, Review]
+        );
         assert_eq!(
             tally,
             CorroborationTally {
-                by_session: 1,
+                by_session: 3,
                 by_campaign: 2,
+                lowered_to_review: 1,
                 cleared: 2
             }
+        );
+        assert!(
+            decisions[6].reasons[0].starts_with("corroborated for review: a session scored 0.200")
         );
         assert!(decisions[0].reasons[0].contains("session scored 0.500"));
         assert!(decisions[1].reasons[0].contains("operator-group campaign of 2"));

@@ -981,8 +981,8 @@ fn print_account_verdicts(a: &AccountReport) {
     }
     let c = &a.corroboration;
     println!(
-        "  corroborated: {} by a session score, {} by an operator or template campaign; {} cleared uncorroborated",
-        c.by_session, c.by_campaign, c.cleared
+        "  corroborated: {} by a session score ({} flags of them lowered to review), {} by an operator or template campaign; {} cleared uncorroborated",
+        c.by_session, c.lowered_to_review, c.by_campaign, c.cleared
     );
     if let Some(r) = a.session_recall_at_0_1pct_fpr_by_account {
         println!("  session recall at 0.1% session FPR, sessions ranked by their account's score: {r:.4}");

@@ -25,7 +25,7 @@ use crate::{
         CampaignBasis, CampaignContext,
     },
     cluster::{cluster_subset, ValidClusterParams},
-    corroboration::link_and_corroborate,
+    corroboration::{link_and_corroborate, SessionCorroboration},
     score::ScoredSession,
 };
 
@@ -173,7 +173,10 @@ pub fn judge_window(
         &window,
         &mut decisions,
         &params,
-        bundle.threshold.propagation_threshold(),
+        SessionCorroboration {
+            flag: bundle.threshold.threshold,
+            review: bundle.threshold.propagation_threshold(),
+        },
     );
     tracing::info!(?tally, "account verdicts corroborated");
     let ctx = CampaignContext::new(&sessions, &window, &decisions, &params);

@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use train::{
     accounts::{account_rows, decide, fit_account_model, AccountFitConfig},
     campaigns::{describe_campaigns, CampaignContext},
-    corroboration::link_and_corroborate,
+    corroboration::{link_and_corroborate, SessionCorroboration},
 };
 
 /// Account-layer benchmark.
@@ -46,9 +46,12 @@ struct Args {
 
 /// Session threshold of the synthetic scores.
 const SESSION_THRESHOLD: f32 = 0.9;
-/// Session score that corroborates an account verdict (the role of a
-/// bundle's propagation threshold).
-const CORROBORATING_SESSION_SCORE: f32 = 0.5;
+/// Session scores that corroborate an account verdict (the roles of a
+/// bundle's session and propagation thresholds).
+const CORROBORATING_SESSION_SCORES: SessionCorroboration = SessionCorroboration {
+    flag: SESSION_THRESHOLD,
+    review: 0.5,
+};
 
 const WORDS: &[&str] = &[
     "garden", "invoice", "python", "river", "matrix", "recipe", "history", "engine", "poem",
@@ -252,7 +255,7 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
         &window,
         &mut decisions,
         &params,
-        CORROBORATING_SESSION_SCORE,
+        CORROBORATING_SESSION_SCORES,
     );
     let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
     let campaigns = describe_campaigns(&ctx, linked);

@@ -45,8 +45,8 @@ fn account_tables(d: &mut Document, r: &AccountReport) {
     }
     let c = &r.corroboration;
     d.paragraph(format!(
-        "Corroboration: of the accounts the scorer sent to `flag` or `review`, {} kept them on a session scoring at least the propagation threshold, {} on an operator-group or shared-template campaign, and {} were cleared for lack of either (docs/coordination.md).",
-        c.by_session, c.by_campaign, c.cleared
+        "Corroboration: of the accounts the scorer sent to `flag` or `review`, {} kept them on a session scoring at least the propagation threshold ({} of those flags lowered to review: their best session stayed under the session threshold), {} on an operator-group or shared-template campaign, and {} were cleared for lack of either (docs/coordination.md).",
+        c.by_session, c.lowered_to_review, c.by_campaign, c.cleared
     ));
     if let Some(recall) = r.session_recall_at_0_1pct_fpr_by_account {
         d.paragraph(format!(
