@@ -211,8 +211,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
     assert!(metrics["baseline"]["metrics"]["roc_auc"].as_f64().is_some());
 
     // The account scorer's verdicts follow its saved thresholds unless the
-    // corroboration rule cleared them (and says so first), and the tallies
-    // in metrics.json count them.
+    // corroboration rule cleared them or lowered a flag to review (and
+    // says so first), and the tallies in metrics.json count them.
     let account_model = read_json(&bundle.join("account_model.json"));
     let flag_at = account_model["flag"]["threshold"].as_f64().unwrap();
     let review_at = account_model["review"]["threshold"].as_f64().unwrap();
@@ -230,7 +230,8 @@ fn main_job_then_score_cluster_and_eval_reports() {
         .filter(|s| s["label"] == "extraction")
         .map(|s| s["account_id"].as_str().unwrap())
         .collect();
-    let (mut benign_flag, mut extraction_flag_or_review, mut uncorroborated) = (0, 0, 0);
+    let (mut benign_flag, mut extraction_flag_or_review) = (0, 0);
+    let (mut uncorroborated, mut lowered) = (0, 0);
     for d in &decisions {
         let score = d["score"].as_f64().unwrap();
         let by_score = if score >= flag_at {
@@ -250,6 +251,9 @@ fn main_job_then_score_cluster_and_eval_reports() {
             );
             uncorroborated += 1;
             "clear"
+        } else if first_reason.starts_with("corroborated for review: ") {
+            lowered += usize::from(by_score == "flag");
+            "review"
         } else {
             assert!(first_reason.starts_with("corroborated: "), "{d}");
             by_score
@@ -263,6 +267,10 @@ fn main_job_then_score_cluster_and_eval_reports() {
     assert_eq!(tallies["benign_total"]["flag"], benign_flag, "{tallies}");
     assert_eq!(
         tallies["corroboration"]["cleared"], uncorroborated,
+        "{tallies}"
+    );
+    assert_eq!(
+        tallies["corroboration"]["lowered_to_review"], lowered,
         "{tallies}"
     );
     let ext = &tallies["extraction_total"];
