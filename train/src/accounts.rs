@@ -505,6 +505,17 @@ pub fn rows_of_file(
     options: &crate::score::ScoreOptions,
     params: &ValidEvidenceParams,
 ) -> Result<Vec<AccountRow>> {
+    Ok(window_of_file(bundle, path, options, params)?.1.rows)
+}
+
+/// Scores a labeled file with `bundle`: its sessions and their account
+/// window.
+pub fn window_of_file(
+    bundle: &models::bundle::Bundle,
+    path: &std::path::Path,
+    options: &crate::score::ScoreOptions,
+    params: &ValidEvidenceParams,
+) -> Result<(Vec<Session>, AccountWindow)> {
     let sessions = crate::data::read_labeled(path)?;
     let bar = crate::progress::bar(sessions.len() as u64, "scoring accounts");
     let mut scored = Vec::with_capacity(sessions.len());
@@ -514,9 +525,10 @@ pub fn rows_of_file(
         Ok(())
     })?;
     bar.finish_and_clear();
-    let refs: Vec<&Session> = scored.iter().map(|s| &s.0).collect();
-    let scores: Vec<f32> = scored.iter().map(|s| s.1).collect();
-    Ok(account_rows(&refs, &scores, bundle.threshold.threshold, params).rows)
+    let (sessions, scores): (Vec<Session>, Vec<f32>) = scored.into_iter().unzip();
+    let refs: Vec<&Session> = sessions.iter().collect();
+    let window = account_rows(&refs, &scores, bundle.threshold.threshold, params);
+    Ok((sessions, window))
 }
 
 /// Builds the account rows of a labeled file from session scores computed

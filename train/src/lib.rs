@@ -21,6 +21,7 @@ pub mod precision_check;
 pub mod progress;
 pub mod prompt_head;
 pub mod report;
+pub mod rule_thresholds;
 pub mod score;
 pub mod score_file;
 pub mod shard;

@@ -22,16 +22,18 @@ use models::{
 use train::{
     accounts::{
         fit_account_model, fit_account_model_cross_fitted, rows_of_file, rows_of_scored_file,
-        write_feature_table, AccountFitConfig, AccountReport, VerdictTally,
+        window_of_file, write_feature_table, AccountFitConfig, AccountReport, VerdictTally,
     },
     baseline::BaselineConfig,
     cluster::{discover, ClusterArgs, Discovery},
     compare::{self, compare_file, comparison, Gates},
+    corroboration::SessionCorroboration,
     cross_fit::{out_of_fold_scores, CrossFitConfig},
     fit::{fit, FitConfig, TrainLayers},
     precision_check::{self, check_precisions, ContractLimits},
     prompt_head::{fit_prompt_head, PromptHeadConfig},
     report::{self, evaluate_file, EvalOptions, EvalReport},
+    rule_thresholds::{thresholds_after_rule, RuleWindow},
     score::{score_all, score_sessions, ScoreOptions},
     shard::{merge_scores, Shard},
     verdicts::judge_window,
@@ -529,6 +531,16 @@ enum FitOn {
     Validation,
 }
 
+/// Prints the account scorer's operating points, as chosen on `basis`.
+fn print_operating_points(model: &models::account_model::AccountModel, basis: &str) {
+    for (name, p) in [("flag", &model.flag), ("flag or review", &model.review)] {
+        println!(
+            "account scorer, {name} ({basis}): threshold {:.6}, validation benign account FPR {:.4} (target {}), extraction accounts caught {:.4}",
+            p.threshold, p.validation_fpr, p.target_fpr, p.validation_recall
+        );
+    }
+}
+
 fn run_accounts(args: &AccountsArgs) -> Result<()> {
     let bundle = args.model.load()?;
     let evidence = args.evidence.params();
@@ -541,7 +553,9 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
         evidence,
         ..AccountFitConfig::default()
     };
-    let validation_rows = rows_of_file(&bundle, &args.files.validation, &options, &params)?;
+    let (validation_sessions, validation_window) =
+        window_of_file(&bundle, &args.files.validation, &options, &params)?;
+    let validation_rows = &validation_window.rows;
     let train_rows = match args.fit_on {
         FitOn::Validation => None,
         FitOn::Train => Some(match &args.train_scores {
@@ -556,21 +570,37 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
     };
     if let Some(dir) = &args.features_out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_feature_table(&dir.join("validation.csv"), &validation_rows)?;
+        write_feature_table(&dir.join("validation.csv"), validation_rows)?;
         if let Some(rows) = &train_rows {
             write_feature_table(&dir.join("train.csv"), rows)?;
         }
     }
     let model = match &train_rows {
-        None => fit_account_model_cross_fitted(&validation_rows, &config)?,
-        Some(rows) => fit_account_model(rows, &validation_rows, &config)?,
+        // Out-of-fold thresholds: the rule would see in-sample scores.
+        None => fit_account_model_cross_fitted(validation_rows, &config)?,
+        Some(rows) => {
+            let mut model = fit_account_model(rows, validation_rows, &config)?;
+            print_operating_points(&model, "the scorer's own verdicts");
+            let refs: Vec<&datasets::Session> = validation_sessions.iter().collect();
+            thresholds_after_rule(
+                &mut model,
+                &RuleWindow {
+                    sessions: &refs,
+                    window: &validation_window,
+                    params: &params,
+                    session_levels: SessionCorroboration {
+                        flag: bundle.threshold.threshold,
+                        review: bundle.threshold.propagation_threshold(),
+                    },
+                },
+            );
+            print_operating_points(&model, "after the corroboration rule (saved)");
+            model
+        }
     };
     model.save(&bundle.dir)?;
-    for (name, p) in [("flag", &model.flag), ("flag or review", &model.review)] {
-        println!(
-            "account scorer, {name}: threshold {:.6}, validation benign account FPR {:.4} (target {}), extraction accounts caught {:.4}",
-            p.threshold, p.validation_fpr, p.target_fpr, p.validation_recall
-        );
+    if train_rows.is_none() {
+        print_operating_points(&model, "out-of-fold scores");
     }
     println!(
         "account scorer saved in {}",
