@@ -163,3 +163,181 @@ fn point(threshold: f32, target_fpr: f64, (fpr, recall): (f64, f64)) -> AccountO
         validation_recall: recall,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+    use datasets::{
+        coordination::EvidenceParams,
+        {Account, Event, Label},
+    };
+    use models::account_model::{account_feature_names, ACCOUNT_MODEL_VERSION};
+
+    use super::*;
+    use crate::accounts::account_rows;
+
+    /// One session of `requests` requests for account `id`, sent from
+    /// `ip`, the account created `age_days` before.
+    fn session(id: &str, ip: String, prompt: &str, requests: usize, age_days: i64) -> Session {
+        let start = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        Session {
+            session_id: format!("{id}-s"),
+            account_id: id.to_string(),
+            label: Some(if id.starts_with("op") {
+                Label::Extraction
+            } else {
+                Label::Benign
+            }),
+            campaign_id: None,
+            archetype: None,
+            account: Some(Account {
+                created_at: Some(start - Duration::days(age_days) - Duration::hours(1)),
+                ..Account::default()
+            }),
+            events: (0..requests)
+                .map(|k| Event {
+                    ts: start + Duration::minutes(3 * k as i64),
+                    prompt: format!("{prompt} part {k}"),
+                    ip: Some(ip.clone()),
+                    asn: Some(14061),
+                    user_agent: Some("python-httpx/0.27.2".into()),
+                    model: None,
+                    response_tokens: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// 20 fresh operator accounts on one /24 with one wrapper (3 requests
+    /// each) and 100 benign aged accounts, each on its own network with
+    /// its own words (6 requests each).
+    fn world() -> Vec<Session> {
+        let mut sessions: Vec<Session> = (0..20)
+            .map(|i| {
+                let prompt = format!(
+                    "Reason with full rigour and show each intermediate step first. task {i}"
+                );
+                session(&format!("op-{i}"), format!("198.51.100.{i}"), &prompt, 3, 0)
+            })
+            .collect();
+        sessions.extend((0..100).map(|i| {
+            let prompt = format!("note{i} about garden{i} and recipe{i} for week{i}");
+            session(&format!("ben-{i}"), format!("10.{i}.7.1"), &prompt, 6, 900)
+        }));
+        sessions
+    }
+
+    /// A scorer that grows with the account's request count only: the
+    /// benign accounts score above the operator's.
+    fn request_count_scorer() -> AccountModel {
+        let names = account_feature_names();
+        let mut weights = vec![0.0; names.len()];
+        weights[names.iter().position(|n| n == "log_requests").unwrap()] = 4.0;
+        let unset = AccountOperatingPoint {
+            threshold: 1.0,
+            target_fpr: 0.0,
+            validation_fpr: 0.0,
+            validation_recall: 0.0,
+        };
+        AccountModel {
+            version: ACCOUNT_MODEL_VERSION,
+            mean: vec![0.0; names.len()],
+            scale: vec![1.0; names.len()],
+            feature_names: names,
+            weights,
+            intercept: -6.5,
+            flag: AccountOperatingPoint {
+                target_fpr: 0.003,
+                ..unset.clone()
+            },
+            review: AccountOperatingPoint {
+                target_fpr: 0.02,
+                ..unset
+            },
+            evidence: EvidenceParams::default(),
+        }
+    }
+
+    /// The scorer's thresholds after the rule, with every session scored
+    /// `benign_session` (benign) or 0 (operator).
+    fn thresholds(benign_session: f32) -> (AccountModel, f32) {
+        let sessions = world();
+        let refs: Vec<&Session> = sessions.iter().collect();
+        let scores: Vec<f32> = sessions
+            .iter()
+            .map(|s| {
+                if s.account_id.starts_with("op") {
+                    0.0
+                } else {
+                    benign_session
+                }
+            })
+            .collect();
+        let params = EvidenceParams::default().check().unwrap();
+        let window = account_rows(&refs, &scores, 0.9, &params);
+        let mut model = request_count_scorer();
+        let operator_score = model.score(&window.rows[0].features);
+        let benign_score = model.score(&window.rows[20].features);
+        assert!(
+            operator_score < benign_score,
+            "{operator_score} {benign_score}"
+        );
+        // The scorer's own points: above every benign account.
+        for p in [&mut model.flag, &mut model.review] {
+            p.threshold = benign_score + 0.01;
+        }
+        let at = RuleWindow {
+            sessions: &refs,
+            window: &window,
+            params: &params,
+            session_levels: SessionCorroboration {
+                flag: 0.9,
+                review: 0.5,
+            },
+        };
+        thresholds_after_rule(&mut model, &at);
+        (model, operator_score)
+    }
+
+    #[test]
+    fn thresholds_drop_to_the_operator_when_the_rule_clears_the_benign_accounts() {
+        // Benign sessions score 0: the rule clears every benign account
+        // (no campaign, no session at the review level), so both
+        // thresholds come down to the operator's accounts, which their
+        // operator group corroborates.
+        let (model, operator_score) = thresholds(0.0);
+        assert_eq!(model.review.threshold, operator_score);
+        assert_eq!(model.flag.threshold, operator_score);
+        assert_eq!(model.flag.validation_fpr, 0.0);
+        assert_eq!(model.flag.validation_recall, 1.0);
+        assert_eq!(model.review.validation_recall, 1.0);
+    }
+
+    #[test]
+    fn thresholds_stay_where_corroborated_benign_accounts_would_be_flagged() {
+        // Benign sessions reach the session threshold: the rule keeps them,
+        // so lowering the thresholds would flag them; nothing moves.
+        let (model, operator_score) = thresholds(0.95);
+        assert!(model.review.threshold > operator_score);
+        assert!(model.flag.threshold >= model.review.threshold);
+        assert_eq!(model.flag.validation_recall, 0.0);
+        assert_eq!(model.review.validation_fpr, 0.0);
+    }
+
+    #[test]
+    fn the_scan_stops_at_the_first_candidate_over_the_target() {
+        let candidates = [0.9, 0.7, 0.5, 0.3, 0.1];
+        // Benign count per threshold: fits at 0.7, breaks at 0.5, would
+        // fit again at 0.3.
+        let benign_at = |t: f32| RuleOutcome {
+            benign: 100,
+            benign_flag: if (0.4..0.6).contains(&t) { 5 } else { 0 },
+            ..RuleOutcome::default()
+        };
+        let fits = |o: &RuleOutcome| o.rates(true).0 <= 0.01;
+        let (t, _) = lowest_fitting(0.8, &candidates, benign_at, fits);
+        assert_eq!(t, 0.7);
+        let (t, _) = lowest_fitting(0.05, &candidates, benign_at, fits);
+        assert_eq!(t, 0.05);
+    }
+}
