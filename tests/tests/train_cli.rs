@@ -96,6 +96,10 @@ fn small_main_job(tmp: &Path) -> (SmallRun, Output) {
         &path(&run.bundle),
         "--run-dir",
         &path(&tmp.join("run")),
+        // Out-of-fold scores stay under `tmp`, not in the checkout's
+        // artifacts/ where a real main job keeps its own.
+        "--cross-fit-scores",
+        &path(&tmp.join("cross-fit/scores.jsonl")),
         "--eval-out",
         &path(&run.eval_dir),
         "--max-tokens",
@@ -151,6 +155,7 @@ fn main_job_then_score_cluster_and_eval_reports() {
         log.contains("low-and-slow campaign accounts caught"),
         "{log}"
     );
+    assert!(tmp.path().join("cross-fit/scores.jsonl").is_file(), "{log}");
     // The prompt head: one prompt of every labeled training and validation
     // session, its threshold within the target false-positive rate on the
     // validation prompts. How well it ranks is not asked of a tiny random
