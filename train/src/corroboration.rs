@@ -52,6 +52,17 @@ pub struct SessionCorroboration {
     pub review: f32,
 }
 
+impl SessionCorroboration {
+    /// The levels of a bundle's `threshold.json`: its session threshold
+    /// flags, its propagation threshold reviews.
+    pub fn of(threshold: &models::bundle::Threshold) -> Self {
+        SessionCorroboration {
+            flag: threshold.threshold,
+            review: threshold.propagation_threshold(),
+        }
+    }
+}
+
 /// What the rule did to a window's verdicts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorroborationTally {

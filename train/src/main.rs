@@ -588,10 +588,7 @@ fn run_accounts(args: &AccountsArgs) -> Result<()> {
                     sessions: &refs,
                     window: &validation_window,
                     params: &params,
-                    session_levels: SessionCorroboration {
-                        flag: bundle.threshold.threshold,
-                        review: bundle.threshold.propagation_threshold(),
-                    },
+                    session_levels: SessionCorroboration::of(&bundle.threshold),
                 },
             );
             print_operating_points(&model, "after the corroboration rule (saved)");

@@ -173,10 +173,7 @@ pub fn judge_window(
         &window,
         &mut decisions,
         &params,
-        SessionCorroboration {
-            flag: bundle.threshold.threshold,
-            review: bundle.threshold.propagation_threshold(),
-        },
+        SessionCorroboration::of(&bundle.threshold),
     );
     tracing::info!(?tally, "account verdicts corroborated");
     let ctx = CampaignContext::new(&sessions, &window, &decisions, &params);
