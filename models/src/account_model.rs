@@ -131,6 +131,12 @@ pub struct AccountModel {
     /// on new windows use the same (absent in older files: the defaults).
     #[serde(default)]
     pub evidence: EvidenceParams,
+    /// The score an account must reach to count towards an operator or
+    /// template campaign: the scorer's own `review` threshold, kept when
+    /// the corroboration rule lowers the saved ones (absent in older
+    /// files: `review`'s).
+    #[serde(default)]
+    pub link_threshold: Option<f32>,
 }
 
 impl AccountModel {
@@ -145,6 +151,12 @@ impl AccountModel {
             .sum::<f32>()
             + self.intercept;
         1.0 / (1.0 + (-z).exp())
+    }
+
+    /// The score an account must reach to count towards an operator or
+    /// template campaign.
+    pub fn link_threshold(&self) -> f32 {
+        self.link_threshold.unwrap_or(self.review.threshold)
     }
 
     /// The verdict a score reaches.
@@ -245,6 +257,7 @@ mod tests {
             intercept: 0.0,
             flag: point.clone(),
             review: point,
+            link_threshold: None,
             evidence: EvidenceParams {
                 fresh_days: 7.0,
                 ..EvidenceParams::default()

@@ -235,6 +235,7 @@ fn regression(rows: &[(&AccountRow, bool)], config: &AccountFitConfig) -> Result
         flag: placeholder_point(),
         review: placeholder_point(),
         evidence: config.evidence.clone(),
+        link_threshold: None,
     })
 }
 

@@ -97,9 +97,10 @@ pub struct Campaign {
     pub account_ids: Vec<String>,
 }
 
-/// Account indices per operator group that qualifies as a campaign,
-/// largest first (ties by group name).
-pub fn operator_campaigns(decisions: &[AccountDecision]) -> Vec<Vec<usize>> {
+/// Account indices per operator group that qualifies as a campaign (at
+/// least half its accounts scored `link_threshold` or more), largest
+/// first (ties by group name).
+pub fn operator_campaigns(decisions: &[AccountDecision], link_threshold: f32) -> Vec<Vec<usize>> {
     let mut by_group: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, d) in decisions.iter().enumerate() {
         if let Some(g) = &d.evidence.group {
@@ -111,7 +112,7 @@ pub fn operator_campaigns(decisions: &[AccountDecision]) -> Vec<Vec<usize>> {
         .filter(|m| {
             let acted = m
                 .iter()
-                .filter(|&&i| decisions[i].verdict != AccountVerdict::Clear)
+                .filter(|&&i| decisions[i].score >= link_threshold)
                 .count();
             m.len() >= MIN_CAMPAIGN_ACCOUNTS && 2 * acted >= m.len()
         })
@@ -127,16 +128,17 @@ pub fn operator_campaigns(decisions: &[AccountDecision]) -> Vec<Vec<usize>> {
 /// 20.
 pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
 
-/// Flagged or reviewed accounts outside `taken` that share characteristic
+/// Accounts outside `taken` scored at least
+/// [`CampaignContext::link_threshold`] that share characteristic
 /// templates. A template links its users when at least
 /// [`TEMPLATE_LINK_ACCOUNTS`] such accounts used it and they are at least
 /// half of every account that used it in the window: a wording most of
-/// whose users were cleared is people's, not an operator's. Groups are the
+/// whose users score low is people's, not an operator's. Groups are the
 /// connected components of at least [`MIN_CAMPAIGN_ACCOUNTS`], largest
 /// first. This finds operators who left no shared infrastructure (aged
 /// accounts on residential exits) but reuse one wording.
 pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<Vec<usize>> {
-    let acted = |a: usize| !taken.contains(&a) && ctx.decisions[a].verdict != AccountVerdict::Clear;
+    let acted = |a: usize| !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold;
     let mut users: HashMap<u64, BTreeSet<usize>> = HashMap::new();
     for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
         let a = a as usize;
@@ -193,10 +195,11 @@ pub fn accounts_in(groups: &[(CampaignBasis, Vec<usize>)]) -> HashSet<usize> {
 /// The campaigns found without content: operator groups, then the
 /// template campaigns of the acted accounts they leave.
 pub fn operator_and_template_campaigns(ctx: &CampaignContext) -> Vec<(CampaignBasis, Vec<usize>)> {
-    let mut groups: Vec<(CampaignBasis, Vec<usize>)> = operator_campaigns(ctx.decisions)
-        .into_iter()
-        .map(|m| (CampaignBasis::Operator, m))
-        .collect();
+    let mut groups: Vec<(CampaignBasis, Vec<usize>)> =
+        operator_campaigns(ctx.decisions, ctx.link_threshold)
+            .into_iter()
+            .map(|m| (CampaignBasis::Operator, m))
+            .collect();
     let template = template_campaigns(ctx, &accounts_in(&groups));
     groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
     groups
@@ -230,6 +233,13 @@ pub struct CampaignContext<'a> {
     pub templates: &'a Templates,
     /// Evidence settings.
     pub params: &'a ValidEvidenceParams,
+    /// The score an account must reach to count towards an operator or
+    /// template campaign (the account scorer's own `review` threshold):
+    /// the saved thresholds may sit far lower, where the corroboration
+    /// rule alone keeps benign accounts clear, and a classroom on one
+    /// network, or people who happen to share an operator's wording, would
+    /// link at them.
+    pub link_threshold: f32,
 }
 
 impl<'a> CampaignContext<'a> {
@@ -239,6 +249,7 @@ impl<'a> CampaignContext<'a> {
         window: &'a AccountWindow,
         decisions: &'a [AccountDecision],
         params: &'a ValidEvidenceParams,
+        link_threshold: f32,
     ) -> Self {
         CampaignContext {
             sessions,
@@ -246,6 +257,7 @@ impl<'a> CampaignContext<'a> {
             decisions,
             templates: &window.templates,
             params,
+            link_threshold,
         }
     }
 }
@@ -475,22 +487,28 @@ mod tests {
 
     /// Decisions for `rows`: accounts whose id starts with one of
     /// `flagged` are flagged, the rest cleared.
+    /// The link threshold of the tests: flagged accounts score 0.9, others 0.1.
+    const LINK_AT: f32 = 0.5;
+
     fn decisions_for(
         rows: &[crate::accounts::AccountRow],
         flagged: &[&str],
     ) -> Vec<AccountDecision> {
         rows.iter()
-            .map(|r| AccountDecision {
-                account_id: r.evidence.account_id.clone(),
-                score: 0.5,
-                verdict: if flagged.iter().any(|p| r.evidence.account_id.starts_with(p)) {
-                    AccountVerdict::Flag
-                } else {
-                    AccountVerdict::Clear
-                },
-                reasons: Vec::new(),
-                campaign_id: None,
-                evidence: r.evidence.clone(),
+            .map(|r| {
+                let flag = flagged.iter().any(|p| r.evidence.account_id.starts_with(p));
+                AccountDecision {
+                    account_id: r.evidence.account_id.clone(),
+                    score: if flag { 0.9 } else { 0.1 },
+                    verdict: if flag {
+                        AccountVerdict::Flag
+                    } else {
+                        AccountVerdict::Clear
+                    },
+                    reasons: Vec::new(),
+                    campaign_id: None,
+                    evidence: r.evidence.clone(),
+                }
             })
             .collect()
     }
@@ -532,7 +550,7 @@ mod tests {
         let params = EvidenceParams::default().check().unwrap();
         let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
         let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
-        let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
+        let ctx = CampaignContext::new(&refs, &window, &decisions, &params, LINK_AT);
         let groups = template_campaigns(&ctx, &HashSet::new());
         let ids = |g: &[usize]| -> BTreeSet<&str> {
             g.iter()
@@ -576,9 +594,9 @@ mod tests {
         let params = EvidenceParams::default().check().unwrap();
         let window = account_rows(&refs, &scores, 0.9, &params);
         let decisions = decisions_for(&window.rows, &["op-"]);
-        let groups = operator_campaigns(&decisions);
+        let groups = operator_campaigns(&decisions, LINK_AT);
         assert_eq!(groups.len(), 1, "{groups:?}");
-        let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
+        let ctx = CampaignContext::new(&refs, &window, &decisions, &params, LINK_AT);
         let campaigns =
             describe_campaigns(&ctx, vec![(CampaignBasis::Operator, groups[0].clone())]);
         let c = &campaigns[0];

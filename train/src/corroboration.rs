@@ -15,11 +15,16 @@
 //!   verdicts; or
 //! - **its own sessions**: one of them scores at least the bundle's session
 //!   threshold (chosen on validation for a 0.1% benign session
-//!   false-positive rate). A best session between the propagation
-//!   threshold (1% benign session FPR) and that threshold corroborates
-//!   `review` only: a `flag` becomes `review`, since one session that a
-//!   hundredth of benign sessions reach is an analyst's question, not an
-//!   action, when no other account is linked to it.
+//!   false-positive rate), and the account scorer would act on it alone:
+//!   its score reaches the scorer's own `review` threshold (the link
+//!   threshold; the saved thresholds, chosen after this rule, may sit far
+//!   lower, since an operator campaign vouches for its members). Short of
+//!   either, a best session at or over the propagation threshold (1%
+//!   benign session FPR) corroborates `review` only: a `flag` becomes
+//!   `review`, since one session that a hundredth of benign sessions reach,
+//!   or a session that the account's own profile does not back, is an
+//!   analyst's question, not an action, when no other account is linked to
+//!   it.
 //!
 //! Any other acted account is cleared, and its reasons say why. A content
 //! campaign (a DBSCAN cluster of acted accounts' sessions) is not
@@ -80,14 +85,16 @@ pub struct CorroborationTally {
 
 /// Applies the rule to `decisions` (one per row of `rows`): `linked` holds
 /// the campaigns found so far (content ones corroborate nothing),
-/// `sessions` the session scores that corroborate on their own. Reasons of
-/// kept accounts gain the corroborating evidence first; cleared accounts
-/// get one reason naming what was missing, before the scorer's own.
+/// `sessions` the session scores that corroborate an account outside them
+/// whose score reaches `link_threshold`. Reasons of kept accounts gain the
+/// corroborating evidence first; cleared accounts get one reason naming
+/// what was missing, before the scorer's own.
 pub fn corroborate(
     decisions: &mut [AccountDecision],
     rows: &[AccountRow],
     linked: &[(CampaignBasis, Vec<usize>)],
     sessions: SessionCorroboration,
+    link_threshold: f32,
 ) -> CorroborationTally {
     let campaign_of: HashMap<usize, (CampaignBasis, usize)> = linked
         .iter()
@@ -106,7 +113,7 @@ pub fn corroborate(
                 "corroborated: in a {} campaign of {size} accounts",
                 basis_name(basis)
             )
-        } else if max_score >= sessions.flag {
+        } else if max_score >= sessions.flag && decision.score >= link_threshold {
             tally.by_session += 1;
             format!(
                 "corroborated: a session scored {max_score:.3} >= {:.3}",
@@ -118,10 +125,19 @@ pub fn corroborate(
                 tally.lowered_to_review += 1;
                 decision.verdict = AccountVerdict::Review;
             }
+            let short_of_flag = if max_score >= sessions.flag {
+                format!(
+                    "the account score {:.3} is under the scorer's own review level \
+                     {link_threshold:.3}",
+                    decision.score
+                )
+            } else {
+                format!("under the flag level {:.3}", sessions.flag)
+            };
             format!(
-                "corroborated for review: a session scored {max_score:.3} >= {:.3}, under the \
-                 flag level {:.3}, and no operator or template campaign holds it",
-                sessions.review, sessions.flag
+                "corroborated for review: a session scored {max_score:.3} >= {:.3}, \
+                 {short_of_flag}, and no operator or template campaign holds it",
+                sessions.review
             )
         } else {
             tally.cleared += 1;
@@ -140,17 +156,26 @@ pub fn corroborate(
 }
 
 /// The operator and template campaigns that the scorer's `decisions` form
-/// over a window's `sessions`, then [`corroborate`] applied with them.
+/// over a window's `sessions` (template links at `link_threshold`, see
+/// [`CampaignContext::link_threshold`]), then [`corroborate`] applied with
+/// them.
 pub fn link_and_corroborate(
     sessions: &[&Session],
     window: &AccountWindow,
     decisions: &mut [AccountDecision],
     params: &ValidEvidenceParams,
+    link_threshold: f32,
     session_scores: SessionCorroboration,
 ) -> (Vec<(CampaignBasis, Vec<usize>)>, CorroborationTally) {
-    let linked =
-        operator_and_template_campaigns(&CampaignContext::new(sessions, window, decisions, params));
-    let tally = corroborate(decisions, &window.rows, &linked, session_scores);
+    let ctx = CampaignContext::new(sessions, window, decisions, params, link_threshold);
+    let linked = operator_and_template_campaigns(&ctx);
+    let tally = corroborate(
+        decisions,
+        &window.rows,
+        &linked,
+        session_scores,
+        link_threshold,
+    );
     (linked, tally)
 }
 
@@ -205,11 +230,16 @@ mod tests {
             account("cleared-already", AccountVerdict::Clear, 0.99),
             account("middling-session", AccountVerdict::Flag, 0.2),
             account("middling-review", AccountVerdict::Review, 0.1),
+            account("low-score-high-session", AccountVerdict::Flag, 0.9),
+            account("low-score-in-operator", AccountVerdict::Review, 0.0),
         ]
         .into_iter()
         .unzip();
+        // The scorer put the last two under its own review level.
+        decisions[8].score = 0.3;
+        decisions[9].score = 0.3;
         let linked = vec![
-            (CampaignBasis::Operator, vec![1, 5]),
+            (CampaignBasis::Operator, vec![1, 5, 9]),
             (CampaignBasis::Template, vec![2]),
             (CampaignBasis::Content, vec![3]),
         ];
@@ -217,27 +247,31 @@ mod tests {
             flag: 0.4,
             review: 0.1,
         };
-        let tally = corroborate(&mut decisions, &rows, &linked, levels);
+        let tally = corroborate(&mut decisions, &rows, &linked, levels, 0.5);
         let verdicts: Vec<_> = decisions.iter().map(|d| d.verdict).collect();
         use AccountVerdict::*;
         assert_eq!(
             verdicts,
-            [Flag, Flag, Review, Clear, Clear, Clear, Review, Review]
+            [Flag, Flag, Review, Clear, Clear, Clear, Review, Review, Review, Review]
         );
         assert_eq!(
             tally,
             CorroborationTally {
-                by_session: 3,
-                by_campaign: 2,
-                lowered_to_review: 1,
+                by_session: 4,
+                by_campaign: 3,
+                lowered_to_review: 2,
                 cleared: 2
             }
         );
+        assert!(decisions[8].reasons[0].contains(
+            "a session scored 0.900 >= 0.100, the account score 0.300 is under the scorer's own \
+             review level 0.500"
+        ));
         assert!(
             decisions[6].reasons[0].starts_with("corroborated for review: a session scored 0.200")
         );
         assert!(decisions[0].reasons[0].contains("session scored 0.500"));
-        assert!(decisions[1].reasons[0].contains("operator-group campaign of 2"));
+        assert!(decisions[1].reasons[0].contains("operator-group campaign of 3"));
         assert!(decisions[4].reasons[0].starts_with("uncorroborated review"));
         assert_eq!(decisions[4].reasons[1], "verified (+1.64)");
         assert_eq!(decisions[5].reasons, ["verified (+1.64)"]);

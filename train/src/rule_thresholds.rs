@@ -78,6 +78,7 @@ fn outcome(model: &AccountModel, at: &RuleWindow, flag: f32, review: f32) -> Rul
         at.window,
         &mut decisions,
         at.params,
+        model.link_threshold(),
         at.session_levels,
     );
     let mut out = RuleOutcome::default();
@@ -103,14 +104,17 @@ fn outcome(model: &AccountModel, at: &RuleWindow, flag: f32, review: f32) -> Rul
     out
 }
 
-/// The lowest of `candidates` (descending, all at or under `start`) at
-/// which `fits` holds for it and every candidate before it, with the
-/// outcome there; `start` itself when none does.
-fn lowest_fitting(
+/// Scans `candidates` (descending) below `start` for as long as `fits`
+/// holds, and returns the highest threshold that reached the best
+/// `recall` of the scan, with its outcome (`start` when nothing below it
+/// fits and catches more). Lowering a threshold further without catching
+/// more on the labeled window would only add risk on new traffic.
+fn highest_best_fitting(
     start: f32,
     candidates: &[f32],
     mut evaluate: impl FnMut(f32) -> RuleOutcome,
     fits: impl Fn(&RuleOutcome) -> bool,
+    recall: impl Fn(&RuleOutcome) -> f64,
 ) -> (f32, RuleOutcome) {
     let mut best = (start, evaluate(start));
     for &t in candidates.iter().filter(|&&t| t < start) {
@@ -118,15 +122,19 @@ fn lowest_fitting(
         if !fits(&o) {
             break;
         }
-        best = (t, o);
+        if recall(&o) > recall(&best.1) {
+            best = (t, o);
+        }
     }
     best
 }
 
 /// Lowers `model`'s `flag` and `review` thresholds as far as their target
 /// benign rates allow after the corroboration rule on the labeled window
-/// `at`, and records the rates and recalls after the rule.
+/// `at`, and records the rates and recalls after the rule. Template
+/// campaigns keep linking at the scorer's own `review` threshold.
 pub fn thresholds_after_rule(model: &mut AccountModel, at: &RuleWindow) {
+    model.link_threshold = Some(model.link_threshold());
     let mut candidates: Vec<f32> = at
         .window
         .rows
@@ -137,18 +145,20 @@ pub fn thresholds_after_rule(model: &mut AccountModel, at: &RuleWindow) {
     candidates.sort_by(|a, b| b.total_cmp(a));
     candidates.dedup();
     let (flag_start, review_target) = (model.flag.threshold, model.review.target_fpr);
-    let (review, _) = lowest_fitting(
+    let (review, _) = highest_best_fitting(
         model.review.threshold,
         &candidates,
         |r| outcome(model, at, flag_start.max(r), r),
         |o| o.rates(false).0 <= review_target,
+        |o| o.rates(false).1,
     );
     let flag_target = model.flag.target_fpr;
-    let (flag, o) = lowest_fitting(
+    let (flag, o) = highest_best_fitting(
         flag_start.max(review),
         &candidates,
         |f| outcome(model, at, f.max(review), review),
         |o| o.rates(true).0 <= flag_target,
+        |o| o.rates(true).1,
     );
     let flag = flag.max(review);
     model.flag = point(flag, flag_target, o.rates(true));
@@ -209,15 +219,17 @@ mod tests {
     }
 
     /// 20 fresh operator accounts on one /24 with one wrapper (3 requests
-    /// each) and 100 benign aged accounts, each on its own network with
-    /// its own words (6 requests each).
+    /// each for the first ten, 8 for the others) and 100 benign aged
+    /// accounts, each on its own network with its own words (6 requests
+    /// each).
     fn world() -> Vec<Session> {
         let mut sessions: Vec<Session> = (0..20)
             .map(|i| {
                 let prompt = format!(
                     "Reason with full rigour and show each intermediate step first. task {i}"
                 );
-                session(&format!("op-{i}"), format!("198.51.100.{i}"), &prompt, 3, 0)
+                let requests = if i < 10 { 3 } else { 8 };
+                session(&format!("op-{i}"), format!("198.51.100.{i}"), &prompt, requests, 0)
             })
             .collect();
         sessions.extend((0..100).map(|i| {
@@ -228,7 +240,7 @@ mod tests {
     }
 
     /// A scorer that grows with the account's request count only: the
-    /// benign accounts score above the operator's.
+    /// benign accounts score between the operator's light and heavy ones.
     fn request_count_scorer() -> AccountModel {
         let names = account_feature_names();
         let mut weights = vec![0.0; names.len()];
@@ -255,6 +267,7 @@ mod tests {
                 ..unset
             },
             evidence: EvidenceParams::default(),
+            link_threshold: None,
         }
     }
 
@@ -306,6 +319,8 @@ mod tests {
         // thresholds come down to the operator's accounts, which their
         // operator group corroborates.
         let (model, operator_score) = thresholds(0.0);
+        // The heavy half of the operator reaches the scorer's own points,
+        // so the group links.
         assert_eq!(model.review.threshold, operator_score);
         assert_eq!(model.flag.threshold, operator_score);
         assert_eq!(model.flag.validation_fpr, 0.0);
@@ -315,29 +330,50 @@ mod tests {
 
     #[test]
     fn thresholds_stay_where_corroborated_benign_accounts_would_be_flagged() {
-        // Benign sessions reach the session threshold: the rule keeps them,
-        // so lowering the thresholds would flag them; nothing moves.
+        // Benign sessions reach the session threshold: the rule keeps them
+        // for review (their scores are under the scorer's own points), so
+        // lowering the review threshold would send them all to review, and
+        // `flag` never goes under `review`: only the operator's heavy half,
+        // over the scorer's own points, is caught.
         let (model, operator_score) = thresholds(0.95);
         assert!(model.review.threshold > operator_score);
-        assert!(model.flag.threshold >= model.review.threshold);
-        assert_eq!(model.flag.validation_recall, 0.0);
+        assert_eq!(model.flag.threshold, model.review.threshold);
+        assert_eq!(model.flag.validation_recall, 0.5);
         assert_eq!(model.review.validation_fpr, 0.0);
+    }
+
+    /// An outcome where lower thresholds catch one more operator account
+    /// each, and benign accounts are flagged only in 0.4..0.6.
+    fn outcome_at(t: f32) -> RuleOutcome {
+        RuleOutcome {
+            benign: 100,
+            benign_flag: if (0.4..0.6).contains(&t) { 5 } else { 0 },
+            extraction: 10,
+            extraction_flag: (10.0 * (1.0 - t)) as usize,
+            ..RuleOutcome::default()
+        }
     }
 
     #[test]
     fn the_scan_stops_at_the_first_candidate_over_the_target() {
         let candidates = [0.9, 0.7, 0.5, 0.3, 0.1];
-        // Benign count per threshold: fits at 0.7, breaks at 0.5, would
-        // fit again at 0.3.
-        let benign_at = |t: f32| RuleOutcome {
-            benign: 100,
-            benign_flag: if (0.4..0.6).contains(&t) { 5 } else { 0 },
-            ..RuleOutcome::default()
-        };
+        // Fits at 0.7, breaks at 0.5, would fit again at 0.3.
         let fits = |o: &RuleOutcome| o.rates(true).0 <= 0.01;
-        let (t, _) = lowest_fitting(0.8, &candidates, benign_at, fits);
+        let recall = |o: &RuleOutcome| o.rates(true).1;
+        let (t, _) = highest_best_fitting(0.8, &candidates, outcome_at, fits, recall);
         assert_eq!(t, 0.7);
-        let (t, _) = lowest_fitting(0.05, &candidates, benign_at, fits);
+        let (t, _) = highest_best_fitting(0.05, &candidates, outcome_at, fits, recall);
         assert_eq!(t, 0.05);
+    }
+
+    #[test]
+    fn the_scan_keeps_the_highest_threshold_of_the_best_recall() {
+        let candidates = [0.9, 0.7, 0.3, 0.1];
+        let fits = |o: &RuleOutcome| o.rates(true).0 <= 0.01;
+        // Recall stops rising under 0.3: 0.3 is kept, not 0.1.
+        let flat_under = |t: f32| outcome_at(t.max(0.3));
+        let recall = |o: &RuleOutcome| o.rates(true).1;
+        let (t, o) = highest_best_fitting(1.0, &candidates, flat_under, fits, recall);
+        assert_eq!((t, o.extraction_flag), (0.3, 7));
     }
 }

@@ -173,10 +173,17 @@ pub fn judge_window(
         &window,
         &mut decisions,
         &params,
+        model.link_threshold(),
         SessionCorroboration::of(&bundle.threshold),
     );
     tracing::info!(?tally, "account verdicts corroborated");
-    let ctx = CampaignContext::new(&sessions, &window, &decisions, &params);
+    let ctx = CampaignContext::new(
+        &sessions,
+        &window,
+        &decisions,
+        &params,
+        model.link_threshold(),
+    );
     let groups = with_content_campaigns(&ctx, linked, scored, cluster)?;
     let campaigns = describe_campaigns(&ctx, groups);
     assign_campaigns(&mut decisions, &campaigns);

@@ -47,14 +47,26 @@ pub struct Templates {
     min_accounts: u32,
 }
 
+/// Characters that end a wrapper's lead-in: a colon or a line break
+/// ("explain like I'm 12: {task}", "how do i solve this\n{task}").
+const LEAD_IN_ENDS: &[char] = &[':', '\n'];
+
+/// Fewest words of a lead-in that is its own frame.
+const MIN_LEAD_IN_WORDS: usize = 3;
+
 /// The frame keys and texts of one prompt (none when the prompt has too
-/// few words to hold a frame and a task).
+/// few words to hold a frame and a task). The opening frame is the
+/// prompt's lead-in when it has one of 3 to `frame_words` words (a short
+/// wrapper would otherwise share its frame with the first words of each
+/// task), else its first `frame_words` words.
 pub fn frames_of(prompt: &str, frame_words: usize) -> Vec<(u64, String)> {
     let w = words(prompt);
     if w.len() < frame_words + 2 {
         return Vec::new();
     }
-    let head = w[..frame_words].join(" ");
+    let head = lead_in(prompt, frame_words)
+        .unwrap_or_else(|| w[..frame_words].to_vec())
+        .join(" ");
     let tail = w[w.len() - frame_words..].join(" ");
     vec![
         (
@@ -63,6 +75,16 @@ pub fn frames_of(prompt: &str, frame_words: usize) -> Vec<(u64, String)> {
         ),
         (key_of(&[b"ends", tail.as_bytes()]), format!("ends: {tail}")),
     ]
+}
+
+/// The words before the prompt's first colon or line break, when there
+/// are 3 to `frame_words` of them.
+fn lead_in(prompt: &str, frame_words: usize) -> Option<Vec<String>> {
+    let end = prompt.find(LEAD_IN_ENDS)?;
+    let w = words(&prompt[..end]);
+    (MIN_LEAD_IN_WORDS..=frame_words)
+        .contains(&w.len())
+        .then_some(w)
 }
 
 /// The prompts of a session that enter the template join.
@@ -142,5 +164,55 @@ impl Templates {
             e.template_share = ratio(templated as usize, total as usize);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opening(prompt: &str) -> String {
+        frames_of(prompt, 6)[0].1.clone()
+    }
+
+    #[test]
+    fn a_short_lead_in_is_the_opening_frame_whatever_task_follows() {
+        let a = frames_of(
+            "explain like I'm 12: Anna has 3 times as many toys as Mandy",
+            6,
+        );
+        let b = frames_of(
+            "explain like I'm 12: Out of the 150 teachers on the court",
+            6,
+        );
+        assert_eq!(a[0], b[0]);
+        assert_eq!(a[0].1, "starts: explain like i m 12");
+        assert_eq!(
+            opening("how do i solve this\nA train leaves at noon going west"),
+            "starts: how do i solve this"
+        );
+    }
+
+    #[test]
+    fn without_a_short_lead_in_the_opening_frame_is_the_first_words() {
+        // No colon or line break.
+        assert_eq!(
+            opening("can someone explain how to do this? Anna has 3 toys"),
+            "starts: can someone explain how to do"
+        );
+        // A lead-in of two words, and one of seven.
+        assert_eq!(
+            opening("Question: Anna has 3 times as many toys as Mandy"),
+            "starts: question anna has 3 times as"
+        );
+        assert_eq!(
+            opening("Help me understand this problem step by step:\nAnna has 3 toys"),
+            "starts: help me understand this problem step"
+        );
+    }
+
+    #[test]
+    fn short_prompts_have_no_frames() {
+        assert!(frames_of("explain like I'm 12: two words", 6).is_empty());
     }
 }

@@ -1,8 +1,11 @@
-//! Load generator for `serve`, run side by side with a minimal Python
-//! server on the same bundle (PyTorch eager, `serve/bench/torch_server.py`)
-//! as the baseline: p50/p99 latency at 1 request in flight and throughput
-//! at 32 in flight, for one-prompt and ten-prompt sessions. Both servers
-//! run in this process's lifetime, one measured at a time.
+//! Load generator for `serve`, run side by side with Python servers on the
+//! same bundle as baselines: PyTorch eager, one request at a time
+//! (`serve/bench/torch_server.py`), and ONNX Runtime int8 with dynamic
+//! quantisation behind a server that batches concurrent requests
+//! (`serve/bench/ort_server.py`). It measures p50/p99 latency at 1 request
+//! in flight and throughput at 32 in flight, for one-prompt and ten-prompt
+//! sessions. All servers run in this process's lifetime, one measured at a
+//! time.
 //!
 //! `cargo build --release -p serve && ./target/release/bench-serve --python .venv-baseline/bin/python`
 #![forbid(unsafe_code)]
@@ -27,10 +30,14 @@ struct Args {
     /// Bundle both servers load.
     #[arg(long, default_value = "models/distill-guard-minilm")]
     model_dir: PathBuf,
-    /// Python with torch, transformers, safetensors and tokenizers (the
-    /// baseline venv); the baseline is skipped only if this is `none`.
+    /// Python with torch, transformers, safetensors, tokenizers and
+    /// onnxruntime (the baseline venv); the baselines are skipped only if
+    /// this is `none`.
     #[arg(long, default_value = ".venv-baseline/bin/python")]
     python: String,
+    /// Baseline servers to run beside serve.
+    #[arg(long, value_delimiter = ',', default_value = "torch,ort")]
+    baselines: Vec<Baseline>,
     /// Sessions file whose prompts the requests carry.
     #[arg(long, default_value = "data/default/test.jsonl")]
     data: PathBuf,
@@ -53,6 +60,33 @@ struct Args {
     /// `--serve-arg=--max-batch-size --serve-arg=8`).
     #[arg(long, allow_hyphen_values = true)]
     serve_arg: Vec<String>,
+}
+
+/// A Python baseline server.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Baseline {
+    /// PyTorch eager fp32, one request at a time per thread.
+    Torch,
+    /// ONNX Runtime int8 (dynamic quantisation), concurrent requests batched.
+    Ort,
+}
+
+impl Baseline {
+    /// Its name in the tables.
+    fn name(self) -> &'static str {
+        match self {
+            Baseline::Torch => "torch",
+            Baseline::Ort => "ort-int8",
+        }
+    }
+
+    /// Its script under `serve/bench`.
+    fn script(self) -> &'static str {
+        match self {
+            Baseline::Torch => "torch_server.py",
+            Baseline::Ort => "ort_server.py",
+        }
+    }
 }
 
 /// A server under test; killed when dropped.
@@ -261,14 +295,19 @@ fn main() -> Result<()> {
         .env("RUST_LOG", "warn");
     let mut targets = vec![start("serve", serve)?];
     if args.python != "none" {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_server.py");
-        let mut torch = Command::new(&args.python);
-        torch
-            .arg(script)
-            .arg(&args.model_dir)
-            .args(["--port", &free_port()?.to_string()])
-            .args(["--threads", &args.threads.to_string()]);
-        targets.push(start("torch", torch)?);
+        for &baseline in &args.baselines {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("bench")
+                .join(baseline.script());
+            let mut python = Command::new(&args.python);
+            python
+                .arg(script)
+                .arg(&args.model_dir)
+                .args(["--port", &free_port()?.to_string()])
+                .args(["--threads", &args.threads.to_string()])
+                .env("PYTHONWARNINGS", "ignore");
+            targets.push(start(baseline.name(), python)?);
+        }
     }
 
     println!(
@@ -311,12 +350,15 @@ fn main() -> Result<()> {
             );
             throughput.push(many.per_second());
         }
-        if let [ours, baseline] = throughput[..] {
-            summary.push(format!(
-                "{k} prompt(s)/session: serve / torch throughput at {} in flight = {:.2}x",
-                args.concurrency,
-                ours / baseline
-            ));
+        if let Some((ours, baselines)) = throughput.split_first() {
+            for (t, theirs) in targets[1..].iter().zip(baselines) {
+                summary.push(format!(
+                    "{k} prompt(s)/session: serve / {} throughput at {} in flight = {:.2}x",
+                    t.name,
+                    args.concurrency,
+                    ours / theirs
+                ));
+            }
         }
     }
     println!();

@@ -255,9 +255,10 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
         &window,
         &mut decisions,
         &params,
+        model.link_threshold(),
         CORROBORATING_SESSION_SCORES,
     );
-    let ctx = CampaignContext::new(&refs, &window, &decisions, &params);
+    let ctx = CampaignContext::new(&refs, &window, &decisions, &params, model.link_threshold());
     let campaigns = describe_campaigns(&ctx, linked);
     let verdict_s = started.elapsed().as_secs_f64();
     let largest_group = window
