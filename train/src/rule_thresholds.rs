@@ -229,7 +229,13 @@ mod tests {
                     "Reason with full rigour and show each intermediate step first. task {i}"
                 );
                 let requests = if i < 10 { 3 } else { 8 };
-                session(&format!("op-{i}"), format!("198.51.100.{i}"), &prompt, requests, 0)
+                session(
+                    &format!("op-{i}"),
+                    format!("198.51.100.{i}"),
+                    &prompt,
+                    requests,
+                    0,
+                )
             })
             .collect();
         sessions.extend((0..100).map(|i| {
