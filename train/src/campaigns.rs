@@ -1,12 +1,13 @@
 //! Campaigns as operators. An operator group (accounts linked by combined
 //! cross-account keys, `datasets::coordination::groups`) becomes a
 //! campaign when it holds at least [`MIN_CAMPAIGN_ACCOUNTS`] accounts and
-//! at least half of them reach `flag` or `review`. Flagged or reviewed
-//! accounts that no such group holds (per-account paraphrase, residential
-//! exits and aged accounts leave little shared infrastructure) are then
-//! grouped by the characteristic templates they share (a wording used
-//! mostly by acted accounts), and what is left by content: one DBSCAN over
-//! their sessions alone, whose k-distance eps adapts to their density
+//! at least half of them score at least the link threshold (the account
+//! scorer's own `review` threshold). Accounts at that threshold that no
+//! such group holds (per-account paraphrase, residential exits and aged
+//! accounts leave little shared infrastructure) are then grouped by the
+//! characteristic templates they share (a wording used mostly by such
+//! accounts), and the acted accounts left after the corroboration rule by
+//! content: one DBSCAN over their sessions alone, whose k-distance eps adapts to their density
 //! rather than to the whole window's. A group of people who merely share
 //! a network, a topic or a template, whose accounts the scorer clears, is
 //! never called a campaign. Each campaign states its evidence.
@@ -110,11 +111,11 @@ pub fn operator_campaigns(decisions: &[AccountDecision], link_threshold: f32) ->
     let mut groups: Vec<Vec<usize>> = by_group
         .into_values()
         .filter(|m| {
-            let acted = m
+            let linking = m
                 .iter()
                 .filter(|&&i| decisions[i].score >= link_threshold)
                 .count();
-            m.len() >= MIN_CAMPAIGN_ACCOUNTS && 2 * acted >= m.len()
+            m.len() >= MIN_CAMPAIGN_ACCOUNTS && 2 * linking >= m.len()
         })
         .collect();
     groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
@@ -138,11 +139,11 @@ pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
 /// first. This finds operators who left no shared infrastructure (aged
 /// accounts on residential exits) but reuse one wording.
 pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<Vec<usize>> {
-    let acted = |a: usize| !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold;
+    let links = |a: usize| !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold;
     let mut users: HashMap<u64, BTreeSet<usize>> = HashMap::new();
     for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
         let a = a as usize;
-        if !acted(a) {
+        if !links(a) {
             continue;
         }
         for prompt in sampled_prompts(s, ctx.params) {
@@ -193,7 +194,7 @@ pub fn accounts_in(groups: &[(CampaignBasis, Vec<usize>)]) -> HashSet<usize> {
 }
 
 /// The campaigns found without content: operator groups, then the
-/// template campaigns of the acted accounts they leave.
+/// template campaigns of the accounts at the link threshold they leave.
 pub fn operator_and_template_campaigns(ctx: &CampaignContext) -> Vec<(CampaignBasis, Vec<usize>)> {
     let mut groups: Vec<(CampaignBasis, Vec<usize>)> =
         operator_campaigns(ctx.decisions, ctx.link_threshold)
@@ -485,11 +486,11 @@ mod tests {
             .collect()
     }
 
-    /// Decisions for `rows`: accounts whose id starts with one of
-    /// `flagged` are flagged, the rest cleared.
     /// The link threshold of the tests: flagged accounts score 0.9, others 0.1.
     const LINK_AT: f32 = 0.5;
 
+    /// Decisions for `rows`: accounts whose id starts with one of
+    /// `flagged` are flagged (score 0.9), the rest cleared (score 0.1).
     fn decisions_for(
         rows: &[crate::accounts::AccountRow],
         flagged: &[&str],

@@ -156,7 +156,7 @@ pub fn corroborate(
 }
 
 /// The operator and template campaigns that the scorer's `decisions` form
-/// over a window's `sessions` (template links at `link_threshold`, see
+/// over a window's `sessions` (accounts link at `link_threshold`, see
 /// [`CampaignContext::link_threshold`]), then [`corroborate`] applied with
 /// them.
 pub fn link_and_corroborate(

@@ -8,16 +8,19 @@
 //! lowers them as far as the targets allow once the rule has run:
 //!
 //! 1. `review` first: which accounts end up acted (`flag` or `review`)
-//!    depends only on the review threshold (campaigns are formed from the
-//!    acted accounts), so it is the lowest candidate, scanning down from
-//!    the scorer's own threshold, whose benign flag-or-review rate after
-//!    the rule stays within its target;
+//!    depends only on the review threshold (campaigns are formed at the
+//!    scorer's own `review` threshold, kept as the model's link threshold,
+//!    whatever the scan chooses), scanning down from the scorer's own
+//!    threshold while the benign flag-or-review rate after the rule stays
+//!    within its target;
 //! 2. then `flag`, with that review threshold fixed, the same way for the
 //!    flag target.
 //!
-//! The scan stops at the first candidate over the target, so a threshold
-//! is never chosen below a point that broke it. Candidates are the
-//! validation accounts' scores.
+//! Each scan keeps the highest candidate that reached its best recall:
+//! going lower without catching more on validation only adds risk. It
+//! stops at the first candidate over the target, so a threshold is never
+//! chosen below a point that broke it. Candidates are the validation
+//! accounts' scores.
 
 use datasets::{coordination::ValidEvidenceParams, Session};
 use models::account_model::{AccountModel, AccountOperatingPoint, AccountVerdict};

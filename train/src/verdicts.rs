@@ -168,22 +168,17 @@ pub fn judge_window(
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
     let mut decisions = decide(&model, &window.rows);
+    let link_threshold = model.link_threshold();
     let (linked, tally) = link_and_corroborate(
         &sessions,
         &window,
         &mut decisions,
         &params,
-        model.link_threshold(),
+        link_threshold,
         SessionCorroboration::of(&bundle.threshold),
     );
     tracing::info!(?tally, "account verdicts corroborated");
-    let ctx = CampaignContext::new(
-        &sessions,
-        &window,
-        &decisions,
-        &params,
-        model.link_threshold(),
-    );
+    let ctx = CampaignContext::new(&sessions, &window, &decisions, &params, link_threshold);
     let groups = with_content_campaigns(&ctx, linked, scored, cluster)?;
     let campaigns = describe_campaigns(&ctx, groups);
     assign_campaigns(&mut decisions, &campaigns);
