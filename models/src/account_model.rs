@@ -213,6 +213,13 @@ impl AccountModel {
         if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(bad("every scale must be finite and positive".into()));
         }
+        if let Some(t) = self.link_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(bad(format!(
+                    "link_threshold {t} is not a score between 0 and 1"
+                )));
+            }
+        }
         self.evidence
             .clone()
             .check()
@@ -289,6 +296,35 @@ mod tests {
         let err = AccountModel::load(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("frame_words") && err.contains("account_model.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_link_threshold_defaults_to_review_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = model();
+        m.review.threshold = 0.25;
+        m.save(dir.path()).unwrap();
+        let loaded = AccountModel::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.link_threshold, None);
+        assert_eq!(loaded.link_threshold(), 0.25);
+
+        m.link_threshold = Some(0.75);
+        m.save(dir.path()).unwrap();
+        assert_eq!(
+            AccountModel::load(dir.path())
+                .unwrap()
+                .unwrap()
+                .link_threshold(),
+            0.75
+        );
+
+        m.link_threshold = Some(1.5);
+        m.save(dir.path()).unwrap();
+        let err = AccountModel::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("link_threshold") && err.contains("account_model.json"),
             "{err}"
         );
     }
