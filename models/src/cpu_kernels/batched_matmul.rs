@@ -7,11 +7,12 @@
 //! in synchronisation than it gains. Here each thread takes whole matrices,
 //! each multiplied by the `gemm` crate on one thread.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
-use rayon::prelude::*;
 
-use super::is_cpu_f32;
+use super::{is_cpu_f32, par_filled};
 
 /// `a @ b` for `a`: (d0, d1, m, k) and `b`: (d0, d1, k, n), both with any
 /// row and column strides (e.g. a transposed view) and batch dimensions that
@@ -127,9 +128,9 @@ impl CustomOp2 for BatchedMatMul {
         let mut dims = a_layout.dims().to_vec();
         let last = dims.len() - 1;
         dims[last] = n;
-        let mut dst = vec![0f32; av.count * m * n];
-        if dst.is_empty() || k == 0 {
-            return Ok((CpuStorage::F32(dst), Shape::from(dims)));
+        let len = av.count * m * n;
+        if len == 0 || k == 0 {
+            return Ok((CpuStorage::F32(vec![0f32; len]), Shape::from(dims)));
         }
         let extent = |v: &BatchView| {
             v.start
@@ -140,7 +141,7 @@ impl CustomOp2 for BatchedMatMul {
         if extent(&av) >= a.len() || extent(&bv) >= b.len() {
             candle_core::bail!("{}: layout outside the storage", self.name());
         }
-        dst.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
+        let product = |i: usize, c: &mut [MaybeUninit<f32>]| {
             let a_mat = &a[av.start + i * av.batch_stride..];
             let b_mat = &b[bv.start + i * bv.batch_stride..];
             // SAFETY: every element read lies within the storages (the
@@ -151,7 +152,7 @@ impl CustomOp2 for BatchedMatMul {
                     m,
                     n,
                     k,
-                    c.as_mut_ptr(),
+                    c.as_mut_ptr().cast::<f32>(),
                     1,
                     n as isize,
                     false,
@@ -169,7 +170,10 @@ impl CustomOp2 for BatchedMatMul {
                     Parallelism::None,
                 )
             }
-        });
+        };
+        // SAFETY: each part is one m x n matrix, and gemm with k > 0 and
+        // `read_dst` false writes each of its values.
+        let dst = unsafe { par_filled(len, m * n, product) };
         Ok((CpuStorage::F32(dst), Shape::from(dims)))
     }
 

@@ -9,7 +9,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, is_cpu_f32, with_widest_simd};
+use super::{contiguous_f32, is_cpu_f32, par_filled, with_widest_simd};
 
 /// Rows per parallel work item.
 const ROWS: usize = 64;
@@ -50,18 +50,20 @@ impl CustomOp2 for AddBias {
         if n == 0 || xs.len() % n != 0 {
             candle_core::bail!("{}: rows are not a multiple of the bias", self.name());
         }
-        let mut dst = vec![0f32; xs.len()];
-        dst.par_chunks_mut(n * ROWS)
-            .zip(xs.par_chunks(n * ROWS))
-            .for_each(|(dst, xs)| {
+        // SAFETY: parts hold whole rows (n divides the length), and each
+        // row writes its n values.
+        let dst = unsafe {
+            par_filled(xs.len(), n * ROWS, |part, dst| {
+                let xs = &xs[part * n * ROWS..][..dst.len()];
                 with_widest_simd(|| {
                     for (dst, xs) in dst.chunks_exact_mut(n).zip(xs.chunks_exact(n)) {
                         for ((d, &x), &b) in dst.iter_mut().zip(xs).zip(bias) {
-                            *d = x + b;
+                            d.write(x + b);
                         }
                     }
                 })
-            });
+            })
+        };
         Ok((CpuStorage::F32(dst), xs_layout.shape().clone()))
     }
 

@@ -12,9 +12,8 @@
 use std::cell::Cell;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::{contiguous_f32, is_cpu_f32, map2_par, with_widest_simd, CHUNK};
+use super::{contiguous_f32, is_cpu_f32, map2_par, par_filled, with_widest_simd, CHUNK};
 
 thread_local! {
     /// Seed of the CPU dropout masks drawn on this thread.
@@ -74,21 +73,20 @@ fn dropout_mask(len: usize, p: f32) -> Vec<f32> {
     // Keep when the hash's top 24 bits reach p * 2^24.
     let threshold = (f64::from(p) * f64::from(1u32 << 24)).round() as u32;
     let scale = 1.0 / (1.0 - p);
-    let mut mask = vec![0f32; len];
-    mask.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(chunk, out)| {
+    // SAFETY: each part writes each of its values.
+    unsafe {
+        par_filled(len, CHUNK, |chunk, out| {
             let key = splitmix64(mask_key ^ chunk as u64);
             let (offset, salt) = (key as u32, (key >> 32) as u32);
             with_widest_simd(|| {
                 for (i, m) in out.iter_mut().enumerate() {
                     let bits = hash32(hash32((i as u32).wrapping_add(offset)) ^ salt);
                     let keep = bits >> 8 >= threshold;
-                    *m = if keep { scale } else { 0.0 };
+                    m.write(if keep { scale } else { 0.0 });
                 }
             })
-        });
-    mask
+        })
+    }
 }
 
 /// A 64-bit mixing function (SplitMix64's finaliser).
