@@ -287,8 +287,8 @@ fn map2_par(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32
 
 /// A vector of `len` values that `fill` writes in parallel, `chunk` values
 /// at a time (given the chunk's index and its part of the vector; the last
-/// part may be shorter), without the zero fill of `vec![0.0; len]`, which
-/// cost about a tenth of a training step when every kernel paid it.
+/// part may be shorter), without the zero fill of `vec![0.0; len]` (about
+/// 6% of a training step's samples on the Intel host, BENCHMARKS.md).
 ///
 /// # Safety
 /// `fill` must write every value of each part it is given.
