@@ -213,11 +213,14 @@ impl AccountModel {
         if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(bad("every scale must be finite and positive".into()));
         }
-        if let Some(t) = self.link_threshold {
-            if !(0.0..=1.0).contains(&t) {
-                return Err(bad(format!(
-                    "link_threshold {t} is not a score between 0 and 1"
-                )));
+        let thresholds = [
+            ("flag.threshold", Some(self.flag.threshold)),
+            ("review.threshold", Some(self.review.threshold)),
+            ("link_threshold", self.link_threshold),
+        ];
+        for (field, threshold) in thresholds {
+            if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+                return Err(bad(format!("{field} {t} is not a score between 0 and 1")));
             }
         }
         self.evidence
@@ -327,5 +330,25 @@ mod tests {
             err.contains("link_threshold") && err.contains("account_model.json"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn flag_and_review_thresholds_outside_scores_are_format_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = [
+            ("flag.threshold", "/flag/threshold", "1.5"),
+            ("review.threshold", "/review/threshold", "-0.1"),
+        ];
+        for (field, pointer, value) in broken {
+            let mut json = serde_json::to_value(model()).unwrap();
+            *json.pointer_mut(pointer).unwrap() = serde_json::from_str(value).unwrap();
+            let path = dir.path().join(ACCOUNT_MODEL_FILE);
+            std::fs::write(&path, json.to_string()).unwrap();
+            let err = AccountModel::load(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains(field) && err.contains("account_model.json"),
+                "{field}: {err}"
+            );
+        }
     }
 }
