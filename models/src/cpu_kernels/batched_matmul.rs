@@ -242,4 +242,21 @@ mod tests {
         assert!(!batched_matmul(&c, &v, false).unwrap().track_op());
         assert!(batched_matmul(&c, &v, true).unwrap().track_op());
     }
+
+    #[test]
+    fn an_empty_inner_dimension_gives_zeros_and_one_row_or_column_works() {
+        let dev = Device::Cpu;
+        for (m, k, n) in [(3, 0, 4), (1, 5, 1), (1, 7, 9), (6, 3, 1)] {
+            let a = Tensor::randn(0f32, 1f32, (2, 1, m, k), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1f32, (2, 1, k, n), &dev).unwrap();
+            let ours = batched_matmul(&a, &b, false).unwrap();
+            assert_eq!(ours.dims(), &[2, 1, m, n]);
+            let want = if k == 0 {
+                Tensor::zeros((2, 1, m, n), candle_core::DType::F32, &dev).unwrap()
+            } else {
+                a.matmul(&b).unwrap()
+            };
+            assert!(max_abs_diff(&ours, &want) < 1e-5, "{m}x{k}x{n}");
+        }
+    }
 }

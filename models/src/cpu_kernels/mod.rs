@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn par_filled_hands_out_every_value_once_in_chunk_order() {
+        for (len, chunk) in [(0, 4), (1, 4), (10, 4), (12, 4), (CHUNK + 3, CHUNK)] {
+            // SAFETY: each part writes each of its values.
+            let filled = unsafe {
+                par_filled(len, chunk, |part, values| {
+                    for (i, v) in values.iter_mut().enumerate() {
+                        v.write((part * chunk + i) as f32);
+                    }
+                })
+            };
+            let want: Vec<f32> = (0..len).map(|i| i as f32).collect();
+            assert_eq!(filled, want, "len {len}, chunk {chunk}");
+        }
+        assert_eq!(
+            map2_par(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], |a, b| a * b),
+            [4.0, 10.0, 18.0]
+        );
+    }
+
+    #[test]
     fn erf_and_exp_match_libm() {
         let mut worst_erf = 0f32;
         let mut worst_exp = 0f32;
