@@ -9,7 +9,7 @@ use linfa::{traits::Fit, DatasetBase};
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use linfa_preprocessing::tf_idf_vectorization::{FittedTfIdfVectorizer, TfIdfVectorizer};
 use models::FeatureNormalizer;
-use ndarray::{s, Array1, Array2};
+use ndarray::{s, Array1, Array2, ShapeBuilder};
 use serde::Serialize;
 
 /// Settings of the baseline.
@@ -158,7 +158,11 @@ impl Baseline {
             .transform(texts)
             .map_err(|e| anyhow!("TF-IDF transform: {e}"))?;
         let vocab = vectorizer.nentries();
-        let mut x = Array2::<f64>::zeros((texts.len(), vocab + NUM_FEATURES));
+        // Column-major: linfa-logistic's gradient multiplies the transpose
+        // by a vector, which then reads contiguous rows. Row-major, each
+        // element of that product strode across the whole matrix, and the
+        // fit on the default training split took 175 s instead of 60 s.
+        let mut x = Array2::<f64>::zeros((texts.len(), vocab + NUM_FEATURES).f());
         for (row, vec) in tfidf.outer_iterator().enumerate() {
             for (col, &v) in vec.iter() {
                 x[[row, columns[col]]] = v;
