@@ -251,6 +251,16 @@ impl AccountModel {
 mod tests {
     use super::*;
 
+    /// Loading the bundle in `dir` fails with an error naming
+    /// `account_model.json` and `field`.
+    fn assert_load_error_names(dir: &Path, field: &str) {
+        let err = AccountModel::load(dir).unwrap_err().to_string();
+        assert!(
+            err.contains(field) && err.contains(ACCOUNT_MODEL_FILE),
+            "{field}: {err}"
+        );
+    }
+
     fn model() -> AccountModel {
         let point = AccountOperatingPoint {
             threshold: 0.5,
@@ -296,11 +306,7 @@ mod tests {
         })
         .unwrap();
         std::fs::write(&path, json.to_string()).unwrap();
-        let err = AccountModel::load(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("frame_words") && err.contains("account_model.json"),
-            "{err}"
-        );
+        assert_load_error_names(dir.path(), "frame_words");
     }
 
     #[test]
@@ -325,11 +331,7 @@ mod tests {
 
         m.link_threshold = Some(1.5);
         m.save(dir.path()).unwrap();
-        let err = AccountModel::load(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("link_threshold") && err.contains("account_model.json"),
-            "{err}"
-        );
+        assert_load_error_names(dir.path(), "link_threshold");
     }
 
     #[test]
@@ -344,11 +346,7 @@ mod tests {
             *json.pointer_mut(pointer).unwrap() = serde_json::from_str(value).unwrap();
             let path = dir.path().join(ACCOUNT_MODEL_FILE);
             std::fs::write(&path, json.to_string()).unwrap();
-            let err = AccountModel::load(dir.path()).unwrap_err().to_string();
-            assert!(
-                err.contains(field) && err.contains("account_model.json"),
-                "{field}: {err}"
-            );
+            assert_load_error_names(dir.path(), field);
         }
     }
 }
