@@ -84,6 +84,8 @@ pub struct AccountWindow {
     pub account_of_session: Vec<u32>,
     /// The window's templates.
     pub templates: coordination::Templates,
+    /// The window's wrapper sentences.
+    pub sentences: coordination::Templates,
 }
 
 /// The account rows of scored sessions (`scores` parallel to `sessions`),
@@ -130,6 +132,7 @@ pub fn account_rows(
         rows,
         account_of_session: evidence.account_of_session,
         templates: evidence.templates,
+        sentences: evidence.sentences,
     }
 }
 

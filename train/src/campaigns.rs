@@ -15,18 +15,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use datasets::{
-    coordination::{
-        groups::UnionFind,
-        templates::{frames_of, sampled_prompts},
-        Templates, ValidEvidenceParams,
-    },
+    coordination::{templates::sampled_prompts, Templates, ValidEvidenceParams},
     schema::timestamp,
     Session,
 };
 use models::account_model::AccountVerdict;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{AccountDecision, AccountWindow};
+use crate::{
+    accounts::{AccountDecision, AccountWindow},
+    template_campaigns::template_campaigns,
+};
 
 /// Groups smaller than this are never campaigns.
 pub const MIN_CAMPAIGN_ACCOUNTS: usize = 3;
@@ -36,7 +35,8 @@ const TOP_TEMPLATES: usize = 3;
 /// A template a campaign's accounts share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedTemplate {
-    /// The frame's words (`starts: ...` or `ends: ...`).
+    /// The frame's words (`starts: ...` or `ends: ...`) or the wrapper
+    /// sentence's (`sentence: ...`).
     pub frame: String,
     /// The campaign's accounts that used it.
     pub accounts: usize,
@@ -122,61 +122,9 @@ pub fn operator_campaigns(decisions: &[AccountDecision], link_threshold: f32) ->
     groups
 }
 
-/// Acted accounts a template must hold to link them into a template
-/// campaign: enough that one task asked by a few accounts (the same
-/// public benchmark question reaching two operators) joins nothing. Chosen
-/// on the validation split: campaign ARI 0.438 at 5, 0.402 at 10, 0.360 at
-/// 20.
-pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
-
-/// Accounts outside `taken` scored at least
-/// [`CampaignContext::link_threshold`] that share characteristic
-/// templates. A template links its users when at least
-/// [`TEMPLATE_LINK_ACCOUNTS`] such accounts used it and they are at least
-/// half of every account that used it in the window: a wording most of
-/// whose users score low is people's, not an operator's. Groups are the
-/// connected components of at least [`MIN_CAMPAIGN_ACCOUNTS`], largest
-/// first. This finds operators who left no shared infrastructure (aged
-/// accounts on residential exits) but reuse one wording.
-pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<Vec<usize>> {
-    let links = |a: usize| !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold;
-    let mut users: HashMap<u64, BTreeSet<usize>> = HashMap::new();
-    for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
-        let a = a as usize;
-        if !links(a) {
-            continue;
-        }
-        for prompt in sampled_prompts(s, ctx.params) {
-            for (key, _) in frames_of(prompt, ctx.params.frame_words) {
-                if ctx.templates.is_template(key) {
-                    users.entry(key).or_default().insert(a);
-                }
-            }
-        }
-    }
-    let mut sets = UnionFind::new(ctx.decisions.len());
-    let mut linked = BTreeSet::new();
-    for (&key, members) in &users {
-        let window_users = ctx.templates.accounts_of(key) as usize;
-        if members.len() < TEMPLATE_LINK_ACCOUNTS || 2 * members.len() < window_users {
-            continue;
-        }
-        let first = *members.first().expect("a template has users") as u32;
-        for &m in members {
-            sets.union(first, m as u32);
-            linked.insert(m);
-        }
-    }
-    let mut by_root: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for a in linked {
-        by_root.entry(sets.find(a as u32)).or_default().push(a);
-    }
-    largest_first(by_root.into_values())
-}
-
 /// Groups of at least [`MIN_CAMPAIGN_ACCOUNTS`] (each sorted), largest
 /// first, ties by first account.
-fn largest_first(groups: impl Iterator<Item = Vec<usize>>) -> Vec<Vec<usize>> {
+pub(crate) fn largest_first(groups: impl Iterator<Item = Vec<usize>>) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = groups
         .filter(|m| m.len() >= MIN_CAMPAIGN_ACCOUNTS)
         .map(|mut m| {
@@ -232,6 +180,8 @@ pub struct CampaignContext<'a> {
     pub decisions: &'a [AccountDecision],
     /// The window's templates.
     pub templates: &'a Templates,
+    /// The window's wrapper sentences.
+    pub sentences: &'a Templates,
     /// Evidence settings.
     pub params: &'a ValidEvidenceParams,
     /// The score an account must reach to count towards an operator or
@@ -257,6 +207,7 @@ impl<'a> CampaignContext<'a> {
             account_of_session: &window.account_of_session,
             decisions,
             templates: &window.templates,
+            sentences: &window.sentences,
             params,
             link_threshold,
         }
@@ -295,7 +246,7 @@ fn describe(
     ctx: &CampaignContext,
     sessions_of: &HashMap<usize, Vec<&Session>>,
 ) -> Campaign {
-    let (decisions, templates, params) = (ctx.decisions, ctx.templates, ctx.params);
+    let (decisions, params) = (ctx.decisions, ctx.params);
     let ds: Vec<&AccountDecision> = members.iter().map(|&i| &decisions[i]).collect();
     let member_sessions: Vec<(usize, &Session)> = members
         .iter()
@@ -329,7 +280,7 @@ fn describe(
         creation_span_hours: creation_span_hours(&member_sessions),
         busiest_hour: busiest_hour(&member_sessions),
         mean_account_score: ds.iter().map(|d| f64::from(d.score)).sum::<f64>() / ds.len() as f64,
-        templates: shared_templates(&member_sessions, templates, params),
+        templates: shared_templates(&member_sessions, &[ctx.templates, ctx.sentences], params),
         account_ids: ds.iter().map(|d| d.account_id.clone()).collect(),
     }
 }
@@ -391,29 +342,33 @@ fn busiest_hour(sessions: &[(usize, &Session)]) -> (String, usize) {
     (timestamp::format(&start), accounts)
 }
 
+/// The templates (frames and wrapper sentences of `joins`) most of the
+/// campaign's accounts share, with an example prompt each.
 fn shared_templates(
     sessions: &[(usize, &Session)],
-    templates: &Templates,
+    joins: &[&Templates],
     params: &ValidEvidenceParams,
 ) -> Vec<SharedTemplate> {
-    let mut seen: HashMap<u64, (BTreeSet<usize>, String)> = HashMap::new();
+    let mut seen: HashMap<u64, (&Templates, BTreeSet<usize>, String)> = HashMap::new();
     for (a, s) in sessions {
         for prompt in sampled_prompts(s, params) {
-            for (key, _) in frames_of(prompt, params.frame_words) {
-                if templates.is_template(key) {
-                    let e = seen
-                        .entry(key)
-                        .or_insert_with(|| (BTreeSet::new(), prompt.to_string()));
-                    e.0.insert(*a);
+            for &join in joins {
+                for (key, _) in join.keys_of(prompt, params) {
+                    if join.is_template(key) {
+                        let e = seen
+                            .entry(key)
+                            .or_insert_with(|| (join, BTreeSet::new(), prompt.to_string()));
+                        e.1.insert(*a);
+                    }
                 }
             }
         }
     }
     let mut shared: Vec<SharedTemplate> = seen
         .into_iter()
-        .filter(|(_, (accounts, _))| accounts.len() >= 2)
-        .map(|(key, (accounts, example))| SharedTemplate {
-            frame: templates.text(key).unwrap_or_default().to_string(),
+        .filter(|(_, (_, accounts, _))| accounts.len() >= 2)
+        .map(|(key, (join, accounts, example))| SharedTemplate {
+            frame: join.text(key).unwrap_or_default().to_string(),
             accounts: accounts.len(),
             example: example.chars().take(240).collect(),
         })
@@ -441,7 +396,7 @@ pub fn assign_campaigns(decisions: &mut [AccountDecision], campaigns: &[Campaign
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::account_rows;
+    use crate::{accounts::account_rows, template_campaigns::template_campaigns};
     use chrono::{Duration, TimeZone, Utc};
     use datasets::{coordination::EvidenceParams, Account, Event, Label};
 
@@ -568,6 +523,81 @@ mod tests {
     }
 
     #[test]
+    fn paraphrased_wrappers_link_through_sentence_pairs_but_task_boilerplate_does_not() {
+        // One operator draws an opener, a reasoning demand and an answer
+        // format for each of its 30 accounts (no two accounts share a frame:
+        // each prompt starts and ends with its own task); another uses one
+        // wording on 8 accounts. Both ask tasks that end with the same
+        // public boilerplate sentence.
+        const OPENERS: [&str; 3] = [
+            "Act as an expert tutor for this one.",
+            "Here is a question from our dataset.",
+            "Consider the problem stated below carefully.",
+        ];
+        const DEMANDS: [&str; 3] = [
+            "Think step by step and write out every step.",
+            "Explain your full reasoning in detail first.",
+            "Break the solution into numbered steps please.",
+        ];
+        const FORMATS: [&str; 3] = [
+            "End with the final answer in a box.",
+            "Put the final answer after the words final answer.",
+            "Return the answer inside answer tags at the end.",
+        ];
+        const BOILERPLATE: &str = "Express your answer as a common fraction.";
+        let task = |i: usize| format!("Task {i} asks about {} pears and plums.", 3 * i);
+        let tail = |i: usize| format!("Then solve for {} apples of {i} trees", 5 * i + 1);
+        let mut sessions = accounts(
+            "opa",
+            30,
+            |i| format!("100.{}.{}.7", 64 + i, 3 * i),
+            |i| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    task(i),
+                    OPENERS[i % 3],
+                    DEMANDS[(i / 3) % 3],
+                    FORMATS[(i / 9) % 3],
+                    if i < 4 { BOILERPLATE } else { "" },
+                    tail(i)
+                )
+            },
+            300,
+        );
+        sessions.extend(accounts(
+            "opb",
+            8,
+            |i| format!("101.{}.{}.9", 64 + i, 5 * i),
+            |i| {
+                format!(
+                    "{} Give the full derivation for this one please. {BOILERPLATE} {}",
+                    task(i + 50),
+                    tail(i + 50)
+                )
+            },
+            300,
+        ));
+        let refs: Vec<&Session> = sessions.iter().collect();
+        let params = EvidenceParams::default().check().unwrap();
+        let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
+        let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
+        let ctx = CampaignContext::new(&refs, &window, &decisions, &params, LINK_AT);
+        let groups = template_campaigns(&ctx, &HashSet::new());
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![30, 8], "{groups:?}");
+        assert!(groups[0]
+            .iter()
+            .all(|&a| decisions[a].account_id.starts_with("opa-")));
+        let campaigns =
+            describe_campaigns(&ctx, vec![(CampaignBasis::Template, groups[0].clone())]);
+        let shared = &campaigns[0].templates;
+        assert!(
+            shared.len() == 3 && shared.iter().all(|t| t.frame.starts_with("sentence: ")),
+            "{shared:?}"
+        );
+    }
+
+    #[test]
     fn a_flagged_operator_group_is_one_campaign_and_a_cleared_class_is_none() {
         let mut sessions = accounts(
             "op",
@@ -606,13 +636,15 @@ mod tests {
         assert_eq!(c.fresh_share, 1.0);
         assert!(c.shared_ips >= 10 && c.shared_prefixes == 2, "{c:?}");
         assert!(c.links.iter().any(|l| l == "prefix+template"), "{c:?}");
-        assert!(
-            c.templates[0]
-                .frame
-                .starts_with("starts: reason with full rigour"),
-            "{c:?}"
-        );
-        assert_eq!(c.templates[0].accounts, 60);
+        // The wrapper as a sentence and as a frame.
+        let wrapper = [
+            "sentence: reason with full rigour",
+            "starts: reason with full rigour",
+        ];
+        for (shared, text) in c.templates.iter().zip(wrapper) {
+            assert!(shared.frame.starts_with(text), "{c:?}");
+            assert_eq!(shared.accounts, 60);
+        }
         // The class is linked too (campus prefix and homework), but its
         // accounts were cleared, so it is no campaign.
         let class_group = decisions

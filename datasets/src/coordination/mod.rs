@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::schema::Session;
 use activity::Accounts;
-pub use templates::Templates;
+pub use templates::{TemplateUnit, Templates};
 
 /// Settings of the evidence computation (see [`EvidenceParams::check`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,6 +343,9 @@ pub struct Evidence {
     pub account_of_session: Vec<u32>,
     /// The window's frames and templates.
     pub templates: Templates,
+    /// The window's wrapper sentences (campaign discovery links
+    /// paraphrased wrappers with them).
+    pub sentences: Templates,
 }
 
 /// Computes the evidence of every account in `sessions` (events sorted by
@@ -357,6 +360,7 @@ pub fn compute(
     let accounts = Accounts::build(sessions);
     let infra = infra::infra_evidence(sessions, &accounts, params);
     let templates = Templates::build(sessions, &accounts, params);
+    let sentences = Templates::build_units(sessions, &accounts, params, TemplateUnit::Sentences);
     let template = templates.evidence(sessions, &accounts, params);
     let sync = synchrony::sync_evidence(sessions, &accounts, text_groups, &templates, params);
     let waves = waves::wave_evidence(&accounts, params.wave_hours);
@@ -403,5 +407,6 @@ pub fn compute(
         accounts: evidence,
         account_of_session: accounts.of_session,
         templates,
+        sentences,
     }
 }

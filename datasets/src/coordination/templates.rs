@@ -3,6 +3,13 @@
 //! `frame_words` words; a frame is a *template* when at least
 //! `min_template_accounts` accounts used it around at least two different
 //! prompts. Only frames are counted, never pairs of prompts.
+//!
+//! *Wrapper sentences* are counted the same way: the sentences of at least
+//! [`MIN_SENTENCE_WORDS`] words among the first and the last
+//! [`EDGE_SENTENCES`] of a prompt. An operator who paraphrases the wrapper
+//! for every account (one opener, one chain-of-thought demand and one
+//! answer format drawn for each) leaves no common frame, but its accounts
+//! still repeat whole sentences around changing tasks.
 
 use std::collections::HashMap;
 
@@ -39,12 +46,78 @@ pub struct Frame {
     varies: bool,
 }
 
-/// The frames of a window and the accounts that used them.
+/// The frames (or wrapper sentences) of a window and the accounts that
+/// used them.
 #[derive(Debug, Default)]
 pub struct Templates {
     frames: HashMap<u64, Frame>,
     accounts: KeyAccounts,
     min_accounts: u32,
+    unit: TemplateUnit,
+}
+
+/// What a [`Templates`] join counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TemplateUnit {
+    /// The first and the last words of each prompt ([`frames_of`]).
+    #[default]
+    Frames,
+    /// The sentences at each end of a prompt ([`wrapper_sentences_of`]).
+    Sentences,
+}
+
+/// Fewest words of a sentence that enters the wrapper-sentence join:
+/// shorter ones ("### Question", "Options:") are layout, not wording.
+pub const MIN_SENTENCE_WORDS: usize = 5;
+
+/// Sentences taken from each end of a prompt: a wrapper surrounds the
+/// task, so its sentences sit at the start or the end.
+pub const EDGE_SENTENCES: usize = 3;
+
+/// The wrapper-sentence keys and texts of one prompt: its sentences
+/// (ended by `.`, `?`, `!` or `:` before white space, or by a line break)
+/// of at least [`MIN_SENTENCE_WORDS`] words, the first and the last
+/// [`EDGE_SENTENCES`] of them, each once.
+pub fn wrapper_sentences_of(prompt: &str) -> Vec<(u64, String)> {
+    let sentences: Vec<String> = sentences(prompt)
+        .map(words)
+        .filter(|w| w.len() >= MIN_SENTENCE_WORDS)
+        .map(|w| w.join(" "))
+        .collect();
+    let n = sentences.len();
+    let mut out: Vec<(u64, String)> = Vec::new();
+    for (i, text) in sentences.into_iter().enumerate() {
+        if i < EDGE_SENTENCES || i + EDGE_SENTENCES >= n {
+            let key = key_of(&[b"sentence", text.as_bytes()]);
+            if !out.iter().any(|(k, _)| *k == key) {
+                out.push((key, format!("sentence: {text}")));
+            }
+        }
+    }
+    out
+}
+
+/// The sentences of `text`, split after `.`, `?`, `!` or `:` followed by
+/// white space, and at line breaks.
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    std::iter::from_fn(move || {
+        while let Some((i, c)) = chars.next() {
+            let next_is_space = chars.peek().is_some_and(|(_, n)| n.is_whitespace());
+            let ends = c == '\n' || (matches!(c, '.' | '?' | '!' | ':') && next_is_space);
+            if ends {
+                let piece = &text[start..i + c.len_utf8()];
+                start = i + c.len_utf8();
+                return Some(piece);
+            }
+        }
+        (start < text.len()).then(|| {
+            let piece = &text[start..];
+            start = text.len();
+            piece
+        })
+    })
 }
 
 /// Characters that end a wrapper's lead-in: a colon or a line break
@@ -99,14 +172,25 @@ pub fn sampled_prompts<'s>(
 impl Templates {
     /// Joins the frames of every sampled prompt.
     pub fn build(sessions: &[&Session], accounts: &Accounts, params: &ValidEvidenceParams) -> Self {
+        Self::build_units(sessions, accounts, params, TemplateUnit::Frames)
+    }
+
+    /// Joins the `unit`s of every sampled prompt.
+    pub fn build_units(
+        sessions: &[&Session],
+        accounts: &Accounts,
+        params: &ValidEvidenceParams,
+        unit: TemplateUnit,
+    ) -> Self {
         let mut t = Templates {
             min_accounts: params.min_template_accounts,
+            unit,
             ..Templates::default()
         };
         for (s, &a) in sessions.iter().zip(&accounts.of_session) {
             for prompt in sampled_prompts(s, params) {
                 let prompt_hash = xxh3_64(prompt.as_bytes());
-                for (key, text) in frames_of(prompt, params.frame_words) {
+                for (key, text) in t.keys_of(prompt, params) {
                     t.accounts.add(key, a);
                     let f = t.frames.entry(key).or_insert(Frame {
                         text,
@@ -119,6 +203,14 @@ impl Templates {
         }
         t.accounts.finish();
         t
+    }
+
+    /// The keys and texts this join counts in `prompt`.
+    pub fn keys_of(&self, prompt: &str, params: &ValidEvidenceParams) -> Vec<(u64, String)> {
+        match self.unit {
+            TemplateUnit::Frames => frames_of(prompt, params.frame_words),
+            TemplateUnit::Sentences => wrapper_sentences_of(prompt),
+        }
     }
 
     /// Whether the frame `key` is a template.
@@ -156,8 +248,8 @@ impl Templates {
             for prompt in sampled_prompts(s, params) {
                 let c = &mut carried[a as usize];
                 c.1 += 1;
-                let frames = frames_of(prompt, params.frame_words);
-                c.0 += u32::from(frames.iter().any(|(k, _)| self.is_template(*k)));
+                let keys = self.keys_of(prompt, params);
+                c.0 += u32::from(keys.iter().any(|(k, _)| self.is_template(*k)));
             }
         }
         for (e, (templated, total)) in out.iter_mut().zip(carried) {
@@ -209,6 +301,43 @@ mod tests {
             opening("Help me understand this problem step by step:\nAnna has 3 toys"),
             "starts: help me understand this problem step"
         );
+    }
+
+    fn sentence_texts(prompt: &str) -> Vec<String> {
+        wrapper_sentences_of(prompt)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    #[test]
+    fn wrapper_sentences_are_the_long_sentences_at_each_end() {
+        let prompt = "### Instruction\nAct as an expert tutor today. Think step by step, \
+            then answer: be brief.\n\n### Question\nAnna has 3 toys. Mandy has 2 more toys \
+            than Anna. Bob has twice as many toys as Mandy. Carl has one toy less than Bob. \
+            How many toys do they have in all? End with the answer in \\boxed{}.";
+        assert_eq!(
+            sentence_texts(prompt),
+            vec![
+                "sentence: act as an expert tutor today",
+                "sentence: think step by step then answer",
+                "sentence: mandy has 2 more toys than anna",
+                "sentence: carl has one toy less than bob",
+                "sentence: how many toys do they have in all",
+                "sentence: end with the answer in boxed",
+            ]
+        );
+        // A sentence repeated in one prompt is one key; a decimal point or
+        // a colon inside a word does not end a sentence.
+        assert_eq!(
+            sentence_texts("Think step by step here please. Pi is 3.14 or so ok. Think step by step here please."),
+            vec![
+                "sentence: think step by step here please",
+                "sentence: pi is 3 14 or so ok",
+            ]
+        );
+        assert!(sentence_texts("").is_empty());
+        assert!(sentence_texts("short one. another.").is_empty());
     }
 
     #[test]
