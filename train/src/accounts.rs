@@ -395,6 +395,14 @@ pub struct AccountReport {
     /// is ranked by its account's score (what a gateway acting on account
     /// verdicts achieves per session); `None` without both classes.
     pub session_recall_at_0_1pct_fpr_by_account: Option<f64>,
+    /// Labeled sessions whose account ends at `flag`: the share of
+    /// extraction sessions caught and of benign sessions hit, the operating
+    /// point a gateway acting on the verdicts runs at.
+    #[serde(default)]
+    pub sessions_flagged: Option<SessionShares>,
+    /// The same for `flag` or `review`.
+    #[serde(default)]
+    pub sessions_flagged_or_reviewed: Option<SessionShares>,
     /// Acted accounts the corroboration rule kept or cleared, over every
     /// account of the window (labeled or not).
     #[serde(default)]
@@ -415,6 +423,38 @@ pub fn session_recall_by_account(
         .filter_map(|(e, &a)| e.map(|e| (decisions[a as usize].score, e)))
         .unzip();
     crate::metrics::recall_at_fpr(&scores, &positive, 0.001)
+}
+
+/// Shares of labeled sessions whose account reached a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SessionShares {
+    /// Share of extraction sessions (recall).
+    pub extraction: f64,
+    /// Share of benign sessions (false-positive rate).
+    pub benign: f64,
+}
+
+/// [`SessionShares`] of labeled sessions (`extraction` per session, `None`
+/// when unlabeled) whose account (index into `decisions`) has a verdict
+/// `acted` accepts; `None` without both classes.
+pub fn session_shares(
+    extraction: &[Option<bool>],
+    account_of_session: &[u32],
+    decisions: &[AccountDecision],
+    acted: impl Fn(AccountVerdict) -> bool,
+) -> Option<SessionShares> {
+    let mut counts = [[0usize; 2]; 2];
+    for (e, &a) in extraction.iter().zip(account_of_session) {
+        if let Some(e) = e {
+            counts[usize::from(*e)][usize::from(acted(decisions[a as usize].verdict))] += 1;
+        }
+    }
+    let share = |[clear, hit]: [usize; 2]| hit as f64 / (clear + hit) as f64;
+    let both = counts.iter().all(|c| c[0] + c[1] > 0);
+    both.then(|| SessionShares {
+        extraction: share(counts[1]),
+        benign: share(counts[0]),
+    })
 }
 
 /// Tallies the decisions of labeled rows (parallel slices) and compares
@@ -729,6 +769,43 @@ mod tests {
         assert!((recall - 0.5).abs() < 1e-9, "{recall}");
         assert_eq!(
             session_recall_by_account(&labels[..4], &account_of[..4], &decisions),
+            None
+        );
+    }
+
+    #[test]
+    fn session_shares_count_sessions_by_their_account_verdict() {
+        let evidence = rows(0)[0].evidence.clone();
+        let verdicts = [
+            AccountVerdict::Flag,
+            AccountVerdict::Review,
+            AccountVerdict::Clear,
+        ];
+        let decisions: Vec<AccountDecision> = verdicts
+            .iter()
+            .enumerate()
+            .map(|(i, &verdict)| AccountDecision {
+                account_id: format!("a{i}"),
+                score: 0.5,
+                verdict,
+                reasons: Vec::new(),
+                campaign_id: None,
+                evidence: evidence.clone(),
+            })
+            .collect();
+        // Extraction: 3 sessions flagged, 1 reviewed; benign: 1 flagged,
+        // 1 reviewed, 8 cleared; one unlabeled session of a flagged account.
+        let labels: Vec<Option<bool>> =
+            [[Some(true); 4].as_slice(), &[Some(false); 10], &[None]].concat();
+        let account_of = [0, 0, 0, 1, 0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 0];
+        let flag = |v| v == AccountVerdict::Flag;
+        let s = session_shares(&labels, &account_of, &decisions, flag).unwrap();
+        assert_eq!((s.extraction, s.benign), (0.75, 0.1));
+        let acted = |v| v != AccountVerdict::Clear;
+        let s = session_shares(&labels, &account_of, &decisions, acted).unwrap();
+        assert_eq!((s.extraction, s.benign), (1.0, 0.2));
+        assert_eq!(
+            session_shares(&labels[..4], &account_of[..4], &decisions, flag),
             None
         );
     }

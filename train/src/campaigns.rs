@@ -6,9 +6,10 @@
 //! such group holds (per-account paraphrase, residential exits and aged
 //! accounts leave little shared infrastructure) are then grouped by the
 //! characteristic templates they share (a wording used mostly by such
-//! accounts), and the acted accounts left after the corroboration rule by
-//! content: one DBSCAN over their sessions alone, whose k-distance eps adapts to their density
-//! rather than to the whole window's. A group of people who merely share
+//! accounts, `template_campaigns`), and the acted accounts left after the
+//! corroboration rule by the same templates, then by content: one DBSCAN
+//! over their sessions alone, whose k-distance eps adapts to their
+//! density rather than to the whole window's. A group of people who merely share
 //! a network, a topic or a template, whose accounts the scorer clears, is
 //! never called a campaign. Each campaign states its evidence.
 
@@ -40,6 +41,9 @@ pub struct SharedTemplate {
     pub frame: String,
     /// The campaign's accounts that used it.
     pub accounts: usize,
+    /// Accounts in the whole window that used it.
+    #[serde(default)]
+    pub window_accounts: usize,
     /// One prompt that carried it.
     pub example: String,
 }
@@ -149,7 +153,10 @@ pub fn operator_and_template_campaigns(ctx: &CampaignContext) -> Vec<(CampaignBa
             .into_iter()
             .map(|m| (CampaignBasis::Operator, m))
             .collect();
-    let template = template_campaigns(ctx, &accounts_in(&groups));
+    let taken = accounts_in(&groups);
+    let template = template_campaigns(ctx, |a| {
+        !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold
+    });
     groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
     groups
 }
@@ -343,7 +350,10 @@ fn busiest_hour(sessions: &[(usize, &Session)]) -> (String, usize) {
 }
 
 /// The templates (frames and wrapper sentences of `joins`) most of the
-/// campaign's accounts share, with an example prompt each.
+/// campaign's accounts share, with an example prompt each. Templates that
+/// are mostly the campaign's (at least half of their users in the window
+/// are its accounts) come first: a public task's boilerplate that many
+/// others also repeat says little about the operator.
 fn shared_templates(
     sessions: &[(usize, &Session)],
     joins: &[&Templates],
@@ -370,10 +380,17 @@ fn shared_templates(
         .map(|(key, (join, accounts, example))| SharedTemplate {
             frame: join.text(key).unwrap_or_default().to_string(),
             accounts: accounts.len(),
+            window_accounts: join.accounts_of(key) as usize,
             example: example.chars().take(240).collect(),
         })
         .collect();
-    shared.sort_by(|a, b| b.accounts.cmp(&a.accounts).then(a.frame.cmp(&b.frame)));
+    let mostly_others = |t: &SharedTemplate| 2 * t.accounts < t.window_accounts;
+    shared.sort_by(|a, b| {
+        mostly_others(a)
+            .cmp(&mostly_others(b))
+            .then(b.accounts.cmp(&a.accounts))
+            .then(a.frame.cmp(&b.frame))
+    });
     shared.truncate(TOP_TEMPLATES);
     shared
 }
@@ -507,7 +524,7 @@ mod tests {
         let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
         let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
         let ctx = CampaignContext::new(&refs, &window, &decisions, &params, LINK_AT);
-        let groups = template_campaigns(&ctx, &HashSet::new());
+        let groups = template_campaigns(&ctx, |a| decisions[a].score >= LINK_AT);
         let ids = |g: &[usize]| -> BTreeSet<&str> {
             g.iter()
                 .map(|&a| decisions[a].account_id.split('-').next().unwrap())
@@ -519,7 +536,10 @@ mod tests {
         assert_eq!(ids(&groups[1]), BTreeSet::from(["opb"]));
         // Accounts already in an operator campaign are left out.
         let taken: HashSet<usize> = groups[1].iter().copied().collect();
-        assert_eq!(template_campaigns(&ctx, &taken).len(), 1);
+        let left = template_campaigns(&ctx, |a| {
+            !taken.contains(&a) && decisions[a].score >= LINK_AT
+        });
+        assert_eq!(left.len(), 1);
     }
 
     #[test]
@@ -582,7 +602,7 @@ mod tests {
         let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
         let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
         let ctx = CampaignContext::new(&refs, &window, &decisions, &params, LINK_AT);
-        let groups = template_campaigns(&ctx, &HashSet::new());
+        let groups = template_campaigns(&ctx, |a| decisions[a].score >= LINK_AT);
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![30, 8], "{groups:?}");
         assert!(groups[0]

@@ -1014,6 +1014,19 @@ fn print_account_verdicts(a: &AccountReport) {
     if let Some(r) = a.session_recall_at_0_1pct_fpr_by_account {
         println!("  session recall at 0.1% session FPR, sessions ranked by their account's score: {r:.4}");
     }
+    let shares = [
+        ("flag", a.sessions_flagged),
+        ("flag or review", a.sessions_flagged_or_reviewed),
+    ];
+    for (verdict, share) in shares {
+        if let Some(s) = share {
+            println!(
+                "  sessions whose account ends at {verdict}: extraction {:.2}%, benign {:.2}%",
+                100.0 * s.extraction,
+                100.0 * s.benign
+            );
+        }
+    }
 }
 
 /// Stores the held-out metrics with the bundle's provenance.

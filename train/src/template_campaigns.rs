@@ -1,5 +1,7 @@
-//! Template campaigns: accounts at the link threshold that no operator
-//! group holds, grouped by the wording they share. Two joins feed it
+//! Template campaigns: accounts that no operator group holds, grouped by
+//! the wording they share (first those at the link threshold, whose
+//! campaigns corroborate their verdicts; after the corroboration rule, the
+//! acted accounts left). Two joins feed it
 //! (`datasets::coordination::templates`): prompt *frames* (one wording
 //! used whole by every account) and *wrapper sentences* (an operator that
 //! paraphrases its wrapper for every account, drawing an opener, a
@@ -18,7 +20,7 @@
 //! account that carries a single one joins the group that holds at least
 //! half of that sentence's users, never bridging two groups.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use datasets::coordination::{groups::UnionFind, templates::sampled_prompts, Templates};
 
@@ -31,23 +33,24 @@ use crate::campaigns::{largest_first, CampaignContext};
 /// 20.
 pub const TEMPLATE_LINK_ACCOUNTS: usize = 5;
 
-/// Accounts outside `taken` scored at least
-/// [`CampaignContext::link_threshold`], grouped by characteristic frames
-/// and wrapper sentences (module docs). Groups are the connected
-/// components of at least [`crate::campaigns::MIN_CAMPAIGN_ACCOUNTS`],
-/// largest first. This finds operators who left no shared infrastructure
-/// (aged accounts on residential exits) but reuse a wording.
-pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<Vec<usize>> {
-    let links = |a: usize| !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold;
+/// The accounts `eligible` accepts, grouped by characteristic frames and
+/// wrapper sentences (module docs). Groups are the connected components
+/// of at least [`crate::campaigns::MIN_CAMPAIGN_ACCOUNTS`], largest first.
+/// This finds operators who left no shared infrastructure (aged accounts
+/// on residential exits) but reuse a wording.
+pub fn template_campaigns(
+    ctx: &CampaignContext,
+    eligible: impl Fn(usize) -> bool,
+) -> Vec<Vec<usize>> {
     let mut sets = UnionFind::new(ctx.decisions.len());
     let mut linked = BTreeSet::new();
-    let frame_users = users_of(ctx, ctx.templates, &links);
+    let frame_users = users_of(ctx, ctx.templates, &eligible);
     for members in characteristic(&frame_users, ctx.templates).values() {
         join(&mut sets, &mut linked, members.iter().copied());
     }
-    let sentence_users = users_of(ctx, ctx.sentences, &links);
+    let sentence_users = users_of(ctx, ctx.sentences, &eligible);
     let wrapper = characteristic(&sentence_users, ctx.sentences);
-    for members in sentence_pair_users(ctx, &wrapper, &links).values() {
+    for members in sentence_pair_users(ctx, &wrapper, &eligible).values() {
         join(&mut sets, &mut linked, members.iter().copied());
     }
     attach_single_sentence_users(&mut sets, &mut linked, &wrapper);
@@ -58,15 +61,19 @@ pub fn template_campaigns(ctx: &CampaignContext, taken: &HashSet<usize>) -> Vec<
     largest_first(by_root.into_values())
 }
 
-/// Users of a key, among the accounts `links` accepts.
+/// Users of a key, among the eligible accounts.
 type KeyUsers = BTreeMap<u64, BTreeSet<usize>>;
 
-/// The template keys of `join` each account accepted by `links` used.
-fn users_of(ctx: &CampaignContext, join: &Templates, links: &impl Fn(usize) -> bool) -> KeyUsers {
+/// The template keys of `join` each account accepted by `eligible` used.
+fn users_of(
+    ctx: &CampaignContext,
+    join: &Templates,
+    eligible: &impl Fn(usize) -> bool,
+) -> KeyUsers {
     let mut users = KeyUsers::new();
     for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
         let a = a as usize;
-        if !links(a) {
+        if !eligible(a) {
             continue;
         }
         for prompt in sampled_prompts(s, ctx.params) {
@@ -99,12 +106,12 @@ fn characteristic(users: &KeyUsers, join: &Templates) -> KeyUsers {
 fn sentence_pair_users(
     ctx: &CampaignContext,
     wrapper: &KeyUsers,
-    links: &impl Fn(usize) -> bool,
+    eligible: &impl Fn(usize) -> bool,
 ) -> BTreeMap<(u64, u64), BTreeSet<usize>> {
     let mut users: BTreeMap<(u64, u64), BTreeSet<usize>> = BTreeMap::new();
     for (s, &a) in ctx.sessions.iter().zip(ctx.account_of_session) {
         let a = a as usize;
-        if !links(a) {
+        if !eligible(a) {
             continue;
         }
         for prompt in sampled_prompts(s, ctx.params) {

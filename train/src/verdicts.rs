@@ -17,8 +17,8 @@ use models::{
 
 use crate::{
     accounts::{
-        account_report, account_rows, decide, session_recall_by_account, write_feature_table,
-        AccountDecision, AccountReport, AccountRow, ACCOUNT_FEATURES_FILE,
+        account_report, account_rows, decide, session_recall_by_account, session_shares,
+        write_feature_table, AccountDecision, AccountReport, AccountRow, ACCOUNT_FEATURES_FILE,
     },
     campaigns::{
         accounts_in, assign_campaigns, content_campaigns, describe_campaigns, Campaign,
@@ -27,6 +27,7 @@ use crate::{
     cluster::{cluster_subset, ValidClusterParams},
     corroboration::{link_and_corroborate, SessionCorroboration},
     score::ScoredSession,
+    template_campaigns::template_campaigns,
 };
 
 /// Account verdicts file name.
@@ -130,14 +131,21 @@ fn content_clusters(
         .collect())
 }
 
-/// `linked` (the operator and template campaigns) followed by the content
-/// clusters of the acted accounts they leave.
+/// `linked` (the operator and template campaigns) followed by the
+/// template campaigns of the acted accounts they leave (at any score: the
+/// corroboration rule has run, so these group accounts without changing a
+/// verdict), then the content clusters of the acted accounts left.
 fn with_content_campaigns(
     ctx: &CampaignContext,
     mut linked: Vec<(CampaignBasis, Vec<usize>)>,
     scored: &[ScoredSession],
     cluster: &ValidClusterParams,
 ) -> Result<Vec<(CampaignBasis, Vec<usize>)>> {
+    let taken = accounts_in(&linked);
+    let acted = template_campaigns(ctx, |a| {
+        !taken.contains(&a) && ctx.decisions[a].verdict != AccountVerdict::Clear
+    });
+    linked.extend(acted.into_iter().map(|m| (CampaignBasis::Template, m)));
     let clusters = content_clusters(
         scored,
         ctx.account_of_session,
@@ -190,6 +198,14 @@ pub fn judge_window(
     report.corroboration = tally;
     report.session_recall_at_0_1pct_fpr_by_account =
         session_recall_by_account(&labels, &window.account_of_session, &decisions);
+    report.sessions_flagged =
+        session_shares(&labels, &window.account_of_session, &decisions, |v| {
+            v == AccountVerdict::Flag
+        });
+    report.sessions_flagged_or_reviewed =
+        session_shares(&labels, &window.account_of_session, &decisions, |v| {
+            v != AccountVerdict::Clear
+        });
     let map = campaign_map(&sessions, &decisions);
     Ok(Some(WindowVerdicts {
         decisions,

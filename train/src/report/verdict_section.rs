@@ -53,11 +53,20 @@ fn account_tables(d: &mut Document, r: &AccountReport) {
             "Sessions ranked by their account's score instead of their own: recall {recall:.4} at 0.1% benign session FPR.",
         ));
     }
+    if let (Some(f), Some(r)) = (r.sessions_flagged, r.sessions_flagged_or_reviewed) {
+        d.paragraph(format!(
+            "Sessions whose account ends at `flag`: {:.2}% of extraction sessions, {:.2}% of benign ones; at `flag` or `review`: {:.2}% and {:.2}%.",
+            100.0 * f.extraction,
+            100.0 * f.benign,
+            100.0 * r.extraction,
+            100.0 * r.benign
+        ));
+    }
 }
 
 fn campaign_table(d: &mut Document, v: &WindowVerdicts) {
     d.heading("Campaigns");
-    d.paragraph("An operator group (accounts linked by combined keys: a template on the same day, a prefix around a template, a fingerprint or template in one creation day) is a campaign when it holds at least three accounts and at least half of them are flagged or sent to review. Flagged or reviewed accounts left over are grouped by a template at least five of them share and that is mostly theirs (`shared-template`), then by a DBSCAN over their sessions (`content-cluster`). `campaigns.json` holds every field and the account ids.");
+    d.paragraph("An operator group (accounts linked by combined keys: a template on the same day, a prefix around a template, a fingerprint or template in one creation day) is a campaign when it holds at least three accounts and at least half of them are flagged or sent to review. Flagged or reviewed accounts left over are grouped by templates at least five of them share and that are mostly theirs: a frame, or pairs of wrapper sentences one prompt carries together (`shared-template`), then by a DBSCAN over their sessions (`content-cluster`). `campaigns.json` holds every field and the account ids.");
     let rows = v
         .campaigns
         .iter()
@@ -86,7 +95,12 @@ fn campaign_table(d: &mut Document, v: &WindowVerdicts) {
                 format!("{:.3}", c.mean_account_score),
                 c.templates
                     .first()
-                    .map(|t| format!("`{}` ({} accounts)", t.frame, t.accounts))
+                    .map(|t| {
+                        format!(
+                            "`{}` ({} accounts, {} in the window)",
+                            t.frame, t.accounts, t.window_accounts
+                        )
+                    })
                     .unwrap_or_default(),
             ]
         })
