@@ -1158,9 +1158,12 @@ fn main() -> Result<()> {
                 );
             }
             let started = std::time::Instant::now();
+            let mut clock = train::progress::StepClock::default();
             let config = SimConfig::load(&dataset_config)?;
-            let built = datasets::build::build_dataset(&config, &data_dir, false, |stage| {
-                eprintln!("dataset: {stage}")
+            let built = clock.time("dataset", || {
+                datasets::build::build_dataset(&config, &data_dir, false, |stage| {
+                    eprintln!("dataset: {stage}")
+                })
             })?;
             for f in &built.split_files {
                 println!("dataset file {}", f.display());
@@ -1170,8 +1173,8 @@ fn main() -> Result<()> {
                 validation: Some(data_dir.join("validation.jsonl")),
                 ..fit
             };
-            let bundle = run_fit(&fit)?;
-            let train_scores = run_cross_fit(&fit, &cross)?;
+            let bundle = clock.time("fine-tuning", || run_fit(&fit))?;
+            let train_scores = clock.time("cross-fitting", || run_cross_fit(&fit, &cross))?;
             let model = ModelArgs {
                 bundle: bundle.clone(),
                 batch_size: 32,
@@ -1179,7 +1182,7 @@ fn main() -> Result<()> {
                 // f32, so that the main job's numbers are the same on every CPU.
                 precision: PrecisionChoice::Fixed(Precision::F32),
             };
-            run_accounts(&AccountsArgs {
+            let accounts = AccountsArgs {
                 model: model.clone(),
                 files: LabeledFiles {
                     train: fit.train_file(),
@@ -1192,8 +1195,9 @@ fn main() -> Result<()> {
                 train_scores,
                 evidence,
                 features_out: None,
-            })?;
-            run_prompt_head(&PromptHeadArgs {
+            };
+            clock.time("account scorer", || run_accounts(&accounts))?;
+            let prompt_head = PromptHeadArgs {
                 model: model.clone(),
                 files: LabeledFiles {
                     train: fit.train_file(),
@@ -1202,19 +1206,22 @@ fn main() -> Result<()> {
                 prompts_per_session: PromptHeadConfig::default().prompts_per_session,
                 target_fpr: PromptHeadConfig::default().target_fpr,
                 alpha: PromptHeadConfig::default().alpha,
-            })?;
-            let report = run_eval(&EvalArgs {
+            };
+            clock.time("prompt head", || run_prompt_head(&prompt_head))?;
+            let eval = EvalArgs {
                 model,
                 data: data_dir.join("test.jsonl"),
                 out: eval_out,
                 baseline_train: Some(fit.train_file()),
                 no_baseline: false,
                 cluster,
-            })?;
+            };
+            let report = clock.time("test report", || run_eval(&eval))?;
             record_test_metrics(&bundle, &report)?;
             println!(
-                "main job done in {:.0}s; bundle: {}",
+                "main job done in {:.0}s ({}); bundle: {}",
                 started.elapsed().as_secs_f64(),
+                clock.summary(),
                 bundle.display()
             );
             Ok(())
