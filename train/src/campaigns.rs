@@ -359,15 +359,15 @@ fn shared_templates(
     joins: &[&Templates],
     params: &ValidEvidenceParams,
 ) -> Vec<SharedTemplate> {
-    let mut seen: HashMap<u64, (&Templates, BTreeSet<usize>, String)> = HashMap::new();
+    let mut seen: HashMap<u64, (&Templates, BTreeSet<usize>, String, String)> = HashMap::new();
     for (a, s) in sessions {
         for prompt in sampled_prompts(s, params) {
             for &join in joins {
-                for (key, _) in join.keys_of(prompt, params) {
+                for (key, text) in join.keys_of(prompt, params) {
                     if join.is_template(key) {
                         let e = seen
                             .entry(key)
-                            .or_insert_with(|| (join, BTreeSet::new(), prompt.to_string()));
+                            .or_insert_with(|| (join, BTreeSet::new(), text, prompt.to_string()));
                         e.1.insert(*a);
                     }
                 }
@@ -376,9 +376,9 @@ fn shared_templates(
     }
     let mut shared: Vec<SharedTemplate> = seen
         .into_iter()
-        .filter(|(_, (_, accounts, _))| accounts.len() >= 2)
-        .map(|(key, (join, accounts, example))| SharedTemplate {
-            frame: join.text(key).unwrap_or_default().to_string(),
+        .filter(|(_, (_, accounts, _, _))| accounts.len() >= 2)
+        .map(|(key, (join, accounts, text, example))| SharedTemplate {
+            frame: text,
             accounts: accounts.len(),
             window_accounts: join.accounts_of(key) as usize,
             example: example.chars().take(240).collect(),

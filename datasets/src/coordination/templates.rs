@@ -35,11 +35,12 @@ pub struct TemplateEvidence {
     pub template_share: f32,
 }
 
-/// A frame seen in the window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    /// `"starts: ..."` or `"ends: ..."` and the frame's words.
-    pub text: String,
+/// Whether a key was seen around different prompts. Texts are not kept:
+/// most keys of a window are one task's own words, seen once, and a
+/// caller that shows a template reads its text from a prompt again
+/// ([`Templates::keys_of`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seen {
     /// Hash of the first prompt seen with it.
     first_prompt: u64,
     /// Seen around at least two different prompts.
@@ -50,7 +51,7 @@ pub struct Frame {
 /// used them.
 #[derive(Debug, Default)]
 pub struct Templates {
-    frames: HashMap<u64, Frame>,
+    seen: HashMap<u64, Seen>,
     accounts: KeyAccounts,
     min_accounts: u32,
     unit: TemplateUnit,
@@ -187,18 +188,25 @@ impl Templates {
             unit,
             ..Templates::default()
         };
+        let mut keys: Vec<u64> = Vec::new();
         for (s, &a) in sessions.iter().zip(&accounts.of_session) {
+            keys.clear();
             for prompt in sampled_prompts(s, params) {
                 let prompt_hash = xxh3_64(prompt.as_bytes());
-                for (key, text) in t.keys_of(prompt, params) {
-                    t.accounts.add(key, a);
-                    let f = t.frames.entry(key).or_insert(Frame {
-                        text,
+                for (key, _) in t.keys_of(prompt, params) {
+                    keys.push(key);
+                    let f = t.seen.entry(key).or_insert(Seen {
                         first_prompt: prompt_hash,
                         varies: false,
                     });
                     f.varies |= f.first_prompt != prompt_hash;
                 }
+            }
+            // A session repeats its wrapper: one observation per key.
+            keys.sort_unstable();
+            keys.dedup();
+            for &key in &keys {
+                t.accounts.add(key, a);
             }
         }
         t.accounts.finish();
@@ -216,17 +224,12 @@ impl Templates {
     /// Whether the frame `key` is a template.
     pub fn is_template(&self, key: u64) -> bool {
         self.accounts.accounts(key) >= self.min_accounts
-            && self.frames.get(&key).is_some_and(|f| f.varies)
+            && self.seen.get(&key).is_some_and(|f| f.varies)
     }
 
     /// Distinct accounts that used the frame `key`.
     pub fn accounts_of(&self, key: u64) -> u32 {
         self.accounts.accounts(key)
-    }
-
-    /// The text of frame `key`.
-    pub fn text(&self, key: u64) -> Option<&str> {
-        self.frames.get(&key).map(|f| f.text.as_str())
     }
 
     /// Template evidence of every account (index order of `accounts`).
