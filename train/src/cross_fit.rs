@@ -18,7 +18,10 @@ use candle_core::Device;
 use datasets::{coordination::infra::prefix_of, writer::JsonlWriter, Label, Session};
 use serde::Serialize;
 
-use crate::fit::{fit, FitConfig};
+use crate::{
+    fit::{fit_sharing, FitConfig},
+    frozen::FrozenLayers,
+};
 
 /// Settings of cross-fitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,12 +104,15 @@ struct FoldScore<'a> {
 /// fold also chooses its model's best epoch (mildly optimistic). Fold
 /// models start from the base model even when `fit_config` warm-starts:
 /// the bundle it starts from may have been trained on the held fold.
+/// The folds take the frozen layers' output of their sessions from
+/// `frozen` (filled by the first fold, or by a fit before).
 pub fn out_of_fold_scores(
     fit_config: &FitConfig,
     cross: CrossFitConfig,
     device: &Device,
     work_dir: &Path,
     out: &Path,
+    frozen: &mut FrozenLayers,
 ) -> Result<PathBuf> {
     if cross.folds < 2 || cross.epochs == 0 {
         bail!("cross-fitting needs at least 2 folds and 1 epoch");
@@ -131,7 +137,7 @@ pub fn out_of_fold_scores(
             refit_normalization: false,
             ..fit_config.clone()
         };
-        let outcome = fit(&config, device)?;
+        let outcome = fit_sharing(&config, device, frozen)?;
         if outcome.validation_scores.len() != held.len() {
             bail!(
                 "fold {fold}: {} scores for {} sessions",

@@ -41,6 +41,7 @@ use tracing::info;
 
 use crate::{
     data::LabeledSplit,
+    frozen::{frozen_weights_fingerprint, FrozenIdentity, FrozenLayers},
     metrics::{average_precision, benign_scores, roc_auc, threshold_for_fpr, Confusion},
     warm_start::{self, WarmStart},
 };
@@ -260,49 +261,11 @@ pub struct FitOutcome {
     pub validation_scores: Vec<f32>,
 }
 
-/// The frozen part's cached output for each session: hidden states after
-/// the frozen layers, (tokens, hidden), or nothing when all layers train.
+/// The frozen part's output for each session of a split: hidden states
+/// after the frozen layers, (tokens, hidden).
 struct FrozenCache {
     start_layer: usize,
     hidden: Vec<Tensor>,
-}
-
-/// Runs the frozen bottom layers once per session, in length-sorted
-/// batches, and keeps each session's (tokens, hidden) output.
-fn build_cache(
-    encoder: &BertEncoder,
-    tokenizer: &SessionTokenizer,
-    encoded: &[Vec<u32>],
-    start_layer: usize,
-    device: &Device,
-    what: &str,
-) -> Result<FrozenCache> {
-    let mut order: Vec<usize> = (0..encoded.len()).collect();
-    order.sort_by_key(|&i| encoded[i].len());
-    let mut hidden: Vec<Option<Tensor>> = vec![None; encoded.len()];
-    let bar = crate::progress::bar(encoded.len() as u64, what);
-    for chunk in order.chunks(32) {
-        let batch: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-        let (ids, mask) = tokenizer.pad_batch(&batch, device)?;
-        let out = encoder.forward_bottom(&ids, &mask, start_layer, Mode::Eval)?;
-        for (row, &i) in chunk.iter().enumerate() {
-            hidden[i] = Some(
-                out.get(row)?
-                    .narrow(0, 0, encoded[i].len())?
-                    .contiguous()?
-                    .detach(),
-            );
-        }
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(FrozenCache {
-        start_layer,
-        hidden: hidden
-            .into_iter()
-            .map(|h| h.expect("every session cached"))
-            .collect(),
-    })
 }
 
 /// A split's model inputs: normalised features and, when layers are
@@ -849,10 +812,11 @@ fn run_epochs(
     runner: &Runner,
     state: &mut RunState,
     validation: &SplitInputs,
-    device: &Device,
+    frozen: &mut FrozenLayers,
 ) -> Result<Option<Vec<f32>>> {
+    let device = runner.device;
     let train = &prepared.train;
-    let inputs = split_inputs(config, prepared, train, runner, device, "train")?;
+    let inputs = split_inputs(config, prepared, train, runner, frozen, "train")?;
     let batches = TrainingBatches::new(inputs, config, device)?;
     let mut optimizers =
         Optimizers::new(&prepared.varmap, config, prepared.bert.num_hidden_layers)?;
@@ -904,13 +868,13 @@ fn log_epoch(record: &EpochRecord) {
 }
 
 /// A split's model inputs: normalised features and, when bottom layers are
-/// frozen, their cached output.
+/// frozen, their output (from `frozen`, which runs the sessions it lacks).
 fn split_inputs<'a>(
     config: &FitConfig,
     prepared: &Prepared,
     split: &'a LabeledSplit,
     runner: &Runner,
-    device: &Device,
+    frozen: &mut FrozenLayers,
     what: &str,
 ) -> Result<SplitInputs<'a>> {
     let num_layers = prepared.bert.num_hidden_layers;
@@ -920,21 +884,31 @@ fn split_inputs<'a>(
         TrainLayers::HeadOnly => Some(num_layers),
     };
     let cache = start_layer
-        .map(|l| {
-            let what = format!("caching frozen layers ({what})");
-            build_cache(
+        .map(|start_layer| -> Result<FrozenCache> {
+            let identity = FrozenIdentity {
+                start_layer,
+                weights: frozen_weights_fingerprint(&prepared.varmap, |name| {
+                    !trainable(name, config.train_layers, num_layers)
+                })?,
+                device: format!("{:?}", runner.device.location()),
+            };
+            let hidden = frozen.hidden_states(
                 &runner.model.encoder,
                 runner.tokenizer,
                 &split.encoded,
-                l,
-                device,
-                &what,
-            )
+                identity,
+                runner.device,
+                &format!("frozen layers ({what})"),
+            )?;
+            Ok(FrozenCache {
+                start_layer,
+                hidden,
+            })
         })
         .transpose()?;
     Ok(SplitInputs {
         split,
-        features: prepared.norm.tensor(&split.features, device)?,
+        features: prepared.norm.tensor(&split.features, runner.device)?,
         cache,
     })
 }
@@ -1022,6 +996,17 @@ fn bundle_metadata(
 /// Fine-tunes, picks the threshold and writes the bundle: preparation,
 /// resume, the epoch loop, threshold choice and export.
 pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
+    fit_sharing(config, device, &mut FrozenLayers::new())
+}
+
+/// [`fit`], with the frozen layers' output of every session taken from
+/// `frozen` when it holds them for the same weights, and left there for
+/// the next fit (see [`crate::frozen`]).
+pub fn fit_sharing(
+    config: &FitConfig,
+    device: &Device,
+    frozen: &mut FrozenLayers,
+) -> Result<FitOutcome> {
     config.check()?;
     let prepared = prepare(config, device)?;
     std::fs::create_dir_all(&config.run_dir)
@@ -1040,14 +1025,14 @@ pub fn fit(config: &FitConfig, device: &Device) -> Result<FitOutcome> {
     };
     let validation = &prepared.validation;
     let validation_inputs =
-        split_inputs(config, &prepared, validation, &runner, device, "validation")?;
+        split_inputs(config, &prepared, validation, &runner, frozen, "validation")?;
     let best_scores = run_epochs(
         config,
         &prepared,
         &runner,
         &mut state,
         &validation_inputs,
-        device,
+        frozen,
     )?;
     if state.best_epoch == 0 {
         bail!("no epoch finished: nothing to export");

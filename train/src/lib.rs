@@ -15,6 +15,7 @@ pub mod cross_fit;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
+pub mod frozen;
 pub mod logistic;
 pub mod metrics;
 pub mod precision_check;

@@ -10,6 +10,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use train::{
     cluster::ClusterArgs,
+    frozen::FrozenLayers,
     shard::{merge_scores, Shard},
 };
 
@@ -114,7 +115,7 @@ fn main() -> Result<()> {
     models::allocator::retain_freed_memory();
     datasets::logging::init();
     match Cli::parse().command {
-        Command::Fit(args) => run_fit(&args).map(|_| ()),
+        Command::Fit(args) => run_fit(&args, &mut FrozenLayers::new()).map(|_| ()),
         Command::Score {
             input,
             output,
@@ -138,7 +139,7 @@ fn main() -> Result<()> {
             if cross.cross_fit_folds == 0 {
                 anyhow::bail!("--cross-fit-folds must be at least 2");
             }
-            run_cross_fit(&fit, &cross).map(|_| ())
+            run_cross_fit(&fit, &cross, &mut FrozenLayers::new()).map(|_| ())
         }
         Command::Compare(args) => run_compare(&args),
         Command::Accounts(args) => run_accounts(&args),

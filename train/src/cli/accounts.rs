@@ -79,7 +79,7 @@ pub(crate) fn run_accounts(args: &AccountsArgs) -> Result<()> {
     let bundle = args.model.load()?;
     let evidence = args.evidence.params();
     let params = evidence.clone().check()?;
-    let options = args.model.score_options();
+    let options = args.model.runtime.score_options();
     let config = AccountFitConfig {
         alpha: args.alpha,
         flag_fpr: args.flag_fpr,
@@ -165,7 +165,7 @@ pub(crate) fn run_prompt_head(args: &PromptHeadArgs) -> Result<()> {
         prompts_per_session: args.prompts_per_session,
         target_fpr: args.target_fpr,
         alpha: args.alpha,
-        batch_size: args.model.batch_size,
+        batch_size: args.model.runtime.batch_size,
         ..PromptHeadConfig::default()
     };
     let train = train::data::read_labeled(&args.files.train)?;

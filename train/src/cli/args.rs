@@ -1,7 +1,7 @@
 //! Arguments several commands share: the bundle and how it scores, the
 //! input file, the labeled files and the evidence settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -22,6 +22,19 @@ pub(crate) struct ModelArgs {
     /// Bundle directory.
     #[arg(long, default_value = DEFAULT_BUNDLE)]
     pub(crate) bundle: PathBuf,
+    #[command(flatten)]
+    pub(crate) runtime: RuntimeArgs,
+}
+
+impl ModelArgs {
+    pub(crate) fn load(&self) -> Result<Bundle> {
+        self.runtime.load(&self.bundle)
+    }
+}
+
+/// Device, precision and batching of the encoder that scores sessions.
+#[derive(Args, Clone)]
+pub(crate) struct RuntimeArgs {
     /// Sessions per inference batch.
     #[arg(long, default_value_t = 32)]
     pub(crate) batch_size: usize,
@@ -36,11 +49,12 @@ pub(crate) struct ModelArgs {
     pub(crate) precision: PrecisionChoice,
 }
 
-impl ModelArgs {
-    pub(crate) fn load(&self) -> Result<Bundle> {
+impl RuntimeArgs {
+    /// Loads the bundle in `dir` on this device, at this precision.
+    pub(crate) fn load(&self, dir: &Path) -> Result<Bundle> {
         let device = parse_device(&self.device)?;
-        let mut bundle = Bundle::load(&self.bundle, &device)
-            .with_context(|| format!("loading bundle {}", self.bundle.display()))?;
+        let mut bundle = Bundle::load(dir, &device)
+            .with_context(|| format!("loading bundle {}", dir.display()))?;
         let precision = self.precision.for_device(&device);
         bundle.set_precision(precision)?;
         tracing::info!(%precision, kernels = bundle.kernels(), "bundle loaded");

@@ -1,10 +1,10 @@
 //! `compare` (champion against challenger) and `check-precision`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use models::{bundle::Bundle, CpuFeatures, Precision, PrecisionChoice};
+use models::{bundle::Bundle, CpuFeatures, Precision};
 use train::{
     baseline::BaselineConfig,
     cluster::ClusterArgs,
@@ -13,7 +13,7 @@ use train::{
     report::{self, evaluate_file, EvalOptions},
 };
 
-use super::args::{ModelArgs, DEFAULT_BUNDLE};
+use super::args::{RuntimeArgs, DEFAULT_BUNDLE};
 
 /// What `compare` evaluates and the gates the challenger must pass.
 #[derive(Args)]
@@ -45,37 +45,24 @@ pub(crate) struct CompareArgs {
     /// the three numbers above.
     #[arg(long)]
     pub(crate) no_worse_than_champion: bool,
-    /// Sessions per inference batch.
-    #[arg(long, default_value_t = 32)]
-    pub(crate) batch_size: usize,
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub(crate) device: String,
-    /// Precision of both bundles' encoder linear layers on the CPU (as for
-    /// `eval`; docs/precision.md).
-    #[arg(long, default_value = "auto", env = "DG_PRECISION")]
-    pub(crate) precision: PrecisionChoice,
+    /// Device, precision and batching of both bundles.
+    #[command(flatten)]
+    pub(crate) runtime: RuntimeArgs,
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
 }
 
 /// Compares a challenger bundle with the champion and applies the gates.
 pub(crate) fn run_compare(args: &CompareArgs) -> Result<()> {
-    let model = |dir: &Path| ModelArgs {
-        bundle: dir.to_path_buf(),
-        batch_size: args.batch_size,
-        device: args.device.clone(),
-        precision: args.precision,
-    };
     let (champion, challenger) = (
-        model(&args.champion).load()?,
-        model(&args.challenger).load()?,
+        args.runtime.load(&args.champion)?,
+        args.runtime.load(&args.challenger)?,
     );
     let mut files = Vec::new();
     for data in &args.data {
         let evaluate = |bundle: &Bundle| -> Result<report::Evaluated> {
             let options = EvalOptions {
-                score: model(&bundle.dir).score_options(),
+                score: args.runtime.score_options(),
                 cluster: args.cluster.params(&bundle.threshold)?,
                 baseline_train: None,
                 baseline: BaselineConfig::default(),

@@ -56,15 +56,20 @@ pub(crate) fn run_score(input: &InputArgs, output: &Path, shard: Option<Shard>) 
             _ => true,
         };
         let sessions = sessions.filter(in_shard);
-        score_sessions(&bundle, sessions, &input.model.score_options(), |chunk| {
-            for s in &chunk {
-                let record = s.record(threshold);
-                flagged += usize::from(record.flagged);
-                writer.write(&record)?;
-            }
-            bar.inc(chunk.len() as u64);
-            Ok(())
-        })
+        score_sessions(
+            &bundle,
+            sessions,
+            &input.model.runtime.score_options(),
+            |chunk| {
+                for s in &chunk {
+                    let record = s.record(threshold);
+                    flagged += usize::from(record.flagged);
+                    writer.write(&record)?;
+                }
+                bar.inc(chunk.len() as u64);
+                Ok(())
+            },
+        )
     })?;
     bar.finish_and_clear();
     writer.finish()?;
@@ -83,7 +88,7 @@ pub(crate) fn run_cluster(input: &InputArgs, out: &Path, cluster: &ClusterArgs) 
     let params = cluster.params(&bundle.threshold)?;
     let threshold = bundle.threshold.threshold;
     let bar = train::progress::counter("scoring", "sessions");
-    let options = input.model.score_options();
+    let options = input.model.runtime.score_options();
     let scored = input.stream(|sessions| score_all(&bundle, sessions, &options, &bar))?;
     let discovery = discover(&scored, threshold, &params)?;
     let verdicts = judge_window(&bundle, &scored, &params)?;
@@ -152,7 +157,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
         }
     };
     let options = EvalOptions {
-        score: args.model.score_options(),
+        score: args.model.runtime.score_options(),
         cluster: params,
         baseline_train,
         baseline: BaselineConfig::default(),

@@ -7,7 +7,8 @@ use clap::Args;
 use models::device::parse_device;
 use train::{
     cross_fit::{out_of_fold_scores, CrossFitConfig},
-    fit::{fit, FitConfig, TrainLayers},
+    fit::{fit_sharing, FitConfig, TrainLayers},
+    frozen::FrozenLayers,
 };
 
 use super::args::DEFAULT_BUNDLE;
@@ -30,8 +31,13 @@ pub(crate) struct CrossFitArgs {
     pub(crate) cross_fit_scores: PathBuf,
 }
 
-/// Writes the out-of-fold scores of `fit.train` (`None` with 0 folds).
-pub(crate) fn run_cross_fit(fit: &FitArgs, cross: &CrossFitArgs) -> Result<Option<PathBuf>> {
+/// Writes the out-of-fold scores of `fit.train` (`None` with 0 folds);
+/// `frozen` may hold the frozen layers' output of its sessions already.
+pub(crate) fn run_cross_fit(
+    fit: &FitArgs,
+    cross: &CrossFitArgs,
+    frozen: &mut FrozenLayers,
+) -> Result<Option<PathBuf>> {
     if cross.cross_fit_folds == 0 {
         return Ok(None);
     }
@@ -46,6 +52,7 @@ pub(crate) fn run_cross_fit(fit: &FitArgs, cross: &CrossFitArgs) -> Result<Optio
         &device,
         &fit.run_dir.join("cross-fit"),
         &cross.cross_fit_scores,
+        frozen,
     )?;
     println!(
         "out-of-fold scores of {} ({} folds) in {}",
@@ -205,10 +212,11 @@ impl FitArgs {
     }
 }
 
-/// Fine-tunes and exports a bundle; returns its folder.
-pub(crate) fn run_fit(args: &FitArgs) -> Result<PathBuf> {
+/// Fine-tunes and exports a bundle; returns its folder. The frozen
+/// layers' output of its sessions stays in `frozen` for the next fit.
+pub(crate) fn run_fit(args: &FitArgs, frozen: &mut FrozenLayers) -> Result<PathBuf> {
     let device = parse_device(&args.device)?;
-    let outcome = fit(&args.config(), &device)?;
+    let outcome = fit_sharing(&args.config(), &device, frozen)?;
     println!(
         "validation: ROC-AUC {:.4}, PR-AUC {:.4}; threshold {:.6} gives recall {:.4} at benign FPR {:.5} (target {})",
         outcome.validation.roc_auc.unwrap_or(f64::NAN),

@@ -6,11 +6,14 @@ use anyhow::Result;
 use clap::Args;
 use datasets::simulator::config::SimConfig;
 use models::{Precision, PrecisionChoice};
-use train::{accounts::AccountFitConfig, cluster::ClusterArgs, prompt_head::PromptHeadConfig};
+use train::{
+    accounts::AccountFitConfig, cluster::ClusterArgs, frozen::FrozenLayers,
+    prompt_head::PromptHeadConfig,
+};
 
 use super::{
     accounts::{run_accounts, run_prompt_head, AccountsArgs, FitOn, PromptHeadArgs},
-    args::{EvidenceArgs, LabeledFiles, ModelArgs},
+    args::{EvidenceArgs, LabeledFiles, ModelArgs, RuntimeArgs},
     eval::{record_test_metrics, run_eval, EvalArgs},
     fit::{run_cross_fit, run_fit, CrossFitArgs, FitArgs},
 };
@@ -71,14 +74,20 @@ pub(crate) fn run_main_job(run: RunArgs) -> Result<()> {
         validation: Some(data_dir.join("validation.jsonl")),
         ..fit
     };
-    let bundle = clock.time("fine-tuning", || run_fit(&fit))?;
-    let train_scores = clock.time("cross-fitting", || run_cross_fit(&fit, &cross))?;
+    // The fold models share the bundle's frozen layers: their output is
+    // computed once, during fine-tuning.
+    let mut frozen = FrozenLayers::new();
+    let bundle = clock.time("fine-tuning", || run_fit(&fit, &mut frozen))?;
+    let train_scores = clock.time("cross-fitting", || run_cross_fit(&fit, &cross, &mut frozen))?;
+    drop(frozen);
     let model = ModelArgs {
         bundle: bundle.clone(),
-        batch_size: 32,
-        device: fit.device.clone(),
-        // f32, so that the main job's numbers are the same on every CPU.
-        precision: PrecisionChoice::Fixed(Precision::F32),
+        runtime: RuntimeArgs {
+            batch_size: 32,
+            device: fit.device.clone(),
+            // f32, so that the main job's numbers are the same on every CPU.
+            precision: PrecisionChoice::Fixed(Precision::F32),
+        },
     };
     let accounts = AccountsArgs {
         model: model.clone(),
