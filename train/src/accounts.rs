@@ -392,8 +392,9 @@ pub struct AccountReport {
     /// account in no campaign is a cluster of its own).
     pub campaign_quality: Option<crate::cluster::quality::ClusterQuality>,
     /// Session recall at 0.1% benign session FPR when each labeled session
-    /// is ranked by its account's score (what a gateway acting on account
-    /// verdicts achieves per session); `None` without both classes.
+    /// is ranked by its account's final verdict, then its account's score
+    /// (what a gateway acting on account verdicts achieves per session);
+    /// `None` without both classes.
     pub session_recall_at_0_1pct_fpr_by_account: Option<f64>,
     /// Labeled sessions whose account ends at `flag`: the share of
     /// extraction sessions caught and of benign sessions hit, the operating
@@ -411,7 +412,10 @@ pub struct AccountReport {
 
 /// [`AccountReport::session_recall_at_0_1pct_fpr_by_account`] of labeled
 /// sessions (`extraction` per session, `None` when unlabeled) and the
-/// account (index into `decisions`) of each.
+/// account (index into `decisions`) of each. The ranking is the verdict
+/// first (`flag`, `review`, `clear`), then the account score: the
+/// corroboration rule clears accounts whatever their score, so the score
+/// alone is not the order the verdicts act in.
 pub fn session_recall_by_account(
     extraction: &[Option<bool>],
     account_of_session: &[u32],
@@ -420,9 +424,20 @@ pub fn session_recall_by_account(
     let (scores, positive): (Vec<f32>, Vec<bool>) = extraction
         .iter()
         .zip(account_of_session)
-        .filter_map(|(e, &a)| e.map(|e| (decisions[a as usize].score, e)))
+        .filter_map(|(e, &a)| e.map(|e| (verdict_rank(&decisions[a as usize]), e)))
         .unzip();
     crate::metrics::recall_at_fpr(&scores, &positive, 0.001)
+}
+
+/// An account's place in the order verdicts act in: its verdict's tier
+/// (2 `flag`, 1 `review`, 0 `clear`) plus its score in [0, 1].
+fn verdict_rank(decision: &AccountDecision) -> f32 {
+    let tier = match decision.verdict {
+        AccountVerdict::Flag => 2.0,
+        AccountVerdict::Review => 1.0,
+        AccountVerdict::Clear => 0.0,
+    };
+    tier + decision.score.clamp(0.0, 1.0)
 }
 
 /// Shares of labeled sessions whose account reached a verdict.
@@ -745,28 +760,44 @@ mod tests {
     }
 
     #[test]
-    fn sessions_ranked_by_their_account_score() {
+    fn sessions_ranked_by_their_account_verdict_then_score() {
         let evidence = rows(0)[0].evidence.clone();
-        let decisions: Vec<AccountDecision> = [0.9f32, 0.1, 0.05]
-            .iter()
-            .enumerate()
-            .map(|(i, &score)| AccountDecision {
-                account_id: format!("a{i}"),
-                score,
-                verdict: AccountVerdict::Clear,
-                reasons: Vec::new(),
-                campaign_id: None,
-                evidence: evidence.clone(),
-            })
-            .collect();
-        // Two extraction sessions of a high-scoring account, two of a low
-        // one, benign sessions of a middling one, one unlabeled session.
+        let decisions: Vec<AccountDecision> = [
+            (0.9f32, AccountVerdict::Flag),
+            (0.1, AccountVerdict::Clear),
+            (0.05, AccountVerdict::Clear),
+            (0.95, AccountVerdict::Clear),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &(score, verdict))| AccountDecision {
+            account_id: format!("a{i}"),
+            score,
+            verdict,
+            reasons: Vec::new(),
+            campaign_id: None,
+            evidence: evidence.clone(),
+        })
+        .collect();
+        // Two extraction sessions of a flagged account, two of a low one,
+        // benign sessions of a middling one, one unlabeled session.
         let mut labels = vec![Some(true), Some(true), Some(true), Some(true), None];
         let mut account_of = vec![0, 0, 2, 2, 2];
         labels.extend(vec![Some(false); 50]);
         account_of.extend(vec![1; 50]);
         let recall = session_recall_by_account(&labels, &account_of, &decisions).unwrap();
         assert!((recall - 0.5).abs() < 1e-9, "{recall}");
+        // A cleared account scoring above the flagged one ranks below it:
+        // its benign sessions cost the flagged account nothing.
+        labels.extend(vec![Some(false); 50]);
+        account_of.extend(vec![3; 50]);
+        let recall = session_recall_by_account(&labels, &account_of, &decisions).unwrap();
+        assert!((recall - 0.5).abs() < 1e-9, "{recall}");
+        // Cleared, the flagged account ranks under that high scorer.
+        let mut cleared = decisions.clone();
+        cleared[0].verdict = AccountVerdict::Clear;
+        let recall = session_recall_by_account(&labels, &account_of, &cleared).unwrap();
+        assert_eq!(recall, 0.0);
         assert_eq!(
             session_recall_by_account(&labels[..4], &account_of[..4], &decisions),
             None

@@ -7,7 +7,9 @@
 //! accounts leave little shared infrastructure) are then grouped by the
 //! characteristic templates they share (a wording used mostly by such
 //! accounts, `template_campaigns`), and the acted accounts left after the
-//! corroboration rule by the same templates, then by content: one DBSCAN
+//! corroboration rule by the same templates; campaigns whose accounts
+//! mostly carry one characteristic frame merge (an operator's groups of
+//! different days and exits); the acted accounts left go by content: one DBSCAN
 //! over their sessions alone, whose k-distance eps adapts to their
 //! density rather than to the whole window's. A group of people who merely share
 //! a network, a topic or a template, whose accounts the scorer clears, is
@@ -25,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     accounts::{AccountDecision, AccountWindow},
-    template_campaigns::template_campaigns,
+    template_campaigns::{merge_by_dominant_frame, template_campaigns},
 };
 
 /// Groups smaller than this are never campaigns.
@@ -49,7 +51,7 @@ pub struct SharedTemplate {
 }
 
 /// What holds a campaign's accounts together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignBasis {
     /// An operator group: shared infrastructure, templates, timing or
@@ -146,19 +148,19 @@ pub fn accounts_in(groups: &[(CampaignBasis, Vec<usize>)]) -> HashSet<usize> {
 }
 
 /// The campaigns found without content: operator groups, then the
-/// template campaigns of the accounts at the link threshold they leave.
+/// template campaigns of the accounts at the link threshold they leave,
+/// merged where they share a dominant frame.
 pub fn operator_and_template_campaigns(ctx: &CampaignContext) -> Vec<(CampaignBasis, Vec<usize>)> {
     let mut groups: Vec<(CampaignBasis, Vec<usize>)> =
         operator_campaigns(ctx.decisions, ctx.link_threshold)
             .into_iter()
             .map(|m| (CampaignBasis::Operator, m))
             .collect();
+    let linking = |a: usize| ctx.decisions[a].score >= ctx.link_threshold;
     let taken = accounts_in(&groups);
-    let template = template_campaigns(ctx, |a| {
-        !taken.contains(&a) && ctx.decisions[a].score >= ctx.link_threshold
-    });
+    let template = template_campaigns(ctx, |a| !taken.contains(&a) && linking(a));
     groups.extend(template.into_iter().map(|m| (CampaignBasis::Template, m)));
-    groups
+    merge_by_dominant_frame(ctx, groups, linking, false)
 }
 
 /// Flagged or reviewed accounts outside `taken`, grouped by the content
@@ -484,6 +486,69 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn groups_that_one_frame_characterises_merge_and_attach_its_users() {
+        // One operator's accounts in two operator groups (two days or
+        // exits), a second operator with its own frame, and people.
+        let mut sessions = accounts(
+            "opa",
+            20,
+            |i| format!("100.{}.{}.7", 64 + i, 3 * i),
+            |i| format!("explain like I'm twelve please: question {}", 7 * i),
+            300,
+        );
+        sessions.extend(accounts(
+            "opb",
+            8,
+            |i| format!("101.{}.{}.9", 64 + i, 5 * i),
+            |i| format!("give the full derivation for this one: sum {}", 3 * i),
+            300,
+        ));
+        sessions.extend(accounts(
+            "people",
+            20,
+            |i| format!("102.{}.{}.1", 64 + i, 7 * i),
+            |i| format!("hey quick question for you: number {}", 11 * i),
+            300,
+        ));
+        let refs: Vec<&Session> = sessions.iter().collect();
+        let params = EvidenceParams::default().check().unwrap();
+        let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
+        let decisions = decisions_for(&window.rows, &["opa-", "opb-"]);
+        let ctx = CampaignContext::new(&refs, &window, &decisions, &params, LINK_AT);
+        let groups = || -> Vec<(CampaignBasis, Vec<usize>)> {
+            vec![
+                (CampaignBasis::Template, (10..20).collect()),
+                (CampaignBasis::Operator, (0..10).collect()),
+                (CampaignBasis::Template, (20..28).collect()),
+            ]
+        };
+        let linking = |a: usize| decisions[a].score >= LINK_AT;
+        let merged = merge_by_dominant_frame(&ctx, groups(), linking, false);
+        assert_eq!(
+            merged,
+            vec![
+                (CampaignBasis::Operator, (0..20).collect()),
+                (CampaignBasis::Template, (20..28).collect()),
+            ]
+        );
+        // Without its frame characterising them (too few accounts at the
+        // link threshold use it), the operator's groups stay apart.
+        let few = |a: usize| a < 4 || a >= 20;
+        let apart = merge_by_dominant_frame(&ctx, groups(), few, false);
+        assert_eq!(apart.len(), 3);
+        // Attached: the operator's accounts that no group holds join it.
+        let partial = vec![
+            (CampaignBasis::Operator, (0..6).collect()),
+            (CampaignBasis::Template, (6..12).collect()),
+            (CampaignBasis::Template, (20..28).collect()),
+        ];
+        let attached = merge_by_dominant_frame(&ctx, partial.clone(), linking, true);
+        assert_eq!(attached[0], (CampaignBasis::Operator, (0..20).collect()));
+        let kept = merge_by_dominant_frame(&ctx, partial, linking, false);
+        assert_eq!(kept[0], (CampaignBasis::Operator, (0..12).collect()));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datasets::coordination::{groups::UnionFind, templates::sampled_prompts, Templates};
 
-use crate::campaigns::{largest_first, CampaignContext};
+use crate::campaigns::{largest_first, CampaignBasis, CampaignContext};
 
 /// Acted accounts a template must hold to link them into a template
 /// campaign: enough that one task asked by a few accounts (the same
@@ -172,4 +172,90 @@ fn attach_single_sentence_users(
             linked.insert(account);
         }
     }
+}
+
+/// `groups` with those whose accounts mostly carry the same characteristic
+/// frame merged into one (an operator campaign if any of them is one),
+/// operator campaigns first, then by size. An operator that spreads its
+/// accounts over days and exits forms one operator group per shared day or
+/// exit, and each of them uses the operator's prompt frame; a frame that
+/// characterises two groups is the same evidence that links accounts into
+/// a template campaign. Frames count as characteristic over the accounts
+/// `eligible` accepts; with `attach`, each of those accounts that no group
+/// holds joins the one group whose dominant frame it carries.
+pub fn merge_by_dominant_frame(
+    ctx: &CampaignContext,
+    groups: Vec<(CampaignBasis, Vec<usize>)>,
+    eligible: impl Fn(usize) -> bool,
+    attach: bool,
+) -> Vec<(CampaignBasis, Vec<usize>)> {
+    let frames = characteristic(&users_of(ctx, ctx.templates, &eligible), ctx.templates);
+    let mut frames_of: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for (&key, users) in &frames {
+        for &a in users {
+            frames_of.entry(a).or_default().push(key);
+        }
+    }
+    let mut sets = UnionFind::new(groups.len());
+    let mut group_of_frame: BTreeMap<u64, usize> = BTreeMap::new();
+    for (g, (_, members)) in groups.iter().enumerate() {
+        if let Some(frame) = dominant_frame(&frames_of, members) {
+            let first = *group_of_frame.entry(frame).or_insert(g);
+            sets.union(first as u32, g as u32);
+        }
+    }
+    let mut merged: BTreeMap<u32, (CampaignBasis, Vec<usize>)> = BTreeMap::new();
+    let grouped: BTreeSet<usize> = groups.iter().flat_map(|g| g.1.iter().copied()).collect();
+    for (g, (basis, members)) in groups.into_iter().enumerate() {
+        let entry = merged
+            .entry(sets.find(g as u32))
+            .or_insert((basis, Vec::new()));
+        if basis == CampaignBasis::Operator {
+            entry.0 = basis;
+        }
+        entry.1.extend(members);
+    }
+    if attach {
+        for (account, keys) in frames_of.iter().filter(|(a, _)| !grouped.contains(a)) {
+            let roots: BTreeSet<u32> = keys
+                .iter()
+                .filter_map(|k| group_of_frame.get(k))
+                .map(|&g| sets.find(g as u32))
+                .collect();
+            if let [root] = roots.into_iter().collect::<Vec<_>>()[..] {
+                if let Some(entry) = merged.get_mut(&root) {
+                    entry.1.push(*account);
+                }
+            }
+        }
+    }
+    let mut out: Vec<(CampaignBasis, Vec<usize>)> = merged
+        .into_values()
+        .map(|(basis, mut members)| {
+            members.sort_unstable();
+            (basis, members)
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.0.cmp(&b.0))
+            .then(b.1.len().cmp(&a.1.len()))
+            .then(a.1[0].cmp(&b.1[0]))
+    });
+    out
+}
+
+/// The frame (of `frames_of` each account) that at least half of
+/// `members` carry, the most carried first (ties by key).
+fn dominant_frame(frames_of: &BTreeMap<usize, Vec<u64>>, members: &[usize]) -> Option<u64> {
+    let mut carried: BTreeMap<u64, usize> = BTreeMap::new();
+    for m in members {
+        for &key in frames_of.get(m).into_iter().flatten() {
+            *carried.entry(key).or_default() += 1;
+        }
+    }
+    carried
+        .into_iter()
+        .filter(|&(_, n)| 2 * n >= members.len())
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(key, _)| key)
 }

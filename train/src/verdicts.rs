@@ -27,7 +27,7 @@ use crate::{
     cluster::{cluster_subset, ValidClusterParams},
     corroboration::{link_and_corroborate, SessionCorroboration},
     score::ScoredSession,
-    template_campaigns::template_campaigns,
+    template_campaigns::{merge_by_dominant_frame, template_campaigns},
 };
 
 /// Account verdicts file name.
@@ -134,7 +134,9 @@ fn content_clusters(
 /// `linked` (the operator and template campaigns) followed by the
 /// template campaigns of the acted accounts they leave (at any score: the
 /// corroboration rule has run, so these group accounts without changing a
-/// verdict), then the content clusters of the acted accounts left.
+/// verdict), merged where a frame characterises them (with the acted
+/// accounts carrying that frame), then the content clusters of the acted
+/// accounts left.
 fn with_content_campaigns(
     ctx: &CampaignContext,
     mut linked: Vec<(CampaignBasis, Vec<usize>)>,
@@ -142,10 +144,10 @@ fn with_content_campaigns(
     cluster: &ValidClusterParams,
 ) -> Result<Vec<(CampaignBasis, Vec<usize>)>> {
     let taken = accounts_in(&linked);
-    let acted = template_campaigns(ctx, |a| {
-        !taken.contains(&a) && ctx.decisions[a].verdict != AccountVerdict::Clear
-    });
-    linked.extend(acted.into_iter().map(|m| (CampaignBasis::Template, m)));
+    let acted = |a: usize| ctx.decisions[a].verdict != AccountVerdict::Clear;
+    let templates = template_campaigns(ctx, |a| !taken.contains(&a) && acted(a));
+    linked.extend(templates.into_iter().map(|m| (CampaignBasis::Template, m)));
+    let mut linked = merge_by_dominant_frame(ctx, linked, acted, true);
     let clusters = content_clusters(
         scored,
         ctx.account_of_session,

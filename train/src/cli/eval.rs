@@ -246,7 +246,7 @@ pub(crate) fn print_account_verdicts(a: &AccountReport) {
         c.by_session, c.lowered_to_review, c.by_campaign, c.cleared
     );
     if let Some(r) = a.session_recall_at_0_1pct_fpr_by_account {
-        println!("  session recall at 0.1% session FPR, sessions ranked by their account's score: {r:.4}");
+        println!("  session recall at 0.1% session FPR, sessions ranked by their account's verdict, then score: {r:.4}");
     }
     let shares = [
         ("flag", a.sessions_flagged),

@@ -50,7 +50,7 @@ fn account_tables(d: &mut Document, r: &AccountReport) {
     ));
     if let Some(recall) = r.session_recall_at_0_1pct_fpr_by_account {
         d.paragraph(format!(
-            "Sessions ranked by their account's score instead of their own: recall {recall:.4} at 0.1% benign session FPR.",
+            "Sessions ranked by their account's verdict, then its score, instead of their own score: recall {recall:.4} at 0.1% benign session FPR.",
         ));
     }
     if let (Some(f), Some(r)) = (r.sessions_flagged, r.sessions_flagged_or_reviewed) {
