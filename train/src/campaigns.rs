@@ -536,7 +536,7 @@ mod tests {
         );
         // Without its frame characterising them (too few accounts at the
         // link threshold use it), the operator's groups stay apart.
-        let few = |a: usize| a < 4 || a >= 20;
+        let few = |a: usize| !(4..20).contains(&a);
         let apart = merge_by_dominant_frame(&ctx, groups(), few, false);
         assert_eq!(apart.len(), 3);
         // Attached: the operator's accounts that no group holds join it.
