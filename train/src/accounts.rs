@@ -199,8 +199,9 @@ fn operating_point(
     positive: &[bool],
     target_fpr: f64,
 ) -> Result<AccountOperatingPoint> {
-    let threshold = threshold_for_fpr(&benign_scores(scores, positive), target_fpr)
+    let lowest = threshold_for_fpr(&benign_scores(scores, positive), target_fpr)
         .ok_or_else(|| anyhow!("the validation file has no benign account"))?;
+    let threshold = middle_of_equal_recall(scores, positive, lowest);
     let c = Confusion::at(scores, positive, threshold);
     Ok(AccountOperatingPoint {
         threshold,
@@ -208,6 +209,26 @@ fn operating_point(
         validation_fpr: c.false_positive_rate(),
         validation_recall: c.recall(),
     })
+}
+
+/// The middle of the gap between `lowest` (the lowest threshold within the
+/// target) and the lowest extraction score at or over it (`lowest` itself
+/// when none is): every threshold in that gap catches the same validation
+/// extraction accounts, and the lowest sits at the edge of the benign
+/// scores, where a world that separates cleanly leaves no margin for the
+/// benign accounts of the next window. The middle leaves one on both sides.
+fn middle_of_equal_recall(scores: &[f32], positive: &[bool], lowest: f32) -> f32 {
+    let next_extraction = scores
+        .iter()
+        .zip(positive)
+        .filter(|(&s, &p)| p && s >= lowest)
+        .map(|(&s, _)| s)
+        .fold(f32::INFINITY, f32::min);
+    if next_extraction.is_finite() && lowest.is_finite() {
+        lowest + (next_extraction - lowest) / 2.0
+    } else {
+        lowest
+    }
 }
 
 /// A logistic regression on labeled rows, before its operating points.
@@ -736,6 +757,21 @@ mod tests {
             .reasons
             .iter()
             .any(|r| !r.starts_with("max_session")));
+    }
+
+    #[test]
+    fn operating_points_sit_in_the_middle_of_their_gap() {
+        let scores = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
+        let positive = [false, false, false, true, true, true];
+        // The lowest threshold with no benign account over it is just
+        // above 0.3; the next extraction account is at 0.5.
+        let point = operating_point(&scores, &positive, 0.0).unwrap();
+        assert!((point.threshold - 0.4).abs() < 1e-6, "{point:?}");
+        assert_eq!(point.validation_recall, 1.0);
+        assert_eq!(point.validation_fpr, 0.0);
+        // No extraction account over the lowest: the lowest stays.
+        let point = operating_point(&scores[..3], &positive[..3], 0.0).unwrap();
+        assert_eq!(point.threshold, 0.3f32.next_up());
     }
 
     #[test]
