@@ -460,6 +460,39 @@ mod tests {
             .collect()
     }
 
+    /// Operator `opa` (`n` accounts) and operator `opb` (8), each on
+    /// residential exits of its own and aged, and `n` people, each group
+    /// with its own prompt.
+    fn two_operators_and_people(
+        n: usize,
+        opa: impl Fn(usize) -> String,
+        opb: impl Fn(usize) -> String,
+        people: impl Fn(usize) -> String,
+    ) -> Vec<Session> {
+        let mut sessions = accounts(
+            "opa",
+            n,
+            |i| format!("100.{}.{}.7", 64 + i, 3 * i),
+            opa,
+            300,
+        );
+        sessions.extend(accounts(
+            "opb",
+            8,
+            |i| format!("101.{}.{}.9", 64 + i, 5 * i),
+            opb,
+            300,
+        ));
+        sessions.extend(accounts(
+            "people",
+            n,
+            |i| format!("102.{}.{}.1", 64 + i, 7 * i),
+            people,
+            300,
+        ));
+        sessions
+    }
+
     /// The link threshold of the tests: flagged accounts score 0.9, others 0.1.
     const LINK_AT: f32 = 0.5;
 
@@ -492,27 +525,12 @@ mod tests {
     fn groups_that_one_frame_characterises_merge_and_attach_its_users() {
         // One operator's accounts in two operator groups (two days or
         // exits), a second operator with its own frame, and people.
-        let mut sessions = accounts(
-            "opa",
+        let sessions = two_operators_and_people(
             20,
-            |i| format!("100.{}.{}.7", 64 + i, 3 * i),
             |i| format!("explain like I'm twelve please: question {}", 7 * i),
-            300,
-        );
-        sessions.extend(accounts(
-            "opb",
-            8,
-            |i| format!("101.{}.{}.9", 64 + i, 5 * i),
             |i| format!("give the full derivation for this one: sum {}", 3 * i),
-            300,
-        ));
-        sessions.extend(accounts(
-            "people",
-            20,
-            |i| format!("102.{}.{}.1", 64 + i, 7 * i),
             |i| format!("hey quick question for you: number {}", 11 * i),
-            300,
-        ));
+        );
         let refs: Vec<&Session> = sessions.iter().collect();
         let params = EvidenceParams::default().check().unwrap();
         let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);
@@ -563,27 +581,12 @@ mod tests {
                 format!("how many apples are left if {i} of {} are eaten", 7 * i)
             }
         };
-        let mut sessions = accounts(
-            "opa",
+        let sessions = two_operators_and_people(
             30,
-            |i| format!("100.{}.{}.7", 64 + i, 3 * i),
             |i| format!("explain like I'm twelve please: {}", task(i)),
-            300,
-        );
-        sessions.extend(accounts(
-            "opb",
-            8,
-            |i| format!("101.{}.{}.9", 64 + i, 5 * i),
             |i| format!("give the full derivation for this one: {}", task(i)),
-            300,
-        ));
-        sessions.extend(accounts(
-            "people",
-            30,
-            |i| format!("102.{}.{}.1", 64 + i, 7 * i),
             |i| format!("hey quick question for you: {}", task(i + 40)),
-            300,
-        ));
+        );
         let refs: Vec<&Session> = sessions.iter().collect();
         let params = EvidenceParams::default().check().unwrap();
         let window = account_rows(&refs, &vec![0.5; refs.len()], 0.9, &params);

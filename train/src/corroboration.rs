@@ -33,13 +33,13 @@
 
 use std::collections::HashMap;
 
-use models::account_model::AccountVerdict;
+use models::account_model::{AccountModel, AccountVerdict};
 use serde::{Deserialize, Serialize};
 
 use datasets::{coordination::ValidEvidenceParams, Session};
 
 use crate::{
-    accounts::{AccountDecision, AccountRow, AccountWindow},
+    accounts::{decide, AccountDecision, AccountRow, AccountWindow},
     campaigns::{operator_and_template_campaigns, CampaignBasis, CampaignContext},
 };
 
@@ -155,28 +155,45 @@ pub fn corroborate(
     tally
 }
 
-/// The operator and template campaigns that the scorer's `decisions` form
-/// over a window's `sessions` (accounts link at `link_threshold`, see
-/// [`CampaignContext::link_threshold`]), then [`corroborate`] applied with
-/// them.
+/// What the account scorer and the corroboration rule concluded about a
+/// window.
+pub struct CorroboratedVerdicts {
+    /// One decision per account row, after the rule.
+    pub decisions: Vec<AccountDecision>,
+    /// The operator and template campaigns the scorer's verdicts formed.
+    pub linked: Vec<(CampaignBasis, Vec<usize>)>,
+    /// What the rule did.
+    pub tally: CorroborationTally,
+}
+
+/// The scorer's verdicts on a window's accounts ([`decide`]), the
+/// operator and template campaigns they form over its `sessions`
+/// (accounts link at the scorer's link threshold, see
+/// [`CampaignContext::link_threshold`]), then [`corroborate`] applied
+/// with them.
 pub fn link_and_corroborate(
+    model: &AccountModel,
     sessions: &[&Session],
     window: &AccountWindow,
-    decisions: &mut [AccountDecision],
     params: &ValidEvidenceParams,
-    link_threshold: f32,
     session_scores: SessionCorroboration,
-) -> (Vec<(CampaignBasis, Vec<usize>)>, CorroborationTally) {
-    let ctx = CampaignContext::new(sessions, window, decisions, params, link_threshold);
+) -> CorroboratedVerdicts {
+    let link_threshold = model.link_threshold();
+    let mut decisions = decide(model, &window.rows);
+    let ctx = CampaignContext::new(sessions, window, &decisions, params, link_threshold);
     let linked = operator_and_template_campaigns(&ctx);
     let tally = corroborate(
-        decisions,
+        &mut decisions,
         &window.rows,
         &linked,
         session_scores,
         link_threshold,
     );
-    (linked, tally)
+    CorroboratedVerdicts {
+        decisions,
+        linked,
+        tally,
+    }
 }
 
 /// How a campaign basis reads in a reason.

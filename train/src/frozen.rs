@@ -127,9 +127,8 @@ pub(crate) fn frozen_weights_fingerprint(
         for d in vars[name].dims() {
             hasher.update(&(*d as u64).to_le_bytes());
         }
-        for v in values {
-            hasher.update(&v.to_le_bytes());
-        }
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        hasher.update(&bytes);
     }
     Ok(hasher.digest())
 }

@@ -26,7 +26,7 @@ use datasets::{coordination::ValidEvidenceParams, Session};
 use models::account_model::{AccountModel, AccountOperatingPoint, AccountVerdict};
 
 use crate::{
-    accounts::{decide, AccountWindow},
+    accounts::AccountWindow,
     corroboration::{link_and_corroborate, SessionCorroboration},
 };
 
@@ -75,17 +75,10 @@ fn outcome(model: &AccountModel, at: &RuleWindow, flag: f32, review: f32) -> Rul
     let mut model = model.clone();
     model.flag.threshold = flag;
     model.review.threshold = review;
-    let mut decisions = decide(&model, &at.window.rows);
-    link_and_corroborate(
-        at.sessions,
-        at.window,
-        &mut decisions,
-        at.params,
-        model.link_threshold(),
-        at.session_levels,
-    );
+    let verdicts =
+        link_and_corroborate(&model, at.sessions, at.window, at.params, at.session_levels);
     let mut out = RuleOutcome::default();
-    for (row, d) in at.window.rows.iter().zip(&decisions) {
+    for (row, d) in at.window.rows.iter().zip(&verdicts.decisions) {
         let (flagged, acted) = (
             usize::from(d.verdict == AccountVerdict::Flag),
             usize::from(d.verdict != AccountVerdict::Clear),

@@ -17,7 +17,7 @@ use models::{
 
 use crate::{
     accounts::{
-        account_report, account_rows, decide, session_recall_by_account, session_shares,
+        account_report, account_rows, session_recall_by_account, session_shares,
         write_feature_table, AccountDecision, AccountReport, AccountRow, ACCOUNT_FEATURES_FILE,
     },
     campaigns::{
@@ -25,7 +25,7 @@ use crate::{
         CampaignBasis, CampaignContext,
     },
     cluster::{cluster_subset, ValidClusterParams},
-    corroboration::{link_and_corroborate, SessionCorroboration},
+    corroboration::{link_and_corroborate, CorroboratedVerdicts, SessionCorroboration},
     score::ScoredSession,
     template_campaigns::{merge_by_dominant_frame, template_campaigns},
 };
@@ -177,14 +177,16 @@ pub fn judge_window(
     let sessions: Vec<&Session> = scored.iter().map(|s| &s.session).collect();
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let window = account_rows(&sessions, &scores, bundle.threshold.threshold, &params);
-    let mut decisions = decide(&model, &window.rows);
     let link_threshold = model.link_threshold();
-    let (linked, tally) = link_and_corroborate(
+    let CorroboratedVerdicts {
+        mut decisions,
+        linked,
+        tally,
+    } = link_and_corroborate(
+        &model,
         &sessions,
         &window,
-        &mut decisions,
         &params,
-        link_threshold,
         SessionCorroboration::of(&bundle.threshold),
     );
     tracing::info!(?tally, "account verdicts corroborated");

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use datasets::{coordination::EvidenceParams, Account, Event, Label, Session};
 use models::account_model::AccountVerdict;
 use train::{
-    accounts::{account_rows, decide, fit_account_model, AccountFitConfig},
+    accounts::{account_rows, fit_account_model, AccountFitConfig},
     corroboration::{link_and_corroborate, SessionCorroboration},
 };
 
@@ -210,18 +210,17 @@ fn known_worlds_get_their_known_verdicts_and_campaigns() {
     let (sessions, scores, kinds) = world(3);
     let refs: Vec<&Session> = sessions.iter().collect();
     let window = account_rows(&refs, &scores, session_threshold, &params);
-    let mut decisions = decide(&model, &window.rows);
-    let (linked, _) = link_and_corroborate(
+    let verdicts = link_and_corroborate(
+        &model,
         &refs,
         &window,
-        &mut decisions,
         &params,
-        model.link_threshold(),
         SessionCorroboration {
             flag: session_threshold,
             review: 0.3,
         },
     );
+    let (decisions, linked) = (&verdicts.decisions, &verdicts.linked);
     // One session per account here, so account i is session i.
     let campaign_of = |a: usize| linked.iter().position(|(_, m)| m.contains(&a));
     let kinds = &kinds;

@@ -18,7 +18,7 @@ use datasets::{coordination::EvidenceParams, Account, Event, Label, Session};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use train::{
-    accounts::{account_rows, decide, fit_account_model, AccountFitConfig},
+    accounts::{account_rows, fit_account_model, AccountFitConfig},
     campaigns::{describe_campaigns, CampaignContext},
     corroboration::{link_and_corroborate, SessionCorroboration},
 };
@@ -249,17 +249,21 @@ fn run(args: &Args, accounts: usize, sessions: usize) -> Result<()> {
         &AccountFitConfig::default(),
     )?;
     let started = Instant::now();
-    let mut decisions = decide(&model, &window.rows);
-    let (linked, _) = link_and_corroborate(
+    let verdicts = link_and_corroborate(
+        &model,
         &refs,
         &window,
-        &mut decisions,
         &params,
-        model.link_threshold(),
         CORROBORATING_SESSION_SCORES,
     );
-    let ctx = CampaignContext::new(&refs, &window, &decisions, &params, model.link_threshold());
-    let campaigns = describe_campaigns(&ctx, linked);
+    let ctx = CampaignContext::new(
+        &refs,
+        &window,
+        &verdicts.decisions,
+        &params,
+        model.link_threshold(),
+    );
+    let campaigns = describe_campaigns(&ctx, verdicts.linked);
     let verdict_s = started.elapsed().as_secs_f64();
     let largest_group = window
         .rows
