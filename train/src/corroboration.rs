@@ -168,9 +168,7 @@ pub struct CorroboratedVerdicts {
 
 /// The scorer's verdicts on a window's accounts ([`decide`]), the
 /// operator and template campaigns they form over its `sessions`
-/// (accounts link at the scorer's link threshold, see
-/// [`CampaignContext::link_threshold`]), then [`corroborate`] applied
-/// with them.
+/// ([`linked_campaigns`]), then [`corroborate`] applied with them.
 pub fn link_and_corroborate(
     model: &AccountModel,
     sessions: &[&Session],
@@ -178,22 +176,48 @@ pub fn link_and_corroborate(
     params: &ValidEvidenceParams,
     session_scores: SessionCorroboration,
 ) -> CorroboratedVerdicts {
-    let link_threshold = model.link_threshold();
-    let mut decisions = decide(model, &window.rows);
-    let ctx = CampaignContext::new(sessions, window, &decisions, params, link_threshold);
-    let linked = operator_and_template_campaigns(&ctx);
-    let tally = corroborate(
-        &mut decisions,
-        &window.rows,
-        &linked,
-        session_scores,
-        link_threshold,
-    );
+    let linked = linked_campaigns(model, sessions, window, params);
+    let (decisions, tally) = decide_and_corroborate(model, &window.rows, &linked, session_scores);
     CorroboratedVerdicts {
         decisions,
         linked,
         tally,
     }
+}
+
+/// The operator and template campaigns of a window's accounts: accounts
+/// link at the scorer's link threshold (see
+/// [`CampaignContext::link_threshold`]), so the campaigns depend on the
+/// account scores and that threshold only, not on the `flag` and `review`
+/// thresholds.
+pub fn linked_campaigns(
+    model: &AccountModel,
+    sessions: &[&Session],
+    window: &AccountWindow,
+    params: &ValidEvidenceParams,
+) -> Vec<(CampaignBasis, Vec<usize>)> {
+    let decisions = decide(model, &window.rows);
+    let ctx = CampaignContext::new(sessions, window, &decisions, params, model.link_threshold());
+    operator_and_template_campaigns(&ctx)
+}
+
+/// The scorer's verdicts on `rows` ([`decide`]), then [`corroborate`]
+/// applied with the campaigns `linked` found.
+pub fn decide_and_corroborate(
+    model: &AccountModel,
+    rows: &[AccountRow],
+    linked: &[(CampaignBasis, Vec<usize>)],
+    session_scores: SessionCorroboration,
+) -> (Vec<AccountDecision>, CorroborationTally) {
+    let mut decisions = decide(model, rows);
+    let tally = corroborate(
+        &mut decisions,
+        rows,
+        linked,
+        session_scores,
+        model.link_threshold(),
+    );
+    (decisions, tally)
 }
 
 /// How a campaign basis reads in a reason.

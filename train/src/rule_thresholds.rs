@@ -27,7 +27,8 @@ use models::account_model::{AccountModel, AccountOperatingPoint, AccountVerdict}
 
 use crate::{
     accounts::AccountWindow,
-    corroboration::{link_and_corroborate, SessionCorroboration},
+    campaigns::CampaignBasis,
+    corroboration::{decide_and_corroborate, linked_campaigns, SessionCorroboration},
 };
 
 /// A labeled validation window and what the rule needs to run on it.
@@ -70,15 +71,21 @@ impl RuleOutcome {
     }
 }
 
-/// The verdict counts after the rule at `flag` and `review` thresholds.
-fn outcome(model: &AccountModel, at: &RuleWindow, flag: f32, review: f32) -> RuleOutcome {
+/// The verdict counts after the rule at `flag` and `review` thresholds,
+/// with the campaigns `linked` at the model's link threshold (which the
+/// scan keeps).
+fn outcome(
+    model: &AccountModel,
+    at: &RuleWindow,
+    linked: &[(CampaignBasis, Vec<usize>)],
+    (flag, review): (f32, f32),
+) -> RuleOutcome {
     let mut model = model.clone();
     model.flag.threshold = flag;
     model.review.threshold = review;
-    let verdicts =
-        link_and_corroborate(&model, at.sessions, at.window, at.params, at.session_levels);
+    let (decisions, _) = decide_and_corroborate(&model, &at.window.rows, linked, at.session_levels);
     let mut out = RuleOutcome::default();
-    for (row, d) in at.window.rows.iter().zip(&verdicts.decisions) {
+    for (row, d) in at.window.rows.iter().zip(&decisions) {
         let (flagged, acted) = (
             usize::from(d.verdict == AccountVerdict::Flag),
             usize::from(d.verdict != AccountVerdict::Clear),
@@ -131,6 +138,8 @@ fn highest_best_fitting(
 /// campaigns keep linking at the scorer's own `review` threshold.
 pub fn thresholds_after_rule(model: &mut AccountModel, at: &RuleWindow) {
     model.link_threshold = Some(model.link_threshold());
+    // Campaigns link at that threshold whatever the scan chooses: found once.
+    let linked = linked_campaigns(model, at.sessions, at.window, at.params);
     let mut candidates: Vec<f32> = at
         .window
         .rows
@@ -144,7 +153,7 @@ pub fn thresholds_after_rule(model: &mut AccountModel, at: &RuleWindow) {
     let (review, _) = highest_best_fitting(
         model.review.threshold,
         &candidates,
-        |r| outcome(model, at, flag_start.max(r), r),
+        |r| outcome(model, at, &linked, (flag_start.max(r), r)),
         |o| o.rates(false).0 <= review_target,
         |o| o.rates(false).1,
     );
@@ -152,7 +161,7 @@ pub fn thresholds_after_rule(model: &mut AccountModel, at: &RuleWindow) {
     let (flag, o) = highest_best_fitting(
         flag_start.max(review),
         &candidates,
-        |f| outcome(model, at, f.max(review), review),
+        |f| outcome(model, at, &linked, (f.max(review), review)),
         |o| o.rates(true).0 <= flag_target,
         |o| o.rates(true).1,
     );
