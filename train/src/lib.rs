@@ -26,6 +26,7 @@ pub mod rule_thresholds;
 pub mod score;
 pub mod score_file;
 pub mod shard;
+pub mod sparse_logistic;
 pub mod template_campaigns;
 pub mod verdicts;
 pub mod warm_start;
