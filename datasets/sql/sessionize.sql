@@ -10,7 +10,8 @@
 -- most requests per session).
 --
 -- Output: every request with its session number (`session_no`, per account
--- from 0) and its account's latest account object, ordered by session
+-- from 0), its session's start (`session_start_us`) and its account's
+-- latest account object, ordered by session
 -- start, account, session number, then time and prompt: each session's
 -- requests are consecutive rows, so a reader assembles sessions as they
 -- stream by. Every window runs over one ordering (account, time, prompt),
@@ -75,8 +76,12 @@ accounts AS (
   WHERE account IS NOT NULL
   GROUP BY account_id
 )
+-- The sort keys are all in the output: Ballista 55 merged the final
+-- stage's sorted partitions in the wrong order when a key
+-- (session_start_us) was left out of the select list.
 SELECT
   r.account_id, r.session_no, a.latest_account AS account,
-  r.ts, r.prompt, r.ip, r.asn, r.user_agent, r.model, r.response_tokens
+  r.ts, r.prompt, r.ip, r.asn, r.user_agent, r.model, r.response_tokens,
+  r.session_start_us
 FROM numbered AS r LEFT JOIN accounts AS a ON r.account_id = a.latest_of
-ORDER BY r.session_start_us, r.account_id, r.session_no, r.t_us, r.prompt
+ORDER BY r.session_start_us, r.account_id, r.session_no, r.ts, r.prompt

@@ -12,6 +12,14 @@
 //!    result streams batch by batch; consecutive requests of one session
 //!    are assembled into it and written (JSONL or Parquet) in the order of
 //!    the in-memory sessionizer, one session in memory at a time.
+//!
+//! With a scheduler URL (feature `ballista`) the same query runs on an
+//! Apache DataFusion Ballista cluster: the client plans it, the scheduler
+//! splits it into stages, the executors run them (sorting and spilling
+//! under their own memory settings) and the result streams back here. The
+//! executors read the canonical copy by its path, so the scratch
+//! directory must be one they can read (a shared volume; loopback
+//! clusters share this machine's disk).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +68,9 @@ pub struct EngineConfig {
     pub spill_dir: Option<PathBuf>,
     /// Threads (and DataFusion partitions).
     pub threads: usize,
+    /// Run the query on this Ballista scheduler (`df://HOST:PORT`, any
+    /// scheme) instead of in this process; needs the feature `ballista`.
+    pub scheduler: Option<String>,
 }
 
 /// Anything that stops the engine.
@@ -75,6 +86,9 @@ pub enum EngineError {
     /// The runtime could not start, or a temporary file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The engine asked for is not in this build.
+    #[error("{0}")]
+    NotBuilt(String),
     /// The query's result did not have the sessions layout.
     #[error("query result column `{column}`: {message}")]
     Result {
@@ -113,8 +127,9 @@ fn canonical_copy(input: &Path, out: &Path, policy: BadLinePolicy) -> Result<Rea
 pub struct EngineRun {
     /// Sessions written.
     pub sessions: u64,
-    /// Bytes the query's operators spilled to disk.
-    pub spilled_bytes: usize,
+    /// Bytes the query's operators spilled to disk (`None` on Ballista,
+    /// whose executors report their own spills).
+    pub spilled_bytes: Option<usize>,
     /// The input reader's counts.
     pub read: ReadStats,
 }
@@ -156,20 +171,9 @@ fn spilled_bytes(plan: &dyn ExecutionPlan) -> usize {
         .sum::<usize>()
 }
 
-async fn run_query(
-    requests: &Path,
-    output: &Path,
-    config: &SessionizeConfig,
-    engine: &EngineConfig,
-    spill_dir: &Path,
-) -> Result<(u64, usize), EngineError> {
-    // A fair pool: each spilling operator gets its share of the limit
-    // rather than the first taking it all.
-    let pool = FairSpillPool::new(engine.memory_limit);
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(pool))
-        .with_temp_file_path(spill_dir)
-        .build_arc()?;
+/// The session's settings: partitions, batch size, the sorts' merge
+/// reservation, and strings read as plain Utf8.
+fn session_config(engine: &EngineConfig) -> SessionConfig {
     let mut session = SessionConfig::new()
         .with_target_partitions(engine.threads.max(1))
         .with_batch_size(BATCH_ROWS)
@@ -183,7 +187,61 @@ async fn run_query(
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config_rt(session, Arc::clone(&runtime));
+    session
+}
+
+/// A context that runs queries in this process, or on the Ballista
+/// cluster of `engine.scheduler`.
+async fn context(engine: &EngineConfig, spill_dir: &Path) -> Result<SessionContext, EngineError> {
+    // A fair pool: each spilling operator gets its share of the limit
+    // rather than the first taking it all.
+    let pool = FairSpillPool::new(engine.memory_limit);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .with_temp_file_path(spill_dir)
+        .build_arc()?;
+    let session = session_config(engine);
+    match &engine.scheduler {
+        None => Ok(SessionContext::new_with_config_rt(session, runtime)),
+        Some(url) => ballista_context(url, session, runtime).await,
+    }
+}
+
+#[cfg(feature = "ballista")]
+async fn ballista_context(
+    url: &str,
+    session: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext, EngineError> {
+    use ballista::prelude::SessionContextExt;
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(session)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    Ok(SessionContext::remote_with_state(url, state).await?)
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn ballista_context(
+    url: &str,
+    _session: SessionConfig,
+    _runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext, EngineError> {
+    Err(EngineError::NotBuilt(format!(
+        "Ballista scheduler {url}: this build has no Ballista client; rebuild with \
+         `--features ballista`"
+    )))
+}
+
+async fn run_query(
+    requests: &Path,
+    output: &Path,
+    config: &SessionizeConfig,
+    engine: &EngineConfig,
+    spill_dir: &Path,
+) -> Result<(u64, Option<usize>), EngineError> {
+    let ctx = context(engine, spill_dir).await?;
     let path = requests.to_str().ok_or_else(|| {
         std::io::Error::other(format!("{}: not a UTF-8 path", requests.display()))
     })?;
@@ -229,7 +287,11 @@ async fn run_query(
     }
     let written = sink.records();
     sink.finish()?;
-    Ok((written, spilled_bytes(plan.as_ref())))
+    let spilled = engine
+        .scheduler
+        .is_none()
+        .then(|| spilled_bytes(plan.as_ref()));
+    Ok((written, spilled))
 }
 
 /// The rows of one result batch: each request with its session number.

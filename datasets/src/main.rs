@@ -66,14 +66,17 @@ enum Command {
         policy: BadLinePolicy,
         /// `in-memory` holds the whole log; `datafusion` runs
         /// datasets/sql/sessionize.sql out of core (build with
-        /// `--features datafusion`).
-        #[arg(long, value_enum, default_value_t = Engine::InMemory)]
+        /// `--features datafusion`); `ballista://HOST:PORT` runs it on that
+        /// Ballista scheduler's cluster (build with `--features ballista`;
+        /// the executors must read `--spill-dir`).
+        #[arg(long, default_value = "in-memory")]
         engine: Engine,
         /// DataFusion: memory the query may hold before spilling, in MiB.
         #[arg(long, default_value_t = 2048)]
         memory_limit_mb: usize,
         /// DataFusion: directory for the input copy and spill files
-        /// [default: the system's temporary directory].
+        /// [default: the system's temporary directory]; on Ballista, a
+        /// directory the executors can read.
         #[arg(long)]
         spill_dir: Option<PathBuf>,
         /// DataFusion: threads and partitions [default: the cores].
@@ -124,12 +127,31 @@ enum Command {
 }
 
 /// Where `sessionize` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Engine {
     /// In this process, holding every request in memory.
     InMemory,
     /// DataFusion, out of core within `--memory-limit-mb`.
     Datafusion,
+    /// DataFusion's plan on the Ballista cluster of this scheduler URL.
+    Ballista(String),
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "in-memory" => Ok(Engine::InMemory),
+            "datafusion" => Ok(Engine::Datafusion),
+            _ => match s.strip_prefix("ballista://") {
+                Some(address) if !address.is_empty() => Ok(Engine::Ballista(s.to_string())),
+                _ => Err(format!(
+                    "`{s}`: expected `in-memory`, `datafusion` or `ballista://HOST:PORT`"
+                )),
+            },
+        }
+    }
 }
 
 /// DataFusion settings from the `sessionize` flags.
@@ -138,6 +160,8 @@ struct EngineFlags {
     memory_limit_mb: usize,
     spill_dir: Option<PathBuf>,
     threads: Option<usize>,
+    /// The Ballista scheduler, when the query runs there.
+    scheduler: Option<String>,
 }
 
 fn spinner(message: &str) -> ProgressBar {
@@ -260,19 +284,27 @@ fn run_sessionize_datafusion(
         threads: flags
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        scheduler: flags.scheduler,
     };
-    let bar = spinner("sessionizing on DataFusion");
+    let on = match &engine.scheduler {
+        Some(url) => format!("Ballista at {url}"),
+        None => "DataFusion".to_string(),
+    };
+    let bar = spinner(&format!("sessionizing on {on}"));
     let run =
         datasets::engine::sessionize_with_datafusion(input, output, &config, &engine, policy)?;
     bar.finish_and_clear();
     report_skipped(&run.read);
+    let spilled = match run.spilled_bytes {
+        Some(bytes) => format!("spilled {:.1} MiB", bytes as f64 / (1 << 20) as f64),
+        None => "spills in the executors' logs".to_string(),
+    };
     println!(
-        "{} requests -> {} sessions in {} (DataFusion, memory limit {} MiB, spilled {:.1} MiB)",
+        "{} requests -> {} sessions in {} ({on}, memory limit {} MiB, {spilled})",
         run.read.records,
         run.sessions,
         output.display(),
         flags.memory_limit_mb,
-        run.spilled_bytes as f64 / (1 << 20) as f64
     );
     Ok(())
 }
@@ -286,8 +318,9 @@ fn run_sessionize_datafusion(
     _flags: EngineFlags,
 ) -> Result<()> {
     bail!(
-        "--engine datafusion: this binary was built without it; rebuild with \
-         `cargo build --release -p datasets --features datafusion`"
+        "--engine datafusion or ballista://: this binary was built without DataFusion; \
+         rebuild with `cargo build --release -p datasets --features datafusion` \
+         (`--features ballista` for Ballista)"
     )
 }
 
@@ -365,14 +398,19 @@ fn main() -> Result<()> {
             threads,
         } => {
             let config = limits.config().map_err(anyhow::Error::msg)?;
-            let flags = EngineFlags {
+            let mut flags = EngineFlags {
                 memory_limit_mb,
                 spill_dir,
                 threads,
+                scheduler: None,
             };
             match engine {
                 Engine::InMemory => run_sessionize(&input, &output, config, policy),
                 Engine::Datafusion => {
+                    run_sessionize_datafusion(&input, &output, config, policy, flags)
+                }
+                Engine::Ballista(url) => {
+                    flags.scheduler = Some(url);
                     run_sessionize_datafusion(&input, &output, config, policy, flags)
                 }
             }

@@ -176,6 +176,31 @@ fn sessionize_and_validate_report_bad_lines() {
     ]);
     let stdout = ok(res);
     assert!(stdout.contains("2 requests -> 2 sessions"), "{stdout}");
+    // The default build has no DataFusion or Ballista engine: a clear
+    // error, and an engine it does not know is a usage error.
+    let elsewhere = dir.path().join("engine.jsonl");
+    for (engine, says) in [
+        ("ballista://localhost:50050", "--features ballista"),
+        (
+            "spark://localhost:7077",
+            "expected `in-memory`, `datafusion` or `ballista://HOST:PORT`",
+        ),
+    ] {
+        let res = datasets(&[
+            "sessionize",
+            raw.to_str().unwrap(),
+            "-o",
+            elsewhere.to_str().unwrap(),
+            "--policy",
+            "skip",
+            "--engine",
+            engine,
+        ]);
+        assert!(!res.status.success());
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!elsewhere.exists());
+    }
     // validate reports the bad line of a sessions file and fails.
     let mut text = std::fs::read_to_string(&out).unwrap();
     text.push_str("{\"session_id\":\"z\",\"account_id\":\"q\",\"events\":[]}\n");
