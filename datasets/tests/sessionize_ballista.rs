@@ -8,16 +8,15 @@
 
 mod engine_logs;
 
-use std::{path::Path, time::Duration as StdDuration};
+use std::time::Duration as StdDuration;
 
 use ballista_core::serde::{protobuf::scheduler_grpc_client::SchedulerGrpcClient, BallistaCodec};
 use chrono::Duration;
 use datasets::{
-    engine::{sessionize_with_datafusion, EngineConfig},
     sessionize::{sessionize, RawRequest, SessionizeConfig},
-    BadLinePolicy, Session,
+    Session,
 };
-use engine_logs::{generated_log, hand_made_logs, read_back, write_log};
+use engine_logs::{generated_log, hand_made_logs, sessionize_through};
 
 /// A scheduler and `executors` executors (one task slot each, so that
 /// the stages spread over them) on loopback, served by the returned
@@ -49,15 +48,6 @@ fn start_cluster(executors: usize) -> (tokio::runtime::Runtime, String) {
     (runtime, url)
 }
 
-fn engine(dir: &Path, scheduler: Option<&str>) -> EngineConfig {
-    EngineConfig {
-        memory_limit: 256 << 20,
-        spill_dir: Some(dir.to_path_buf()),
-        threads: 2,
-        scheduler: scheduler.map(str::to_string),
-    }
-}
-
 /// The sessions of `log` (written as `format`) from the engine `scheduler`
 /// names (this process when `None`).
 fn run(
@@ -66,17 +56,8 @@ fn run(
     format: &str,
     scheduler: Option<&str>,
 ) -> Vec<Session> {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join(format!("raw.{format}"));
-    write_log(log, &input);
-    let output = dir.path().join(format!("sessions.{format}"));
-    let engine = engine(dir.path(), scheduler);
-    let run = sessionize_with_datafusion(&input, &output, config, &engine, BadLinePolicy::Strict)
-        .unwrap();
-    assert_eq!(run.read.records, log.len() as u64);
+    let (run, sessions) = sessionize_through(log, config, format, 256 << 20, scheduler).unwrap();
     assert_eq!(run.spilled_bytes.is_none(), scheduler.is_some());
-    let sessions = read_back(&output);
-    assert_eq!(sessions.len() as u64, run.sessions);
     sessions
 }
 
@@ -105,16 +86,17 @@ fn the_cluster_sessionizes_like_one_process() {
 
 #[test]
 fn an_unreachable_scheduler_is_a_clear_error_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("raw.jsonl");
     let (log, config) = hand_made_logs().remove(0);
-    write_log(&log, &input);
-    let output = dir.path().join("sessions.jsonl");
-    // Port 1 on loopback: nothing listens there.
-    let engine = engine(dir.path(), Some("ballista://127.0.0.1:1"));
-    let err = sessionize_with_datafusion(&input, &output, &config, &engine, BadLinePolicy::Strict)
-        .unwrap_err()
-        .to_string();
+    // Port 1 on loopback: nothing listens there. The helper checks that
+    // no output is left.
+    let err = sessionize_through(
+        &log,
+        &config,
+        "jsonl",
+        256 << 20,
+        Some("ballista://127.0.0.1:1"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("DataFusion: "), "{err}");
-    assert!(!output.exists());
 }

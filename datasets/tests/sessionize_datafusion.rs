@@ -9,11 +9,10 @@ mod engine_logs;
 
 use chrono::Duration;
 use datasets::{
-    engine::{sessionize_with_datafusion, EngineConfig},
     sessionize::{sessionize, RawRequest, SessionizeConfig},
-    BadLinePolicy, Session,
+    Session,
 };
-use engine_logs::{generated_log, hand_made_logs, read_back, write_log};
+use engine_logs::{generated_log, hand_made_logs, sessionize_through};
 
 /// Sessions of `log` from both engines (the DataFusion one through a
 /// file in `format`), and the bytes DataFusion spilled.
@@ -23,21 +22,7 @@ fn both(
     memory_limit: usize,
     format: &str,
 ) -> (Vec<Session>, Vec<Session>, usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join(format!("raw.{format}"));
-    write_log(log, &input);
-    let output = dir.path().join(format!("sessions.{format}"));
-    let engine = EngineConfig {
-        memory_limit,
-        spill_dir: Some(dir.path().to_path_buf()),
-        threads: 2,
-        scheduler: None,
-    };
-    let run = sessionize_with_datafusion(&input, &output, config, &engine, BadLinePolicy::Strict)
-        .unwrap();
-    assert_eq!(run.read.records, log.len() as u64);
-    let got = read_back(&output);
-    assert_eq!(got.len() as u64, run.sessions);
+    let (run, got) = sessionize_through(log, config, format, memory_limit, None).unwrap();
     let spilled = run.spilled_bytes.expect("a local run counts its spills");
     (got, sessionize(log.to_vec(), config), spilled)
 }
@@ -85,24 +70,15 @@ fn a_log_larger_than_the_memory_limit_spills_and_sessionizes_the_same() {
 
 #[test]
 fn a_memory_limit_too_small_for_the_sorts_is_a_clear_error_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("raw.parquet");
-    write_log(&generated_log(2000, 120_000, 11), &input);
-    let output = dir.path().join("sessions.parquet");
-    let engine = EngineConfig {
-        // Below what the sorts set aside for merging their spilled runs.
-        memory_limit: 1 << 20,
-        spill_dir: Some(dir.path().to_path_buf()),
-        threads: 2,
-        scheduler: None,
-    };
+    let log = generated_log(2000, 120_000, 11);
     let config = SessionizeConfig::default();
-    let err = sessionize_with_datafusion(&input, &output, &config, &engine, BadLinePolicy::Strict)
+    // Below what the sorts set aside for merging their spilled runs; the
+    // helper checks that no output is left.
+    let err = sessionize_through(&log, &config, "parquet", 1 << 20, None)
         .unwrap_err()
         .to_string();
     assert!(
         err.starts_with("DataFusion: ") && err.contains("memory"),
         "{err}"
     );
-    assert!(!output.exists());
 }

@@ -167,8 +167,9 @@ pub struct CorroboratedVerdicts {
 }
 
 /// The scorer's verdicts on a window's accounts ([`decide`]), the
-/// operator and template campaigns they form over its `sessions`
-/// ([`linked_campaigns`]), then [`corroborate`] applied with them.
+/// operator and template campaigns they form over its `sessions` (as
+/// [`linked_campaigns`], from the same decisions), then [`corroborate`]
+/// applied with them.
 pub fn link_and_corroborate(
     model: &AccountModel,
     sessions: &[&Session],
@@ -176,8 +177,15 @@ pub fn link_and_corroborate(
     params: &ValidEvidenceParams,
     session_scores: SessionCorroboration,
 ) -> CorroboratedVerdicts {
-    let linked = linked_campaigns(model, sessions, window, params);
-    let (decisions, tally) = decide_and_corroborate(model, &window.rows, &linked, session_scores);
+    let mut decisions = decide(model, &window.rows);
+    let linked = campaigns_of(&decisions, sessions, window, params, model.link_threshold());
+    let tally = corroborate(
+        &mut decisions,
+        &window.rows,
+        &linked,
+        session_scores,
+        model.link_threshold(),
+    );
     CorroboratedVerdicts {
         decisions,
         linked,
@@ -197,7 +205,19 @@ pub fn linked_campaigns(
     params: &ValidEvidenceParams,
 ) -> Vec<(CampaignBasis, Vec<usize>)> {
     let decisions = decide(model, &window.rows);
-    let ctx = CampaignContext::new(sessions, window, &decisions, params, model.link_threshold());
+    campaigns_of(&decisions, sessions, window, params, model.link_threshold())
+}
+
+/// The operator and template campaigns that `decisions` form at
+/// `link_threshold`.
+fn campaigns_of(
+    decisions: &[AccountDecision],
+    sessions: &[&Session],
+    window: &AccountWindow,
+    params: &ValidEvidenceParams,
+    link_threshold: f32,
+) -> Vec<(CampaignBasis, Vec<usize>)> {
+    let ctx = CampaignContext::new(sessions, window, decisions, params, link_threshold);
     operator_and_template_campaigns(&ctx)
 }
 

@@ -1,5 +1,6 @@
-//! Raw request logs the engine tests share: hand-made logs that hit every
-//! cut rule, and generated logs of many accounts.
+//! What the engine tests share: hand-made raw logs that hit every cut
+//! rule, generated logs of many accounts, and a run of the engine on a
+//! log written to a fresh directory.
 // Each test file uses its own part of these.
 #![allow(dead_code)]
 
@@ -7,6 +8,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use datasets::{
+    engine::{sessionize_with_datafusion, EngineConfig, EngineError, EngineRun},
     read_sessions,
     sessionize::{RawRequest, SessionizeConfig},
     Account, BadLinePolicy, Event, RecordSink, Session,
@@ -133,4 +135,41 @@ pub fn read_back(path: &Path) -> Vec<Session> {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+}
+
+/// `log` written as `format` into a fresh directory and sessionized there
+/// (2 threads, spill files in that directory) within `memory_limit`, in
+/// this process or on the Ballista cluster of `scheduler`. Returns the run
+/// and the sessions it wrote, after checking that it read every request
+/// and wrote the sessions it counted; or its error, after checking that it
+/// left no output.
+pub fn sessionize_through(
+    log: &[RawRequest],
+    config: &SessionizeConfig,
+    format: &str,
+    memory_limit: usize,
+    scheduler: Option<&str>,
+) -> Result<(EngineRun, Vec<Session>), EngineError> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join(format!("raw.{format}"));
+    write_log(log, &input);
+    let output = dir.path().join(format!("sessions.{format}"));
+    let engine = EngineConfig {
+        memory_limit,
+        spill_dir: Some(dir.path().to_path_buf()),
+        threads: 2,
+        scheduler: scheduler.map(str::to_string),
+    };
+    match sessionize_with_datafusion(&input, &output, config, &engine, BadLinePolicy::Strict) {
+        Ok(run) => {
+            assert_eq!(run.read.records, log.len() as u64);
+            let sessions = read_back(&output);
+            assert_eq!(sessions.len() as u64, run.sessions);
+            Ok((run, sessions))
+        }
+        Err(e) => {
+            assert!(!output.exists(), "a failed run left {}", output.display());
+            Err(e)
+        }
+    }
 }
