@@ -49,6 +49,11 @@ impl TrainableLayerNorm {
         })
     }
 
+    /// Its parameters, read out for a fused epilogue.
+    pub fn row_norm(&self) -> candle_core::Result<cpu_kernels::RowNorm> {
+        cpu_kernels::RowNorm::new(&self.weight, &self.bias, self.eps)
+    }
+
     /// Normalises over the last dimension.
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
         cpu_kernels::layer_norm(xs, &self.weight, &self.bias, self.eps, mode.training())
@@ -118,6 +123,9 @@ pub struct BertAttention {
     products: cpu_kernels::AttentionProducts,
     output: Linear,
     norm: TrainableLayerNorm,
+    /// At bf16 or int8 inference: the output projection, the residual
+    /// add and the LayerNorm as one op.
+    fused_output: Option<cpu_kernels::PackedAddNorm>,
     attention_dropout: Dropout,
     hidden_dropout: Dropout,
     heads: usize,
@@ -140,7 +148,13 @@ impl BertAttention {
             true => cpu_kernels::AttentionProducts::Bf16Tiles,
             false => cpu_kernels::AttentionProducts::F32,
         };
-        self.output.set_precision(precision)
+        self.output.set_precision(precision)?;
+        self.fused_output = self
+            .output
+            .packed()
+            .map(|layer| cpu_kernels::PackedAddNorm::new(layer, self.norm.row_norm()?))
+            .transpose()?;
+        Ok(())
     }
 
     /// The query, key and value projections of `xs`, each (batch, seq,
@@ -174,6 +188,7 @@ impl BertAttention {
             products: cpu_kernels::AttentionProducts::F32,
             output: Linear::load(h, h, vb.pp("output").pp("dense"))?,
             norm: TrainableLayerNorm::load(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            fused_output: None,
             attention_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
             heads: cfg.num_attention_heads,
@@ -235,6 +250,11 @@ impl BertAttention {
             Some(context) => context,
             None => self.context(&q, &k, &v, mask_bias, mode)?,
         };
+        if let Some(fused) = self.fused_output.as_ref().filter(|_| !training) {
+            if cpu_kernels::is_cpu_f32(&context) {
+                return fused.forward(&context, xs);
+            }
+        }
         let out = self.output.forward(&context, mode.training())?;
         let out = self.hidden_dropout.forward(&out, mode.training())?;
         self.norm.forward(&(out + xs)?, mode)
@@ -247,6 +267,9 @@ pub struct BertFeedForward {
     intermediate: Linear,
     output: Linear,
     norm: TrainableLayerNorm,
+    /// At bf16 or int8 inference with the exact GELU: the whole block as
+    /// one op.
+    fused: Option<cpu_kernels::PackedFeedForward>,
     dropout: Dropout,
     act: HiddenAct,
 }
@@ -255,7 +278,15 @@ impl BertFeedForward {
     /// Sets the inference precision of both projections.
     pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
         self.intermediate.set_precision(precision)?;
-        self.output.set_precision(precision)
+        self.output.set_precision(precision)?;
+        self.fused =
+            match (self.intermediate.packed(), self.output.packed(), self.act) {
+                (Some(up), Some(down), HiddenAct::Gelu) => Some(
+                    cpu_kernels::PackedFeedForward::new(up, down, self.norm.row_norm()?)?,
+                ),
+                _ => None,
+            };
+        Ok(())
     }
 
     /// Loads `intermediate.dense` and `output.*` of a layer.
@@ -276,6 +307,7 @@ impl BertFeedForward {
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
             )?,
+            fused: None,
             dropout: Dropout::new(cfg.hidden_dropout_prob),
             act: cfg.hidden_act,
         })
@@ -284,6 +316,11 @@ impl BertFeedForward {
     /// Applies the block to (batch, seq, hidden).
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
         let training = mode.training();
+        if let Some(fused) = self.fused.as_ref().filter(|_| !training) {
+            if cpu_kernels::is_cpu_f32(xs) {
+                return fused.forward(xs);
+            }
+        }
         let h = match self.act {
             HiddenAct::Gelu => self.intermediate.forward_gelu(xs, training)?,
             HiddenAct::GeluNew => self.intermediate.forward(xs, training)?.gelu()?,

@@ -56,6 +56,12 @@ impl Linear {
         Ok(())
     }
 
+    /// The packed inference copy of the weight, if a reduced precision is
+    /// set.
+    pub fn packed(&self) -> Option<Arc<PackedLinear>> {
+        self.packed.clone()
+    }
+
     /// `gelu(self.forward(xs))` with the exact GELU
     /// ([`cpu_kernels::gelu_erf`]); fused into the packed layer's work
     /// items at reduced-precision inference.

@@ -36,6 +36,25 @@ fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
+/// `row = norm(row + residual)` in place: the residual add and the
+/// LayerNorm after a projection, as [`LayerNorm`] computes them apart
+/// (the same order of operations), for a fused epilogue.
+pub(super) fn add_and_normalize(
+    row: &mut [f32],
+    residual: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    for (x, &r) in row.iter_mut().zip(residual) {
+        *x += r;
+    }
+    let (mean, rstd) = moments(row, eps);
+    for ((x, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
+        *x = (*x - mean) * rstd * w + b;
+    }
+}
+
 /// `sum(a * (x - mean))` with eight independent accumulators.
 #[inline(always)]
 fn centered_dot(a: &[f32], x: &[f32], mean: f32) -> f32 {

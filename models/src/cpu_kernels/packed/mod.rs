@@ -15,7 +15,10 @@
 
 pub(super) mod amx;
 mod bf16;
+mod fused;
 mod int8;
+
+pub use fused::{PackedAddNorm, PackedFeedForward, RowNorm};
 
 pub(super) use bf16::round_row;
 
@@ -132,34 +135,46 @@ impl PackedLinear {
     /// `out` (row-major, `out_dim` wide), writing every element, then
     /// applies GELU if `gelu`.
     fn multiply(&self, xs: &[f32], out: &mut [MaybeUninit<f32>], gelu: bool) {
-        let (rows, threads) = (xs.len() / self.in_dim, rayon::current_num_threads());
-        let rows = match self.tiles {
-            true => amx::task_rows(rows, threads),
-            false => task_rows(rows, threads),
-        };
+        let rows = self.task_rows(xs.len() / self.in_dim);
         out.par_chunks_mut(rows * self.out_dim)
             .zip(xs.par_chunks(rows * self.in_dim))
             .for_each(|(out, xs)| {
-                match (&self.weight, self.tiles) {
-                    (PackedWeight::Bf16(w), false) => w.multiply(xs, &self.bias, out),
-                    (PackedWeight::Int8(w), false) => w.multiply(xs, &self.bias, out),
-                    // SAFETY: `tiles` is set only where `CpuFeatures::tiles`
-                    // found the precision's AMX instructions and Linux's
-                    // grant.
-                    (PackedWeight::Bf16(w), true) => unsafe {
-                        w.multiply_tiles(xs, &self.bias, out)
-                    },
-                    (PackedWeight::Int8(w), true) => unsafe {
-                        w.multiply_tiles(xs, &self.bias, out)
-                    },
-                }
+                let out = self.multiply_rows(xs, out);
                 if gelu {
-                    // SAFETY: the kernels above wrote every element.
-                    let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    super::with_widest_simd(|| out.iter_mut().for_each(|x| *x = super::gelu(*x)));
+                    gelu_in_place(out);
                 }
             });
     }
+
+    /// Rows per parallel work item for an input of `rows` rows.
+    fn task_rows(&self, rows: usize) -> usize {
+        let threads = rayon::current_num_threads();
+        match self.tiles {
+            true => amx::task_rows(rows, threads),
+            false => task_rows(rows, threads),
+        }
+    }
+
+    /// One work item on this thread: `out = xs @ weight^T + bias` for
+    /// whole rows of `xs` (`in_dim` wide) and `out` (`out_dim` wide);
+    /// returns `out`, every element written.
+    fn multiply_rows<'o>(&self, xs: &[f32], out: &'o mut [MaybeUninit<f32>]) -> &'o mut [f32] {
+        match (&self.weight, self.tiles) {
+            (PackedWeight::Bf16(w), false) => w.multiply(xs, &self.bias, out),
+            (PackedWeight::Int8(w), false) => w.multiply(xs, &self.bias, out),
+            // SAFETY: `tiles` is set only where `CpuFeatures::tiles`
+            // found the precision's AMX instructions and Linux's grant.
+            (PackedWeight::Bf16(w), true) => unsafe { w.multiply_tiles(xs, &self.bias, out) },
+            (PackedWeight::Int8(w), true) => unsafe { w.multiply_tiles(xs, &self.bias, out) },
+        }
+        // SAFETY: the kernels above wrote every element.
+        unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    }
+}
+
+/// Exact GELU ([`super::gelu_erf`]) over `values`, in place.
+fn gelu_in_place(values: &mut [f32]) {
+    super::with_widest_simd(|| values.iter_mut().for_each(|x| *x = super::gelu(*x)));
 }
 
 /// The candle op of a [`PackedLinear`], with GELU after it or not.
@@ -179,37 +194,42 @@ impl CustomOp1 for PackedOp<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{}: expected f32 input", self.name());
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{}: input must be contiguous", self.name());
-        };
-        let xs = &data[start..end];
-        let (&in_dim, leading) = layout
-            .dims()
-            .split_last()
-            .ok_or_else(|| candle_core::Error::Msg(format!("{}: scalar input", self.name())))?;
-        let layer = self.layer;
-        if in_dim != layer.in_dim {
-            candle_core::bail!(
-                "{}: input width {in_dim}, weight {}",
-                self.name(),
-                layer.in_dim
-            );
-        }
-        let len = xs.len() / in_dim.max(1) * layer.out_dim;
-        let mut out = Vec::with_capacity(len);
-        if len > 0 {
-            layer.multiply(xs, &mut out.spare_capacity_mut()[..len], self.gelu);
-        }
-        // SAFETY: `multiply` wrote all `len` elements (the output is not
-        // zeroed first: at BERT sizes that pass cost as much as a GELU).
-        unsafe { out.set_len(len) };
-        let mut dims = leading.to_vec();
-        dims.push(layer.out_dim);
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
+        let xs = super::contiguous_f32(self.name(), storage, layout)?;
+        let shape = output_shape(self.name(), layout, self.layer)?;
+        // The output is not zeroed first: at BERT sizes that pass costs as
+        // much as a GELU.
+        let out = filled_rows(shape.elem_count(), |out| {
+            if !out.is_empty() {
+                self.layer.multiply(xs, out, self.gelu);
+            }
+        });
+        Ok((CpuStorage::F32(out), shape))
     }
+}
+
+/// The output shape of `layer` on an input of `layout`, checking the
+/// input's width.
+fn output_shape(op: &str, layout: &Layout, layer: &PackedLinear) -> Result<Shape> {
+    let (&in_dim, leading) = layout
+        .dims()
+        .split_last()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: scalar input")))?;
+    if in_dim != layer.in_dim {
+        candle_core::bail!("{op}: input width {in_dim}, weight {}", layer.in_dim);
+    }
+    let mut dims = leading.to_vec();
+    dims.push(layer.out_dim);
+    Ok(Shape::from(dims))
+}
+
+/// A vector of `len` values that `fill` writes, every one of them.
+fn filled_rows(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: the callers' work items write every row of `out`
+    // (`multiply_rows` writes every element).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Where one micro-kernel call works: `rows` rows from `first`, in one
@@ -294,7 +314,7 @@ mod tests {
     use candle_core::Device;
 
     /// Each reduced precision on AVX-512 (`false`) and on AMX tiles.
-    const KERNELS: [(Precision, bool); 4] = [
+    pub(super) const KERNELS: [(Precision, bool); 4] = [
         (Precision::Bf16, false),
         (Precision::Int8, false),
         (Precision::Bf16, true),
@@ -303,7 +323,7 @@ mod tests {
 
     /// Why a test of `precision` (on tiles if `tiles`) cannot run here, if
     /// it cannot.
-    fn skip_reason(precision: Precision, tiles: bool) -> Option<String> {
+    pub(super) fn skip_reason(precision: Precision, tiles: bool) -> Option<String> {
         let cpu = CpuFeatures::detect();
         match cpu.kernels(precision) {
             Err(e) => Some(e.to_string()),
@@ -313,13 +333,13 @@ mod tests {
     }
 
     /// `"bf16 on AMX tiles"` and the like, for messages.
-    fn kernel_name(precision: Precision, tiles: bool) -> String {
+    pub(super) fn kernel_name(precision: Precision, tiles: bool) -> String {
         let unit = if tiles { "AMX tiles" } else { "AVX-512" };
         format!("{precision} on {unit}")
     }
 
     /// `len` values in [-1, 1) from a xorshift generator.
-    fn random(len: usize, seed: u64) -> Vec<f32> {
+    pub(super) fn random(len: usize, seed: u64) -> Vec<f32> {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..len)
             .map(|_| {
