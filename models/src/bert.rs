@@ -126,6 +126,9 @@ pub struct BertAttention {
     /// At bf16 or int8 inference: the output projection, the residual
     /// add and the LayerNorm as one op.
     fused_output: Option<cpu_kernels::PackedAddNorm>,
+    /// At bf16 or int8 inference where the fused attention runs: the
+    /// whole block as one op, one batch item per work item.
+    block: Option<cpu_kernels::PackedAttention>,
     attention_dropout: Dropout,
     hidden_dropout: Dropout,
     heads: usize,
@@ -154,6 +157,13 @@ impl BertAttention {
             .packed()
             .map(|layer| cpu_kernels::PackedAddNorm::new(layer, self.norm.row_norm()?))
             .transpose()?;
+        let qkv = self.packed_qkv.as_ref().and_then(Linear::packed);
+        self.block = match (qkv, self.fused_output.clone()) {
+            (Some(qkv), Some(output)) => {
+                cpu_kernels::PackedAttention::new(qkv, output, self.heads, self.products)?
+            }
+            _ => None,
+        };
         Ok(())
     }
 
@@ -189,6 +199,7 @@ impl BertAttention {
             output: Linear::load(h, h, vb.pp("output").pp("dense"))?,
             norm: TrainableLayerNorm::load(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
             fused_output: None,
+            block: None,
             attention_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
             heads: cfg.num_attention_heads,
@@ -239,6 +250,11 @@ impl BertAttention {
         mode: Mode,
     ) -> candle_core::Result<Tensor> {
         let training = mode.training();
+        if let Some(block) = self.block.as_ref().filter(|_| !training) {
+            if let Some(out) = block.forward(xs, mask_bias)? {
+                return Ok(out);
+            }
+        }
         let [q, k, v] = self.project(xs, training)?;
         let fused = match training {
             false => {

@@ -32,6 +32,30 @@ pub enum AttentionProducts {
     Bf16Tiles,
 }
 
+impl AttentionProducts {
+    /// The products the fused kernel runs for `heads` heads of a `hidden`
+    /// width on this CPU: these, or f32 where the tiles cannot take the
+    /// head width or the CPU or OS refuses them; `None` where the fused
+    /// kernel does not run at all (no AVX-512F, or heads that are not
+    /// whole vectors wide).
+    pub(super) fn on_this_cpu(self, hidden: usize, heads: usize) -> Option<Self> {
+        if !avx512() || heads == 0 || !hidden.is_multiple_of(heads) {
+            return None;
+        }
+        let width = hidden / heads;
+        if !width.is_multiple_of(LANES) {
+            return None;
+        }
+        let tiles = self == AttentionProducts::Bf16Tiles
+            && width.is_multiple_of(2 * LANES)
+            && CpuFeatures::detect().tiles(Precision::Bf16);
+        Some(match tiles {
+            true => AttentionProducts::Bf16Tiles,
+            false => AttentionProducts::F32,
+        })
+    }
+}
+
 /// Query rows per block: eight accumulators of scores or context.
 const ROWS: usize = 8;
 /// f32 lanes of an AVX-512 vector.
@@ -54,29 +78,15 @@ pub fn fused_attention(
     products: AttentionProducts,
 ) -> Result<Option<Tensor>> {
     let (batch, seq, hidden) = q.dims3()?;
-    let products = match products {
-        AttentionProducts::Bf16Tiles
-            if CpuFeatures::detect().tiles(Precision::Bf16)
-                && hidden.is_multiple_of(heads.max(1))
-                && (hidden / heads.max(1)).is_multiple_of(2 * LANES) =>
-        {
-            AttentionProducts::Bf16Tiles
-        }
-        _ => AttentionProducts::F32,
-    };
     let runs = is_cpu_f32(q)
         && is_cpu_f32(k)
         && is_cpu_f32(v)
-        && avx512()
-        && heads > 0
-        && hidden.is_multiple_of(heads)
-        && (hidden / heads).is_multiple_of(LANES)
         && k.dims() == q.dims()
         && v.dims() == q.dims()
         && mask_bias.dims() == [batch, 1, 1, seq];
-    if !runs {
+    let Some(products) = products.on_this_cpu(hidden, heads).filter(|_| runs) else {
         return Ok(None);
-    }
+    };
     let mask = mask_bias.flatten_all()?.to_vec1::<f32>()?;
     let op = FusedAttention {
         heads,
@@ -139,7 +149,7 @@ struct Head {
 }
 
 /// A work item's buffers, reused over the items of one thread.
-struct Scratch {
+pub(super) struct Scratch {
     /// The head's keys transposed: `width` rows of `seq` rounded up to 16.
     keys_t: Vec<f32>,
     /// A block's scores, then its probabilities: [`ROWS`] rows as long.
@@ -254,7 +264,7 @@ impl CustomOp3 for FusedAttention {
         }
         let width = hidden / self.heads;
         let scale = 1.0 / (width as f32).sqrt();
-        let mut out = vec![0f32; batch * seq * hidden];
+        let mut out = Vec::<f32>::with_capacity(batch * seq * hidden);
         let output = Output(out.as_mut_ptr());
         let head = |item: usize| {
             let (b, h) = (item / self.heads, item % self.heads);
@@ -269,30 +279,83 @@ impl CustomOp3 for FusedAttention {
             };
             (head, &self.mask[b * seq..(b + 1) * seq])
         };
-        let items = (0..batch * self.heads).into_par_iter();
-        match self.products {
-            AttentionProducts::F32 => items.for_each_init(
-                || Scratch::new(seq, width),
-                |scratch, item| {
-                    let (head, mask) = head(item);
-                    // SAFETY: `fused_attention` ran this op only where the
-                    // CPU has AVX-512F; `out` is (batch, seq, hidden) and the
-                    // item writes its own head's columns of its own item.
-                    unsafe { attend(head, [q, k, v], mask, scratch, output) };
-                },
-            ),
-            AttentionProducts::Bf16Tiles => items.for_each_init(
-                || TileScratch::new(seq, width),
-                |scratch, item| {
-                    let (head, mask) = head(item);
-                    // SAFETY: `fused_attention` chose tiles only where the
-                    // CPU and OS allow AMX-BF16 (with AVX512-BF16) and heads
-                    // are whole tiles wide; the item writes its own part.
-                    unsafe { attend_tiles(head, [q, k, v], mask, scratch, output) };
-                },
-            ),
-        }
+        (0..batch * self.heads).into_par_iter().for_each_init(
+            || HeadScratch::new(self.products, seq, width),
+            |scratch, item| {
+                let (head, mask) = head(item);
+                // SAFETY: `fused_attention` ran this op only with the
+                // products `on_this_cpu` chose; `out` is (batch, seq,
+                // hidden) and the item writes its own head's columns of
+                // its own item.
+                unsafe { scratch.attend(head, [q, k, v], mask, output) };
+            },
+        );
+        // SAFETY: the work items wrote every head's columns of every row.
+        unsafe { out.set_len(batch * seq * hidden) };
         Ok((CpuStorage::F32(out), q_layout.shape().clone()))
+    }
+}
+
+/// A thread's buffers for attending heads of one shape with one kind of
+/// products.
+pub(super) enum HeadScratch {
+    F32(Scratch),
+    Tiles(TileScratch),
+}
+
+impl HeadScratch {
+    /// Buffers for heads of `seq` rows and `width` columns.
+    pub(super) fn new(products: AttentionProducts, seq: usize, width: usize) -> Self {
+        match products {
+            AttentionProducts::F32 => HeadScratch::F32(Scratch::new(seq, width)),
+            AttentionProducts::Bf16Tiles => HeadScratch::Tiles(TileScratch::new(seq, width)),
+        }
+    }
+
+    /// Attention of one head of one batch item, written into `out`.
+    ///
+    /// # Safety
+    /// The buffers' products are ones [`AttentionProducts::on_this_cpu`]
+    /// returned for this head's width; the inputs and `out` cover `head`.
+    unsafe fn attend(&mut self, head: Head, qkv: [&[f32]; 3], mask: &[f32], out: Output) {
+        match self {
+            HeadScratch::F32(scratch) => attend(head, qkv, mask, scratch, out),
+            HeadScratch::Tiles(scratch) => attend_tiles(head, qkv, mask, scratch, out),
+        }
+    }
+}
+
+/// The attention context of every head of one batch item, on this
+/// thread: `qkv` holds the item's `seq` rows of queries, keys and values
+/// side by side (`3 * hidden` wide, as the packed query-key-value layer
+/// writes them), `out` its `seq` rows of context (`hidden` wide, every
+/// element written), `mask` its additive key mask.
+///
+/// # Safety
+/// `scratch` was made for `products` that [`AttentionProducts::on_this_cpu`]
+/// returned for `hidden` and `heads`, with this `seq`.
+pub(super) unsafe fn attend_item(
+    qkv: &[f32],
+    [seq, hidden, heads]: [usize; 3],
+    mask: &[f32],
+    scratch: &mut HeadScratch,
+    out: &mut [std::mem::MaybeUninit<f32>],
+) {
+    assert!(qkv.len() >= seq * 3 * hidden && out.len() >= seq * hidden && mask.len() == seq);
+    let width = hidden / heads;
+    let output = Output(out.as_mut_ptr().cast());
+    let parts = [&qkv[..], &qkv[hidden..], &qkv[2 * hidden..]];
+    for h in 0..heads {
+        let head = Head {
+            base: h * width,
+            stride: 3 * hidden,
+            out_base: h * width,
+            seq,
+            hidden,
+            width,
+            scale: 1.0 / (width as f32).sqrt(),
+        };
+        scratch.attend(head, parts, mask, output);
     }
 }
 
@@ -332,7 +395,7 @@ unsafe fn attend(head: Head, [q, k, v]: [&[f32]; 3], mask: &[f32], s: &mut Scrat
 
 /// A work item's buffers on AMX tiles (bf16 pairs as `u32`), zeroed once
 /// so that padding stays zero.
-struct TileScratch {
+pub(super) struct TileScratch {
     /// The queries, row-major pairs (A tiles): `seq` rounded up to 16 rows.
     queries: Vec<u32>,
     /// The keys in the VNNI layout (B tiles): per 16 keys, per pair of

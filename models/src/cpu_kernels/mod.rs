@@ -31,7 +31,7 @@ pub use attention::{fused_attention, AttentionProducts};
 pub use batched_matmul::batched_matmul;
 pub use bias::add_bias;
 pub use dropout::{seed_dropout, Dropout};
-pub use packed::{PackedAddNorm, PackedFeedForward, PackedLinear, RowNorm};
+pub use packed::{PackedAddNorm, PackedAttention, PackedFeedForward, PackedLinear, RowNorm};
 
 /// Elements per parallel work item of the element-wise kernels.
 pub(crate) const CHUNK: usize = 1 << 14;

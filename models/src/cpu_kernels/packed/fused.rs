@@ -89,6 +89,20 @@ impl PackedAddNorm {
     }
 }
 
+impl PackedAddNorm {
+    /// Rows of input width, as wide as the LayerNorm.
+    pub(super) fn dims(&self) -> (usize, usize) {
+        (self.layer.in_dim, self.layer.out_dim)
+    }
+
+    /// One work item on this thread: `out = norm(xs @ weight^T + bias +
+    /// residual)` for whole rows.
+    pub(super) fn rows(&self, xs: &[f32], residual: &[f32], out: &mut [MaybeUninit<f32>]) {
+        let out = self.layer.multiply_rows(xs, out);
+        self.norm.apply(out, residual);
+    }
+}
+
 impl CustomOp2 for PackedAddNorm {
     fn name(&self) -> &'static str {
         "dg-linear-add-norm"
@@ -118,10 +132,7 @@ impl CustomOp2 for PackedAddNorm {
             out.par_chunks_mut(task * layer.out_dim)
                 .zip(xs.par_chunks(task * layer.in_dim))
                 .zip(residual.par_chunks(task * layer.out_dim))
-                .for_each(|((out, xs), residual)| {
-                    let out = layer.multiply_rows(xs, out);
-                    self.norm.apply(out, residual);
-                });
+                .for_each(|((out, xs), residual)| self.rows(xs, residual, out));
         });
         Ok((CpuStorage::F32(out), shape))
     }

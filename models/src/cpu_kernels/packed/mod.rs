@@ -14,10 +14,12 @@
 //! depth to whole pairs (bf16) or quads (int8); tails are stored masked.
 
 pub(super) mod amx;
+mod attention_block;
 mod bf16;
 mod fused;
 mod int8;
 
+pub use attention_block::PackedAttention;
 pub use fused::{PackedAddNorm, PackedFeedForward, RowNorm};
 
 pub(super) use bf16::round_row;
