@@ -344,7 +344,7 @@ pub(super) unsafe fn attend_item(
     assert!(qkv.len() >= seq * 3 * hidden && out.len() >= seq * hidden && mask.len() == seq);
     let width = hidden / heads;
     let output = Output(out.as_mut_ptr().cast());
-    let parts = [&qkv[..], &qkv[hidden..], &qkv[2 * hidden..]];
+    let parts = [qkv, &qkv[hidden..], &qkv[2 * hidden..]];
     for h in 0..heads {
         let head = Head {
             base: h * width,
