@@ -317,7 +317,14 @@ impl CpuFeatures {
             }
             false => "attention, LayerNorm, softmax, GELU and head in f32",
         };
-        Ok(format!("{linear}; {rest}{amx}"))
+        let fused = match precision {
+            Precision::F32 => "",
+            _ => {
+                "; feed-forward block and attention block each one op (the attention block \
+                 per batch item at 4+ items per thread)"
+            }
+        };
+        Ok(format!("{linear}; {rest}{fused}{amx}"))
     }
 }
 
