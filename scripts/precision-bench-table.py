@@ -2,7 +2,8 @@
 """Median table of several `bench-model` runs: per shape and engine (the
 `-avx512` columns: bf16 and int8 with AMX kept off, on CPUs with AMX) the
 median sequences/s (batch 1: median p50 and p99 ms), and per run the ratio
-of the best candle precision to the best peer, with the median ratio.
+of the best candle precision to the best peer, with the median ratio; for
+the training shapes also candle f32 over PyTorch fp32 (the training target).
 
 Usage: scripts/precision-bench-table.py RUN.txt [RUN.txt ...]
 """
@@ -53,6 +54,11 @@ def main():
                 ratios.append((best["seqs_per_s"] / peer["seqs_per_s"], best["engine"], peer["engine"]))
         summary = ", ".join(f"{r:.2f} ({c}/{p})" for r, c, p in ratios)
         median = statistics.median(r for r, _, _ in ratios) if ratios else float("nan")
+        f32 = [rows[(shape, "candle-f32")]["seqs_per_s"] / rows[(shape, "torch-fp32")]["seqs_per_s"]
+               for _, rows in all_runs if (shape, "candle-f32") in rows and (shape, "torch-fp32") in rows]
+        if shape.startswith("train") and f32:
+            runs_f32 = ", ".join(f"{r:.2f}" for r in f32)
+            summary += f"; candle f32 / torch fp32: **{statistics.median(f32):.2f}x** ({runs_f32})"
         print(f"| {shape} | " + " | ".join(cells) + f" | **{median:.2f}x** ({summary}) |")
 
 

@@ -351,6 +351,10 @@ fn peer_runs(
     if shape.train {
         let script = args.baselines.join("torch_train.py");
         runs.push(("torch-fp32".into(), python_run(py, &script, &with(&[]))?));
+        runs.push((
+            "torch-bf16".into(),
+            python_run(py, &script, &with(&["--bf16"]))?,
+        ));
         return Ok(runs);
     }
     let script = args.baselines.join("torch_infer.py");
@@ -478,7 +482,8 @@ fn main() -> Result<()> {
 }
 
 /// The Markdown table: sequences/s (and p50 / p99 ms for batch 1) per
-/// engine, and the best candle over the best peer.
+/// engine, the best candle over the best peer, and candle f32 over
+/// PyTorch fp32 (the training target).
 fn print_table(rows: &[(&str, Vec<(String, Measured)>)]) {
     for (shape, runs) in rows {
         println!("\n{shape}:\n\n| engine | seq/s | p50 ms | p99 ms |\n|---|---:|---:|---:|");
@@ -497,6 +502,13 @@ fn print_table(rows: &[(&str, Vec<(String, Measured)>)]) {
             println!(
                 "\nbest candle ({c}) / best peer ({p}): {:.2}x",
                 cm.seqs_per_s / pm.seqs_per_s
+            );
+        }
+        let engine = |name: &str| runs.iter().find(|(e, _)| e == name).map(|(_, m)| m);
+        if let (Some(f32), Some(fp32)) = (engine("candle-f32"), engine("torch-fp32")) {
+            println!(
+                "candle f32 / PyTorch fp32: {:.2}x",
+                f32.seqs_per_s / fp32.seqs_per_s
             );
         }
     }

@@ -94,14 +94,17 @@ impl PackedLinear {
             candle_core::bail!("{precision} on AMX tiles: this CPU or OS does not allow them");
         }
         let (out_dim, in_dim) = weight.dims2()?;
-        let rows = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        let values = weight
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         if bias.len() != out_dim {
             candle_core::bail!("bias of {} for {out_dim} outputs", bias.len());
         }
         let weight = match precision {
-            Precision::Bf16 => PackedWeight::Bf16(bf16::Bf16Panels::pack(&rows, in_dim)),
-            Precision::Int8 => PackedWeight::Int8(int8::Int8Panels::pack(&rows, in_dim)),
+            Precision::Bf16 => PackedWeight::Bf16(bf16::Bf16Panels::pack(&values, in_dim)),
+            Precision::Int8 => PackedWeight::Int8(int8::Int8Panels::pack(&values, in_dim)),
             Precision::F32 => unreachable!("returned above"),
         };
         Ok(Some(PackedLinear {
