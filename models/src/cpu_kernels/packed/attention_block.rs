@@ -166,32 +166,14 @@ impl CustomOp2 for PackedAttention {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{kernel_name, random, skip_reason, KERNELS};
+    use super::super::tests::{
+        any_kernel, kernel_name, random_layer, random_norm, random_tensor, runnable_kernels,
+    };
     use super::*;
     use crate::cpu_kernels::fused_attention;
     use crate::cpu_kernels::test_support::max_abs_diff;
     use crate::precision::Precision;
     use candle_core::Device;
-
-    fn tensor(len: usize, seed: u64, shape: &[usize]) -> Tensor {
-        Tensor::from_vec(random(len, seed), shape, &Device::Cpu).unwrap()
-    }
-
-    fn layer(
-        in_dim: usize,
-        out_dim: usize,
-        seed: u64,
-        precision: Precision,
-        tiles: bool,
-    ) -> Arc<PackedLinear> {
-        let w = tensor(in_dim * out_dim, seed, &[out_dim, in_dim]);
-        let b = tensor(out_dim, seed + 1, &[out_dim]);
-        Arc::new(
-            PackedLinear::pack_for(&w, &b, precision, tiles)
-                .unwrap()
-                .unwrap(),
-        )
-    }
 
     /// A mask with the last third of the keys of every other item masked.
     fn mask(batch: usize, seq: usize) -> Tensor {
@@ -213,12 +195,9 @@ mod tests {
         );
         let (heads, batch) = (3, 9);
         let hidden = heads * width;
-        let qkv = layer(hidden, 3 * hidden, 1, precision, tiles);
-        let out = layer(hidden, hidden, 3, precision, tiles);
-        let weight = (tensor(hidden, 5, &[hidden]) + 1.0).unwrap();
-        let bias = tensor(hidden, 6, &[hidden]);
-        let norm = super::super::RowNorm::new(&weight, &bias, 1e-12).unwrap();
-        let tail = PackedAddNorm::new(out, norm).unwrap();
+        let qkv = random_layer(hidden, 3 * hidden, 1, (precision, tiles));
+        let out = random_layer(hidden, hidden, 3, (precision, tiles));
+        let tail = PackedAddNorm::new(out, random_norm(hidden).0).unwrap();
         let block = PackedAttention::new(qkv.clone(), tail.clone(), heads, products)
             .unwrap()
             .expect("the fused attention runs on AVX-512");
@@ -228,7 +207,7 @@ mod tests {
             .unwrap();
         pool.install(|| {
             for seq in [1, 7, 33, 128] {
-                let xs = tensor(batch * seq * hidden, seq as u64, &[batch, seq, hidden]);
+                let xs = random_tensor(&[batch, seq, hidden], seq as u64);
                 let mask = mask(batch, seq);
                 let got = block
                     .forward(&xs, &mask)
@@ -254,12 +233,7 @@ mod tests {
 
     #[test]
     fn the_attention_block_equals_its_ops_apart() {
-        for (precision, tiles) in KERNELS {
-            let name = kernel_name(precision, tiles);
-            if let Some(why) = skip_reason(precision, tiles) {
-                eprintln!("SKIPPED: {name} attention block: {why}");
-                continue;
-            }
+        for ((precision, tiles), name) in runnable_kernels("attention block") {
             check(precision, tiles, AttentionProducts::F32, 16);
             let cpu = crate::precision::CpuFeatures::detect();
             match cpu.tiles_unavailable(Precision::Bf16) {
@@ -271,21 +245,18 @@ mod tests {
 
     #[test]
     fn widths_that_do_not_chain_are_refused() {
-        let Some((precision, tiles)) = KERNELS
-            .into_iter()
-            .find(|&(p, t)| skip_reason(p, t).is_none())
-        else {
+        let Some((precision, tiles)) = any_kernel() else {
             eprintln!("SKIPPED: attention block width checks: no reduced-precision kernel here");
             return;
         };
-        let norm = |n: usize| {
-            let ones = Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap();
-            super::super::RowNorm::new(&ones, &ones.zeros_like().unwrap(), 1e-12).unwrap()
-        };
-        let tail = PackedAddNorm::new(layer(32, 32, 1, precision, tiles), norm(32)).unwrap();
-        let narrow_qkv = layer(32, 64, 2, precision, tiles);
+        let tail = PackedAddNorm::new(
+            random_layer(32, 32, 1, (precision, tiles)),
+            random_norm(32).0,
+        )
+        .unwrap();
+        let narrow_qkv = random_layer(32, 64, 2, (precision, tiles));
         assert!(PackedAttention::new(narrow_qkv, tail.clone(), 2, AttentionProducts::F32).is_err());
-        let qkv = layer(32, 96, 3, precision, tiles);
+        let qkv = random_layer(32, 96, 3, (precision, tiles));
         let odd_heads = PackedAttention::new(qkv, tail, 4, AttentionProducts::F32).unwrap();
         assert!(
             odd_heads.is_none(),

@@ -214,39 +214,11 @@ impl CustomOp1 for PackedFeedForward {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{kernel_name, random, skip_reason, KERNELS};
+    use super::super::tests::{
+        any_kernel, random_layer, random_norm, random_tensor, runnable_kernels,
+    };
     use super::*;
     use crate::cpu_kernels::test_support::max_abs_diff;
-    use crate::precision::Precision;
-    use candle_core::Device;
-
-    fn tensor(len: usize, seed: u64, shape: &[usize]) -> Tensor {
-        Tensor::from_vec(random(len, seed), shape, &Device::Cpu).unwrap()
-    }
-
-    /// A packed layer of random weights, `in_dim` -> `out_dim`.
-    fn layer(
-        in_dim: usize,
-        out_dim: usize,
-        seed: u64,
-        precision: Precision,
-        tiles: bool,
-    ) -> Arc<PackedLinear> {
-        let w = tensor(in_dim * out_dim, seed, &[out_dim, in_dim]);
-        let b = tensor(out_dim, seed + 1, &[out_dim]);
-        Arc::new(
-            PackedLinear::pack_for(&w, &b, precision, tiles)
-                .unwrap()
-                .unwrap(),
-        )
-    }
-
-    /// A LayerNorm of width `n` and its tensors.
-    fn norm(n: usize) -> (RowNorm, Tensor, Tensor) {
-        let weight = (tensor(n, 7, &[n]) + 1.0).unwrap();
-        let bias = tensor(n, 8, &[n]);
-        (RowNorm::new(&weight, &bias, 1e-12).unwrap(), weight, bias)
-    }
 
     /// Rows with every tail: one row, partial row groups and tiles, work
     /// items cut short, more rows than one fused work item.
@@ -254,19 +226,14 @@ mod tests {
 
     #[test]
     fn fused_output_projection_equals_the_ops_apart() {
-        for (precision, tiles) in KERNELS {
-            let name = kernel_name(precision, tiles);
-            if let Some(why) = skip_reason(precision, tiles) {
-                eprintln!("SKIPPED: {name} fused add and norm: {why}");
-                continue;
-            }
+        for ((precision, tiles), name) in runnable_kernels("fused add and norm") {
             let (hidden, n) = (72, 40);
-            let packed = layer(hidden, n, 1, precision, tiles);
-            let (row_norm, weight, bias) = norm(n);
+            let packed = random_layer(hidden, n, 1, (precision, tiles));
+            let (row_norm, weight, bias) = random_norm(n);
             let fused = PackedAddNorm::new(packed.clone(), row_norm).unwrap();
             for rows in ROWS {
-                let xs = tensor(rows * hidden, rows as u64, &[1, rows, hidden]);
-                let residual = tensor(rows * n, 3, &[1, rows, n]);
+                let xs = random_tensor(&[1, rows, hidden], rows as u64);
+                let residual = random_tensor(&[1, rows, n], 3);
                 let got = fused.forward(&xs, &residual).unwrap();
                 let sum = (packed.forward(&xs).unwrap() + &residual).unwrap();
                 let want =
@@ -280,19 +247,14 @@ mod tests {
 
     #[test]
     fn fused_feed_forward_equals_the_ops_apart() {
-        for (precision, tiles) in KERNELS {
-            let name = kernel_name(precision, tiles);
-            if let Some(why) = skip_reason(precision, tiles) {
-                eprintln!("SKIPPED: {name} fused feed-forward: {why}");
-                continue;
-            }
+        for ((precision, tiles), name) in runnable_kernels("fused feed-forward") {
             let (hidden, mid) = (48, 100);
-            let up = layer(hidden, mid, 11, precision, tiles);
-            let down = layer(mid, hidden, 12, precision, tiles);
-            let (row_norm, weight, bias) = norm(hidden);
+            let up = random_layer(hidden, mid, 11, (precision, tiles));
+            let down = random_layer(mid, hidden, 12, (precision, tiles));
+            let (row_norm, weight, bias) = random_norm(hidden);
             let fused = PackedFeedForward::new(up.clone(), down.clone(), row_norm).unwrap();
             for rows in ROWS {
-                let xs = tensor(rows * hidden, rows as u64 + 5, &[rows, hidden]);
+                let xs = random_tensor(&[rows, hidden], rows as u64 + 5);
                 let got = fused.forward(&xs).unwrap();
                 let h = up.forward_gelu(&xs).unwrap();
                 let sum = (down.forward(&h).unwrap() + &xs).unwrap();
@@ -306,21 +268,18 @@ mod tests {
 
     #[test]
     fn mismatched_widths_are_refused() {
-        let Some((precision, tiles)) = KERNELS
-            .into_iter()
-            .find(|&(p, t)| skip_reason(p, t).is_none())
-        else {
+        let Some((precision, tiles)) = any_kernel() else {
             eprintln!("SKIPPED: fused width checks: this CPU has no reduced-precision kernel");
             return;
         };
-        let (wide_norm, _, _) = norm(40);
-        let up = layer(32, 64, 1, precision, tiles);
-        let down = layer(64, 32, 2, precision, tiles);
+        let (wide_norm, _, _) = random_norm(40);
+        let up = random_layer(32, 64, 1, (precision, tiles));
+        let down = random_layer(64, 32, 2, (precision, tiles));
         assert!(PackedAddNorm::new(up.clone(), wide_norm.clone()).is_err());
-        assert!(PackedFeedForward::new(up.clone(), up.clone(), norm(32).0).is_err());
+        assert!(PackedFeedForward::new(up.clone(), up.clone(), random_norm(32).0).is_err());
         assert!(PackedFeedForward::new(up.clone(), down.clone(), wide_norm).is_err());
-        let fused = PackedFeedForward::new(up, down, norm(32).0).unwrap();
-        let err = fused.forward(&tensor(10, 1, &[2, 5])).unwrap_err();
+        let fused = PackedFeedForward::new(up, down, random_norm(32).0).unwrap();
+        let err = fused.forward(&random_tensor(&[2, 5], 1)).unwrap_err();
         assert!(err.to_string().contains("input width 5"), "{err}");
     }
 }

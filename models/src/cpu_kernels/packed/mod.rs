@@ -356,6 +356,57 @@ mod tests {
             .collect()
     }
 
+    /// A tensor of `shape` with [`random`] values.
+    pub(super) fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
+        let len = shape.iter().product();
+        Tensor::from_vec(random(len, seed), shape, &Device::Cpu).unwrap()
+    }
+
+    /// A packed layer of random weights and bias, `in_dim` -> `out_dim`.
+    pub(super) fn random_layer(
+        in_dim: usize,
+        out_dim: usize,
+        seed: u64,
+        (precision, tiles): (Precision, bool),
+    ) -> std::sync::Arc<PackedLinear> {
+        let w = random_tensor(&[out_dim, in_dim], seed);
+        let b = random_tensor(&[out_dim], seed + 1);
+        let layer = PackedLinear::pack_for(&w, &b, precision, tiles).unwrap();
+        std::sync::Arc::new(layer.unwrap())
+    }
+
+    /// A LayerNorm of width `n` (weights about 1), and its weight and bias.
+    pub(super) fn random_norm(n: usize) -> (RowNorm, Tensor, Tensor) {
+        let weight = (random_tensor(&[n], 7) + 1.0).unwrap();
+        let bias = random_tensor(&[n], 8);
+        (RowNorm::new(&weight, &bias, 1e-12).unwrap(), weight, bias)
+    }
+
+    /// Each kernel this CPU runs, with its name; prints why each other one
+    /// is skipped in the test of `what`.
+    pub(super) fn runnable_kernels(what: &str) -> Vec<((Precision, bool), String)> {
+        KERNELS
+            .into_iter()
+            .filter_map(|(precision, tiles)| {
+                let name = kernel_name(precision, tiles);
+                match skip_reason(precision, tiles) {
+                    Some(why) => {
+                        eprintln!("SKIPPED: {name} {what}: {why}");
+                        None
+                    }
+                    None => Some(((precision, tiles), name)),
+                }
+            })
+            .collect()
+    }
+
+    /// A reduced-precision kernel this CPU runs, if any.
+    pub(super) fn any_kernel() -> Option<(Precision, bool)> {
+        KERNELS
+            .into_iter()
+            .find(|&(p, t)| skip_reason(p, t).is_none())
+    }
+
     /// `xs @ w^T + b` in f64.
     fn reference(xs: &[f32], w: &[f32], b: &[f32], k: usize) -> Vec<f32> {
         let n = b.len();
@@ -463,12 +514,7 @@ mod tests {
     fn reduced_precision_stays_close_to_f32() {
         // Dot products of 384 terms in [-1, 1] have a spread of about 11;
         // bf16 keeps 8 bits of mantissa, int8 7 bits of range per row.
-        for (precision, tiles) in KERNELS {
-            let name = kernel_name(precision, tiles);
-            if let Some(why) = skip_reason(precision, tiles) {
-                eprintln!("SKIPPED: {name} against f32: {why}");
-                continue;
-            }
+        for ((precision, tiles), name) in runnable_kernels("against f32") {
             let bound = match precision {
                 Precision::Int8 => 0.3f32,
                 _ => 0.1,
@@ -486,12 +532,7 @@ mod tests {
 
     #[test]
     fn the_fused_gelu_equals_gelu_after_the_layer() {
-        for (precision, tiles) in KERNELS {
-            let name = kernel_name(precision, tiles);
-            if let Some(why) = skip_reason(precision, tiles) {
-                eprintln!("SKIPPED: {name} with GELU: {why}");
-                continue;
-            }
+        for ((precision, tiles), name) in runnable_kernels("with GELU") {
             for (rows, k, n) in [(1, 3, 5), (70, 384, 200)] {
                 let w = Tensor::from_vec(random(n * k, 3), (n, k), &Device::Cpu).unwrap();
                 let b = Tensor::from_vec(random(n, 4), n, &Device::Cpu).unwrap();
