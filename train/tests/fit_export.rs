@@ -261,3 +261,35 @@ fn settings_out_of_range_are_refused_before_any_file_is_read() {
     let err = fit(&long, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("--max-tokens 100000: the model has"), "{err}");
 }
+
+/// A short fit on a CUDA GPU (feature `cuda`; run by scripts/gpu-check.sh
+/// on a machine with one): it learns, and the exported bundle scores on
+/// the CPU as training scored on the GPU.
+#[cfg(feature = "cuda")]
+#[test]
+fn a_short_fit_on_cuda_learns_and_scores_like_the_cpu() {
+    let gpu = Device::new_cuda(0).expect("a CUDA GPU (this test runs only on one)");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture(tmp.path());
+    let cfg = config(tmp.path(), &base, TrainLayers::All, 2);
+    let outcome = fit(&cfg, &gpu).unwrap();
+    assert_eq!(outcome.history.len(), 2);
+    assert!(
+        outcome.validation.roc_auc.unwrap() > 0.6,
+        "{:?}",
+        outcome.validation
+    );
+    let bundle = Bundle::load(&outcome.bundle, &Device::Cpu).unwrap();
+    let sessions: Vec<_> = read_sessions(&cfg.validation, BadLinePolicy::Strict)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let scores = bundle.score(&sessions, 7).unwrap();
+    for (got, want) in scores.iter().zip(&outcome.validation_scores) {
+        assert!(
+            (got.score - want).abs() < 1e-3,
+            "CPU bundle {} vs GPU training {want}",
+            got.score
+        );
+    }
+}

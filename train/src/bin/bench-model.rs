@@ -72,6 +72,11 @@ struct Args {
     /// on AVX-512 (`DG_AMX=off`).
     #[arg(long)]
     no_avx512_runs: bool,
+    /// Device of the candle runs and of the PyTorch baselines: `cpu`,
+    /// `cuda` or `cuda:N` (CUDA needs the `cuda` feature; there candle runs
+    /// f32 only and ONNX Runtime, a CPU build here, is skipped).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// One candle inference configuration: a precision, and whether AMX
@@ -172,12 +177,12 @@ fn candle_run(
     bert: &BertConfig,
     weights: &std::path::Path,
     shape: &Shape,
-    precision: Precision,
+    (precision, device): (Precision, &Device),
 ) -> Result<Measured> {
     if args.candle_adamw {
-        candle_run_with::<AdamW>(args, bert, weights, shape, precision)
+        candle_run_with::<AdamW>(args, bert, weights, shape, (precision, device))
     } else {
-        candle_run_with::<FusedAdamW>(args, bert, weights, shape, precision)
+        candle_run_with::<FusedAdamW>(args, bert, weights, shape, (precision, device))
     }
 }
 
@@ -197,9 +202,8 @@ fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
     bert: &BertConfig,
     weights: &std::path::Path,
     shape: &Shape,
-    precision: Precision,
+    (precision, device): (Precision, &Device),
 ) -> Result<Measured> {
-    let device = Device::Cpu;
     let head = HeadConfig {
         num_features: NUM_FEATURES,
         hidden_dim: 128,
@@ -208,15 +212,15 @@ fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
         max_prompts: 4,
     };
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let mut model = SessionClassifier::load(vb, bert, &head)?;
     load_into(&varmap, weights, |n| n.starts_with(HEAD_PREFIX))?;
     model.encoder.set_precision(precision)?;
     let ids =
-        Tensor::rand(1000f32, 29000f32, (shape.batch, shape.seq), &device)?.to_dtype(DType::U32)?;
-    let mask = Tensor::ones((shape.batch, shape.seq), DType::U32, &device)?;
-    let features = Tensor::randn(0f32, 1.0, (shape.batch, NUM_FEATURES), &device)?;
-    let labels = Tensor::rand(0f32, 1f32, shape.batch, &device)?
+        Tensor::rand(1000f32, 29000f32, (shape.batch, shape.seq), device)?.to_dtype(DType::U32)?;
+    let mask = Tensor::ones((shape.batch, shape.seq), DType::U32, device)?;
+    let features = Tensor::randn(0f32, 1.0, (shape.batch, NUM_FEATURES), device)?;
+    let labels = Tensor::rand(0f32, 1f32, shape.batch, device)?
         .ge(0.5)?
         .to_dtype(DType::F32)?;
     let mut opt = O::new(
@@ -234,6 +238,8 @@ fn candle_run_with<O: Optimizer<Config = ParamsAdamW>>(
             let out = model.forward(&ids, &mask, &features, Mode::Train)?;
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &labels)?;
             opt.backward_step(&loss)?;
+            // A GPU runs the step asynchronously: wait for it.
+            device.synchronize()?;
         } else {
             let out = model.forward(&ids, &mask, &features, Mode::Eval)?;
             out.logits.to_vec1::<f32>()?;
@@ -286,6 +292,8 @@ fn python_run(
 fn shape_args(args: &Args, shape: &Shape) -> Vec<String> {
     let count = if shape.train { "--steps" } else { "--iters" };
     [
+        "--device",
+        &args.device,
         "--batch",
         &shape.batch.to_string(),
         "--seq",
@@ -438,7 +446,17 @@ fn main() -> Result<()> {
         "allocator: mimalloc, purge delay {} ms (-1: freed memory is kept)",
         models::allocator::purge_delay_ms()
     );
-    let kernels = candle_kernels(&args, &cpu)?;
+    let device = models::device::parse_device(&args.device)?;
+    let kernels = match device.is_cpu() {
+        true => candle_kernels(&args, &cpu)?,
+        false => {
+            println!("candle f32 on {}: candle's CUDA kernels", args.device);
+            vec![CandleKernels {
+                precision: Precision::F32,
+                amx_off: false,
+            }]
+        }
+    };
     let (files, _) = base_model::resolve(&args.base_model)?;
     let bert = BertConfig::from_file(&files.config)?;
     let model_dir = files
@@ -446,7 +464,13 @@ fn main() -> Result<()> {
         .parent()
         .context("weights have a directory")?
         .to_path_buf();
-    let onnx = match (&args.torch_python, args.ort) {
+    if args.ort && !device.is_cpu() {
+        println!(
+            "ONNX Runtime: skipped on {} (a CPU build here)",
+            args.device
+        );
+    }
+    let onnx = match (&args.torch_python, args.ort && device.is_cpu()) {
         (Some(py), true) => Some(export_onnx(py, &args, &model_dir)?),
         _ => None,
     };
@@ -464,7 +488,8 @@ fn main() -> Result<()> {
         let candle_configs = if shape.train { &f32_only[..] } else { &kernels };
         for &config in candle_configs {
             config.select();
-            let m = candle_run(&args, &bert, &files.weights, shape, config.precision)?;
+            let on = (config.precision, &device);
+            let m = candle_run(&args, &bert, &files.weights, shape, on)?;
             runs.push((config.engine(), m));
         }
         runs.extend(peer_runs(&args, &model_dir, onnx.as_ref(), shape)?);
