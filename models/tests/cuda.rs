@@ -8,50 +8,23 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use models::{BertConfig, BertEncoder, HiddenAct, Mode};
+use models::{BertEncoder, Mode};
 
-/// Two layers, heads 16 wide, no dropout (so that training passes are
-/// deterministic on both devices).
-fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: 50,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        hidden_act: HiddenAct::Gelu,
-        hidden_dropout_prob: 0.0,
-        attention_probs_dropout_prob: 0.0,
-        max_position_embeddings: 64,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-        pad_token_id: 0,
-        initializer_range: 0.02,
-        model_type: "bert".into(),
-    }
-}
+mod common;
+
+use common::{batch, tiny_config};
 
 /// The encoder on `device` with the weights saved at `weights` (none: the
 /// random initialisation, then saved there).
 fn encoder_on(device: &Device, weights: &std::path::Path) -> (VarMap, BertEncoder) {
     let mut varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let encoder = BertEncoder::load(vb, &tiny_config()).unwrap();
+    let encoder = BertEncoder::load(vb, &tiny_config(0.0)).unwrap();
     match weights.exists() {
         true => varmap.load(weights).unwrap(),
         false => varmap.save(weights).unwrap(),
     }
     (varmap, encoder)
-}
-
-/// Two sequences, the second padded: ids (2, 7) and mask, on `device`.
-fn batch(device: &Device) -> (Tensor, Tensor) {
-    let ids = Tensor::new(
-        &[[2u32, 17, 5, 9, 33, 41, 3], [2, 8, 12, 3, 0, 0, 0]],
-        device,
-    );
-    let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]], device);
-    (ids.unwrap(), mask.unwrap())
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

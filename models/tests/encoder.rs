@@ -2,27 +2,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use models::{checkpoint::load_into, BertConfig, BertEncoder, HiddenAct, Mode, Precision};
+mod common;
 
-fn tiny_config(dropout: f32) -> BertConfig {
-    BertConfig {
-        vocab_size: 50,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        // Heads 16 wide: inference runs the fused attention on AVX-512.
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        hidden_act: HiddenAct::Gelu,
-        hidden_dropout_prob: dropout,
-        attention_probs_dropout_prob: dropout,
-        max_position_embeddings: 64,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-        pad_token_id: 0,
-        initializer_range: 0.02,
-        model_type: "bert".into(),
-    }
-}
+use common::{batch, tiny_config};
+use models::{checkpoint::load_into, BertConfig, BertEncoder, Mode, Precision};
 
 fn build(cfg: &BertConfig) -> (VarMap, BertEncoder) {
     let varmap = VarMap::new();
@@ -36,21 +19,6 @@ fn build(cfg: &BertConfig) -> (VarMap, BertEncoder) {
         }
     }
     (varmap, encoder)
-}
-
-/// Two sequences, the second padded: ids (2, 7) and mask.
-fn batch() -> (Tensor, Tensor) {
-    let ids = Tensor::new(
-        &[[2u32, 17, 5, 9, 33, 41, 3], [2, 8, 12, 3, 0, 0, 0]],
-        &Device::Cpu,
-    )
-    .unwrap();
-    let mask = Tensor::new(
-        &[[1u32, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]],
-        &Device::Cpu,
-    )
-    .unwrap();
-    (ids, mask)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -78,7 +46,7 @@ fn matches_candle_transformers_bert_on_the_same_weights() {
     let vb =
         unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &Device::Cpu).unwrap() };
     let reference = candle_transformers::models::bert::BertModel::load(vb, &reference_cfg).unwrap();
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let want = reference
         .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
         .unwrap();
@@ -95,7 +63,7 @@ fn matches_candle_transformers_bert_on_the_same_weights() {
 fn train_mode_without_dropout_equals_eval_mode() {
     let cfg = tiny_config(0.0);
     let (_, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let a = encoder.forward(&ids, &mask, Mode::Train).unwrap();
     let b = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
     assert!(max_abs_diff(&a, &b) < 1e-5);
@@ -108,7 +76,7 @@ fn only_training_mode_records_the_graph_for_backpropagation() {
     // (a cache of frozen-layer outputs grew past 20 GB that way).
     let cfg = tiny_config(0.0);
     let (_, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let bottom = encoder.forward_bottom(&ids, &mask, 2, Mode::Eval).unwrap();
     assert!(!bottom.track_op());
     assert!(!encoder.forward(&ids, &mask, Mode::Eval).unwrap().track_op());
@@ -122,7 +90,7 @@ fn only_training_mode_records_the_graph_for_backpropagation() {
 fn padding_does_not_change_the_pooled_embedding() {
     let cfg = tiny_config(0.1);
     let (_, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let padded = encoder
         .embed(&ids, &mask, Mode::Eval)
         .unwrap()
@@ -142,7 +110,7 @@ fn padding_does_not_change_the_pooled_embedding() {
 fn every_variable_receives_a_gradient() {
     let cfg = tiny_config(0.1);
     let (varmap, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let pooled = encoder.embed(&ids, &mask, Mode::Train).unwrap();
     let loss = pooled.sqr().unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
@@ -163,7 +131,7 @@ fn every_variable_receives_a_gradient() {
 fn dropout_is_active_only_in_training() {
     let cfg = tiny_config(0.3);
     let (_, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let a = encoder.forward(&ids, &mask, Mode::Train).unwrap();
     let b = encoder.forward(&ids, &mask, Mode::Train).unwrap();
     assert!(
@@ -187,7 +155,7 @@ fn mean_pool_ignores_padding() {
 fn checkpoints_load_with_or_without_the_bert_prefix() {
     let cfg = tiny_config(0.1);
     let (source, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let want = encoder.embed(&ids, &mask, Mode::Eval).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Write once with the `bert.` prefix plus an unused pooler tensor.
@@ -265,7 +233,7 @@ fn checkpoint_errors_name_the_tensor() {
 fn bottom_then_top_equals_the_full_forward() {
     let cfg = tiny_config(0.1);
     let (_, encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let full = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
     for split in 0..=cfg.num_hidden_layers {
         let bottom = encoder
@@ -282,7 +250,7 @@ fn bottom_then_top_equals_the_full_forward() {
 fn reduced_precision_inference_stays_close_to_f32_and_f32_comes_back() {
     let cfg = tiny_config(0.1);
     let (_, mut encoder) = build(&cfg);
-    let (ids, mask) = batch();
+    let (ids, mask) = batch(&Device::Cpu);
     let reference = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
     let cpu = models::CpuFeatures::detect();
     // LayerNorm outputs are about 1 in size: bf16 keeps about 3 decimal

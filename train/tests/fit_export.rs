@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use datasets::{build::build_dataset, read_sessions, simulator::config::SimConfig, BadLinePolicy};
-use models::{bundle::Bundle, tiny::write_base_model};
+use models::{
+    bundle::{Bundle, SessionScore},
+    tiny::write_base_model,
+};
 use train::fit::{fit, FitConfig, TrainLayers};
 
 fn workspace() -> PathBuf {
@@ -61,6 +64,30 @@ fn config(dir: &Path, base: &Path, layers: TrainLayers, epochs: usize) -> FitCon
     }
 }
 
+/// The bundle at `bundle` loaded on the CPU, `cfg`'s validation sessions,
+/// and the bundle's scores of them.
+fn rescored(cfg: &FitConfig, bundle: &Path) -> (Bundle, Vec<datasets::Session>, Vec<SessionScore>) {
+    let bundle = Bundle::load(bundle, &Device::Cpu).unwrap();
+    let sessions: Vec<_> = read_sessions(&cfg.validation, BadLinePolicy::Strict)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let scores = bundle.score(&sessions, 7).unwrap();
+    (bundle, sessions, scores)
+}
+
+/// Each bundle score within `tolerance` of the training-time score.
+fn assert_close(scores: &[SessionScore], training: &[f32], tolerance: f32, what: &str) {
+    assert_eq!(scores.len(), training.len(), "{what}");
+    for (got, want) in scores.iter().zip(training) {
+        assert!(
+            (got.score - want).abs() < tolerance,
+            "{what}: bundle {} vs training {want}",
+            got.score
+        );
+    }
+}
+
 #[test]
 fn exported_bundle_scores_like_the_end_of_training() {
     let tmp = tempfile::tempdir().unwrap();
@@ -69,19 +96,13 @@ fn exported_bundle_scores_like_the_end_of_training() {
         let cfg = config(tmp.path(), &base, layers, 2);
         let outcome = fit(&cfg, &Device::Cpu).unwrap();
         assert_eq!(outcome.history.len(), 2);
-        let bundle = Bundle::load(&outcome.bundle, &Device::Cpu).unwrap();
-        let sessions: Vec<_> = read_sessions(&cfg.validation, BadLinePolicy::Strict)
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let scores = bundle.score(&sessions, 7).unwrap();
-        for (got, want) in scores.iter().zip(&outcome.validation_scores) {
-            assert!(
-                (got.score - want).abs() < 1e-5,
-                "{layers:?}: bundle {} vs training {want}",
-                got.score
-            );
-        }
+        let (bundle, sessions, scores) = rescored(&cfg, &outcome.bundle);
+        assert_close(
+            &scores,
+            &outcome.validation_scores,
+            1e-5,
+            &format!("{layers:?}"),
+        );
         assert_eq!(scores[0].embedding.len(), 32);
         // The threshold keeps validation FPR at or under the target.
         let t = &bundle.threshold;
@@ -279,17 +300,11 @@ fn a_short_fit_on_cuda_learns_and_scores_like_the_cpu() {
         "{:?}",
         outcome.validation
     );
-    let bundle = Bundle::load(&outcome.bundle, &Device::Cpu).unwrap();
-    let sessions: Vec<_> = read_sessions(&cfg.validation, BadLinePolicy::Strict)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let scores = bundle.score(&sessions, 7).unwrap();
-    for (got, want) in scores.iter().zip(&outcome.validation_scores) {
-        assert!(
-            (got.score - want).abs() < 1e-3,
-            "CPU bundle {} vs GPU training {want}",
-            got.score
-        );
-    }
+    let (_, _, scores) = rescored(&cfg, &outcome.bundle);
+    assert_close(
+        &scores,
+        &outcome.validation_scores,
+        1e-3,
+        "CPU bundle vs GPU training",
+    );
 }
