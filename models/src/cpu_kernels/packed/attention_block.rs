@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::fused::PackedAddNorm;
-use super::{filled_rows, PackedLinear};
+use super::{filled_rows, output_shape, PackedLinear};
 use crate::cpu_kernels::attention::{attend_item, AttentionProducts, HeadScratch};
 use crate::cpu_kernels::is_cpu_f32;
 
@@ -139,27 +139,25 @@ impl CustomOp2 for PackedAttention {
     ) -> Result<(CpuStorage, Shape)> {
         let xs = crate::cpu_kernels::contiguous_f32(self.name(), xs, xs_layout)?;
         let mask = crate::cpu_kernels::contiguous_f32(self.name(), mask, mask_layout)?;
+        // The input's width is the query-key-value projection's.
+        output_shape(self.name(), xs_layout, &self.qkv)?;
         let (_, seq, hidden) = xs_layout.shape().dims3()?;
-        if hidden != self.qkv.in_dim {
-            candle_core::bail!(
-                "{}: input width {hidden}, weight {}",
-                self.name(),
-                self.qkv.in_dim
-            );
-        }
         let buffers = || ItemBuffers {
             qkv: Vec::with_capacity(3 * seq * hidden),
             context: Vec::with_capacity(seq * hidden),
             heads: HeadScratch::new(self.products, seq, hidden / self.heads),
         };
-        let out = filled_rows(xs.len(), |out| {
-            out.par_chunks_mut(seq * hidden)
-                .zip(xs.par_chunks(seq * hidden))
-                .zip(mask.par_chunks(seq))
-                .for_each_init(buffers, |buffers, ((out, xs), mask)| {
-                    self.item(xs, mask, out, buffers)
-                });
-        });
+        // SAFETY: each batch item's `item` writes all its output rows.
+        let out = unsafe {
+            filled_rows(xs.len(), |out| {
+                out.par_chunks_mut(seq * hidden)
+                    .zip(xs.par_chunks(seq * hidden))
+                    .zip(mask.par_chunks(seq))
+                    .for_each_init(buffers, |buffers, ((out, xs), mask)| {
+                        self.item(xs, mask, out, buffers)
+                    });
+            })
+        };
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
     }
 }

@@ -40,13 +40,12 @@ pub(super) struct Bf16Panels {
 }
 
 impl Bf16Panels {
-    /// Packs the rows (one per output column, row-major) of an
-    /// `in_dim`-wide weight.
-    pub(super) fn pack(weight: &[f32], in_dim: usize) -> Self {
-        let out_dim = weight.len() / in_dim.max(1);
+    /// Packs the rows (one per output column) of an `in_dim`-wide weight.
+    pub(super) fn pack(rows: &[Vec<f32>], in_dim: usize) -> Self {
+        let out_dim = rows.len();
         let pairs = in_dim.div_ceil(2).next_multiple_of(TILE);
         let mut data = vec![0u16; panels(out_dim) * pairs * PAIR_ROW];
-        for (col, row) in weight.chunks(in_dim.max(1)).enumerate() {
+        for (col, row) in rows.iter().enumerate() {
             let (panel, lane) = (col / PANEL, col % PANEL);
             for (k, &w) in row.iter().enumerate() {
                 let at = (panel * pairs + k / 2) * PAIR_ROW + 2 * lane + k % 2;

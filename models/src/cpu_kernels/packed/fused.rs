@@ -87,9 +87,7 @@ impl PackedAddNorm {
         xs.contiguous()?
             .apply_op2_no_bwd(&residual.contiguous()?, self)
     }
-}
 
-impl PackedAddNorm {
     /// Rows of input width, as wide as the LayerNorm.
     pub(super) fn dims(&self) -> (usize, usize) {
         (self.layer.in_dim, self.layer.out_dim)
@@ -128,12 +126,15 @@ impl CustomOp2 for PackedAddNorm {
             );
         }
         let task = layer.task_rows(xs.len() / layer.in_dim);
-        let out = filled_rows(residual.len(), |out| {
-            out.par_chunks_mut(task * layer.out_dim)
-                .zip(xs.par_chunks(task * layer.in_dim))
-                .zip(residual.par_chunks(task * layer.out_dim))
-                .for_each(|((out, xs), residual)| self.rows(xs, residual, out));
-        });
+        // SAFETY: each work item's `rows` writes all its output rows.
+        let out = unsafe {
+            filled_rows(residual.len(), |out| {
+                out.par_chunks_mut(task * layer.out_dim)
+                    .zip(xs.par_chunks(task * layer.in_dim))
+                    .zip(residual.par_chunks(task * layer.out_dim))
+                    .for_each(|((out, xs), residual)| self.rows(xs, residual, out));
+            })
+        };
         Ok((CpuStorage::F32(out), shape))
     }
 }
@@ -201,13 +202,16 @@ impl CustomOp1 for PackedFeedForward {
             .up
             .task_rows(xs.len() / hidden)
             .min(FEED_FORWARD_TASK_ROWS);
-        let out = filled_rows(xs.len(), |out| {
-            out.par_chunks_mut(task * hidden)
-                .zip(xs.par_chunks(task * hidden))
-                .for_each_init(Vec::new, |intermediate, (out, xs)| {
-                    self.rows(xs, out, intermediate)
-                });
-        });
+        // SAFETY: each work item's `rows` writes all its output rows.
+        let out = unsafe {
+            filled_rows(xs.len(), |out| {
+                out.par_chunks_mut(task * hidden)
+                    .zip(xs.par_chunks(task * hidden))
+                    .for_each_init(Vec::new, |intermediate, (out, xs)| {
+                        self.rows(xs, out, intermediate)
+                    });
+            })
+        };
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }

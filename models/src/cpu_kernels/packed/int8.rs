@@ -114,15 +114,15 @@ pub(super) struct Int8Panels {
 }
 
 impl Int8Panels {
-    /// Quantises and packs the rows (one per output column, row-major) of
-    /// an `in_dim`-wide weight.
-    pub(super) fn pack(weight: &[f32], in_dim: usize) -> Self {
-        let out_dim = weight.len() / in_dim.max(1);
+    /// Quantises and packs the rows (one per output column) of an
+    /// `in_dim`-wide weight.
+    pub(super) fn pack(rows: &[Vec<f32>], in_dim: usize) -> Self {
+        let out_dim = rows.len();
         let quads = in_dim.div_ceil(4).next_multiple_of(TILE);
         let mut data = vec![0i8; panels(out_dim) * quads * QUAD_ROW];
         let mut scales = Vec::with_capacity(out_dim);
         let mut col_sums = Vec::with_capacity(out_dim);
-        for (col, row) in weight.chunks(in_dim.max(1)).enumerate() {
+        for (col, row) in rows.iter().enumerate() {
             let (panel, lane) = (col / PANEL, col % PANEL);
             let (scale, codes) = quantise(row);
             let mut sum = 0i32;

@@ -94,17 +94,14 @@ impl PackedLinear {
             candle_core::bail!("{precision} on AMX tiles: this CPU or OS does not allow them");
         }
         let (out_dim, in_dim) = weight.dims2()?;
-        let values = weight
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let rows = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
         let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         if bias.len() != out_dim {
             candle_core::bail!("bias of {} for {out_dim} outputs", bias.len());
         }
         let weight = match precision {
-            Precision::Bf16 => PackedWeight::Bf16(bf16::Bf16Panels::pack(&values, in_dim)),
-            Precision::Int8 => PackedWeight::Int8(int8::Int8Panels::pack(&values, in_dim)),
+            Precision::Bf16 => PackedWeight::Bf16(bf16::Bf16Panels::pack(&rows, in_dim)),
+            Precision::Int8 => PackedWeight::Int8(int8::Int8Panels::pack(&rows, in_dim)),
             Precision::F32 => unreachable!("returned above"),
         };
         Ok(Some(PackedLinear {
@@ -202,12 +199,14 @@ impl CustomOp1 for PackedOp<'_> {
         let xs = super::contiguous_f32(self.name(), storage, layout)?;
         let shape = output_shape(self.name(), layout, self.layer)?;
         // The output is not zeroed first: at BERT sizes that pass costs as
-        // much as a GELU.
-        let out = filled_rows(shape.elem_count(), |out| {
-            if !out.is_empty() {
-                self.layer.multiply(xs, out, self.gelu);
-            }
-        });
+        // much as a GELU. SAFETY: `multiply` writes every element.
+        let out = unsafe {
+            filled_rows(shape.elem_count(), |out| {
+                if !out.is_empty() {
+                    self.layer.multiply(xs, out, self.gelu);
+                }
+            })
+        };
         Ok((CpuStorage::F32(out), shape))
     }
 }
@@ -227,12 +226,15 @@ fn output_shape(op: &str, layout: &Layout, layer: &PackedLinear) -> Result<Shape
     Ok(Shape::from(dims))
 }
 
-/// A vector of `len` values that `fill` writes, every one of them.
-fn filled_rows(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+/// A vector of `len` values that `fill` writes, without zeroing them
+/// first.
+///
+/// # Safety
+/// `fill` must write every one of the `len` values it is given.
+unsafe fn filled_rows(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut out = Vec::with_capacity(len);
     fill(&mut out.spare_capacity_mut()[..len]);
-    // SAFETY: the callers' work items write every row of `out`
-    // (`multiply_rows` writes every element).
+    // SAFETY: the caller's `fill` wrote all `len` values.
     unsafe { out.set_len(len) };
     out
 }
