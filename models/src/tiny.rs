@@ -23,7 +23,7 @@ fn name_seed(seed: u64, name: &str) -> u64 {
 
 /// Values of a `shape` variable drawn as `init` asks, from `seed` and
 /// the variable's `name`.
-fn seeded_values(
+pub fn seeded_values(
     shape: &candle_core::Shape,
     seed: u64,
     name: &str,
@@ -122,7 +122,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars<'_> {
 
 /// A CPU f32 `VarBuilder` that fills `varmap` with variables drawn from
 /// `seed`.
-fn seeded_var_builder(varmap: &candle_nn::VarMap, seed: u64) -> candle_nn::VarBuilder<'_> {
+pub fn seeded_var_builder(varmap: &candle_nn::VarMap, seed: u64) -> candle_nn::VarBuilder<'_> {
     candle_nn::VarBuilder::from_backend(
         Box::new(SeededVars { varmap, seed }),
         candle_core::DType::F32,

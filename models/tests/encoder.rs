@@ -1,20 +1,32 @@
 //! The encoder on a tiny randomly initialised config (no downloads).
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::{Init, VarBuilder, VarMap};
 mod common;
 
 use common::{batch, tiny_config};
+use models::tiny::{seeded_values, seeded_var_builder};
 use models::{checkpoint::load_into, BertConfig, BertEncoder, Mode, Precision};
 
-fn build(cfg: &BertConfig) -> (VarMap, BertEncoder) {
+/// Seed of the weights under test.
+const WEIGHTS: u64 = 1;
+/// Seed of a second model, the target of checkpoint loads.
+const FRESH: u64 = 2;
+
+/// An encoder whose weights are drawn from `seed`, with non-trivial
+/// LayerNorm parameters so that parity tests exercise them: the same on
+/// every run.
+fn build(cfg: &BertConfig, seed: u64) -> (VarMap, BertEncoder) {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let encoder = BertEncoder::load(vb, cfg).unwrap();
-    // Non-trivial LayerNorm parameters, so parity tests exercise them.
+    let encoder = BertEncoder::load(seeded_var_builder(&varmap, seed), cfg).unwrap();
+    let noise = Init::Randn {
+        mean: 0.0,
+        stdev: 0.2,
+    };
     for (name, var) in varmap.data().lock().unwrap().iter() {
         if name.contains("LayerNorm") {
-            let noise = Tensor::randn(0f32, 0.2, var.shape(), &Device::Cpu).unwrap();
+            let values = seeded_values(var.shape(), seed, &format!("{name}.noise"), noise);
+            let noise = Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap();
             var.set(&(var.as_tensor() + noise).unwrap()).unwrap();
         }
     }
@@ -37,7 +49,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[test]
 fn matches_candle_transformers_bert_on_the_same_weights() {
     let cfg = tiny_config(0.1);
-    let (varmap, encoder) = build(&cfg);
+    let (varmap, encoder) = build(&cfg, WEIGHTS);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     varmap.save(&path).unwrap();
@@ -62,7 +74,7 @@ fn matches_candle_transformers_bert_on_the_same_weights() {
 #[test]
 fn train_mode_without_dropout_equals_eval_mode() {
     let cfg = tiny_config(0.0);
-    let (_, encoder) = build(&cfg);
+    let (_, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let a = encoder.forward(&ids, &mask, Mode::Train).unwrap();
     let b = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
@@ -75,7 +87,7 @@ fn only_training_mode_records_the_graph_for_backpropagation() {
     // intermediate tensor of the forward pass alive while it is held
     // (a cache of frozen-layer outputs grew past 20 GB that way).
     let cfg = tiny_config(0.0);
-    let (_, encoder) = build(&cfg);
+    let (_, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let bottom = encoder.forward_bottom(&ids, &mask, 2, Mode::Eval).unwrap();
     assert!(!bottom.track_op());
@@ -89,7 +101,7 @@ fn only_training_mode_records_the_graph_for_backpropagation() {
 #[test]
 fn padding_does_not_change_the_pooled_embedding() {
     let cfg = tiny_config(0.1);
-    let (_, encoder) = build(&cfg);
+    let (_, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let padded = encoder
         .embed(&ids, &mask, Mode::Eval)
@@ -109,7 +121,7 @@ fn padding_does_not_change_the_pooled_embedding() {
 #[test]
 fn every_variable_receives_a_gradient() {
     let cfg = tiny_config(0.1);
-    let (varmap, encoder) = build(&cfg);
+    let (varmap, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let pooled = encoder.embed(&ids, &mask, Mode::Train).unwrap();
     let loss = pooled.sqr().unwrap().sum_all().unwrap();
@@ -130,7 +142,7 @@ fn every_variable_receives_a_gradient() {
 #[test]
 fn dropout_is_active_only_in_training() {
     let cfg = tiny_config(0.3);
-    let (_, encoder) = build(&cfg);
+    let (_, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let a = encoder.forward(&ids, &mask, Mode::Train).unwrap();
     let b = encoder.forward(&ids, &mask, Mode::Train).unwrap();
@@ -154,7 +166,7 @@ fn mean_pool_ignores_padding() {
 #[test]
 fn checkpoints_load_with_or_without_the_bert_prefix() {
     let cfg = tiny_config(0.1);
-    let (source, encoder) = build(&cfg);
+    let (source, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let want = encoder.embed(&ids, &mask, Mode::Eval).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -175,13 +187,13 @@ fn checkpoints_load_with_or_without_the_bert_prefix() {
     let plain = dir.path().join("plain.safetensors");
     source.save(&plain).unwrap();
     for path in [&prefixed, &plain] {
-        let (target, fresh) = build(&cfg);
+        let (target, fresh) = build(&cfg, FRESH);
         let report = load_into(&target, path, |_| false).unwrap();
         assert_eq!(report.loaded.len(), 5 + 16 * cfg.num_hidden_layers);
         let got = fresh.embed(&ids, &mask, Mode::Eval).unwrap();
         assert!(max_abs_diff(&got, &want) < 1e-6, "{}", path.display());
     }
-    let report = load_into(&build(&cfg).0, &prefixed, |_| false).unwrap();
+    let report = load_into(&build(&cfg, FRESH).0, &prefixed, |_| false).unwrap();
     assert_eq!(report.unused, ["bert.pooler.dense.bias"]);
 }
 
@@ -192,8 +204,8 @@ fn checkpoint_errors_name_the_tensor() {
     let path = dir.path().join("small.safetensors");
     let mut small = cfg.clone();
     small.intermediate_size = 48;
-    build(&small).0.save(&path).unwrap();
-    let err = load_into(&build(&cfg).0, &path, |_| false)
+    build(&small, WEIGHTS).0.save(&path).unwrap();
+    let err = load_into(&build(&cfg, FRESH).0, &path, |_| false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -208,11 +220,11 @@ fn checkpoint_errors_name_the_tensor() {
     )]
     .into();
     candle_core::safetensors::save(&t, &partial).unwrap();
-    let err = load_into(&build(&cfg).0, &partial, |_| false)
+    let err = load_into(&build(&cfg, FRESH).0, &partial, |_| false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing tensor `embeddings."), "{err}");
-    let report = load_into(&build(&cfg).0, &partial, |n| {
+    let report = load_into(&build(&cfg, FRESH).0, &partial, |n| {
         n != "embeddings.word_embeddings.weight"
     })
     .unwrap();
@@ -220,7 +232,7 @@ fn checkpoint_errors_name_the_tensor() {
 
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"not safetensors").unwrap();
-    let err = load_into(&build(&cfg).0, &junk, |_| false)
+    let err = load_into(&build(&cfg, FRESH).0, &junk, |_| false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -232,7 +244,7 @@ fn checkpoint_errors_name_the_tensor() {
 #[test]
 fn bottom_then_top_equals_the_full_forward() {
     let cfg = tiny_config(0.1);
-    let (_, encoder) = build(&cfg);
+    let (_, encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let full = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
     for split in 0..=cfg.num_hidden_layers {
@@ -249,7 +261,7 @@ fn bottom_then_top_equals_the_full_forward() {
 #[test]
 fn reduced_precision_inference_stays_close_to_f32_and_f32_comes_back() {
     let cfg = tiny_config(0.1);
-    let (_, mut encoder) = build(&cfg);
+    let (_, mut encoder) = build(&cfg, WEIGHTS);
     let (ids, mask) = batch(&Device::Cpu);
     let reference = encoder.forward(&ids, &mask, Mode::Eval).unwrap();
     let cpu = models::CpuFeatures::detect();
