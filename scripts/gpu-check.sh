@@ -1,44 +1,93 @@
 #!/usr/bin/env bash
-# The CUDA checks, on a machine with an NVIDIA GPU: its driver (libcuda.so),
-# Rust and the crates (reachable or cached), and the base model fetched
-# (scripts/fetch-base-model.sh). Builds with `--features cuda`, runs the
+# The CUDA checks, on a machine with an NVIDIA GPU and its driver: the
 # CUDA tests (the encoder's forward and backward passes on the GPU against
 # the CPU, a short fit on the GPU whose bundle then scores on the CPU as
-# training scored) and the GPU model benchmark, with PyTorch on the same GPU
-# beside it when PYTHON is given, and writes every output to OUT. CI has no
+# training scored) and the GPU model benchmark, with PyTorch on the same
+# GPU beside it when PYTHON is given. Every output goes to OUT. CI has no
 # GPU and never runs it (docs/cuda.md).
 #
+# Two ways to get the executables:
+# - GPU_PACK unset: builds them here with `--features cuda` (needs Rust and
+#   the crates, and the base model: scripts/fetch-base-model.sh);
+# - GPU_PACK=ARCHIVE: takes them from scripts/gpu-pack.sh's archive, built
+#   on another machine, for a GPU machine without a Rust toolchain. The
+#   CUDA libraries are then the driver's and those of PYTHON's NVIDIA
+#   wheels (PyTorch's), and the base model gets random weights.
+#
 # Usage: scripts/gpu-check.sh [OUT]   (default target/gpu-check)
-# Env: PYTHON (a Python with bench/baselines/requirements.txt: the PyTorch
-#      baseline), CUDA_COMPUTE_CAP (default: the GPU's, from nvidia-smi),
-#      TOOLKIT_DIR (where the CUDA toolkit wheels go when nvcc is not on
-#      PATH; scripts/cuda-toolkit.sh).
+# Env: GPU_PACK, PYTHON (a Python with PyTorch and transformers: the
+#      PyTorch baseline; default python3 with GPU_PACK, none without),
+#      CUDA_COMPUTE_CAP (default: the GPU's, from nvidia-smi), TOOLKIT_DIR
+#      (scripts/cuda-toolkit.sh, when building and nvcc is not on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/gpu-check}"
 mkdir -p "$out"
 start=$SECONDS
-nvidia-smi | tee "$out/nvidia-smi.txt"
-if ! command -v nvcc >/dev/null; then
-  # shellcheck source=cuda-toolkit.sh
-  source scripts/cuda-toolkit.sh
-fi
-cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d .)"
-export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-$cap}"
-# Apart from the CPU build, so that neither rebuilds the other.
-target=target/gpu
 step() {
   local name="$1"
   shift
   echo "== $name: $*" | tee "$out/$name.txt"
   "$@" 2>&1 | tee -a "$out/$name.txt"
 }
-step build cargo build --release --target-dir "$target" -p train --features cuda --bin bench-model
-step test-encoder cargo test --release --target-dir "$target" -p models --features cuda --test cuda
-step test-fit cargo test --release --target-dir "$target" -p train --features cuda --test fit_export a_short_fit_on_cuda
-bench=("$target/release/bench-model" --device cuda:0 --steps 20)
+nvidia-smi | tee "$out/nvidia-smi.txt"
+
+# Folders of the shared libraries in PYTHON's NVIDIA wheels.
+wheel_libraries() {
+  "$PYTHON" - <<'PY'
+import glob, os, nvidia
+found = {os.path.dirname(p) for d in nvidia.__path__
+         for p in glob.glob(os.path.join(d, "**", "lib*.so*"), recursive=True)}
+print(":".join(sorted(found)))
+PY
+}
+
+if [ -n "${GPU_PACK:-}" ]; then
+  PYTHON="${PYTHON:-python3}"
+  pack=target/gpu-prebuilt
+  rm -rf "$pack"
+  mkdir -p "$pack"
+  tar -C "$pack" -xJf "$GPU_PACK"
+  tee "$out/built.txt" <"$pack/built"
+  # fit_export reads the datasets config through the path it was built in.
+  root="$(cat "$pack/build-root")"
+  if [ ! -e "$root" ]; then
+    mkdir -p "$(dirname "$root")"
+    ln -s "$PWD" "$root"
+  fi
+  libraries="$(wheel_libraries)"
+  export LD_LIBRARY_PATH="$libraries:${LD_LIBRARY_PATH:-}"
+  step weights "$PYTHON" bench/baselines/random_weights.py "$pack/model"
+  base_model="$pack/model"
+  encoder_test=("$pack/bin/models-cuda")
+  fit_test=("$pack/bin/train-fit_export" a_short_fit_on_cuda)
+  bench_model="$pack/bin/bench-model"
+else
+  if ! command -v nvcc >/dev/null; then
+    # shellcheck source=cuda-toolkit.sh
+    source scripts/cuda-toolkit.sh
+  fi
+  cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d .)"
+  export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-$cap}"
+  # cuBLAS, cuRAND and NVRTC: the system's CUDA, or PYTHON's wheels.
+  if [ -n "${PYTHON:-}" ]; then
+    libraries="$(wheel_libraries)"
+    export LD_LIBRARY_PATH="$libraries:${LD_LIBRARY_PATH:-}"
+  fi
+  # Apart from the CPU build, so that neither rebuilds the other.
+  build=(--release --target-dir target/gpu)
+  step build cargo build "${build[@]}" -p train --features cuda --bin bench-model
+  base_model=sentence-transformers/all-MiniLM-L6-v2
+  encoder_test=(cargo test "${build[@]}" -p models --features cuda --test cuda)
+  fit_test=(cargo test "${build[@]}" -p train --features cuda --test fit_export a_short_fit_on_cuda)
+  bench_model=target/gpu/release/bench-model
+fi
+
+step test-encoder "${encoder_test[@]}"
+step test-fit "${fit_test[@]}"
+bench=("$bench_model" --device cuda:0 --steps 20 --base-model "$base_model")
 if [ -n "${PYTHON:-}" ]; then
   bench+=(--torch-python "$PYTHON")
 fi
 step bench-model "${bench[@]}"
-echo "GPU check passed in $((SECONDS - start)) s (compute capability $CUDA_COMPUTE_CAP); outputs in $out" | tee "$out/summary.txt"
+echo "GPU check passed in $((SECONDS - start)) s; outputs in $out" | tee "$out/summary.txt"
