@@ -134,6 +134,11 @@ pub struct EngineRun {
     pub read: ReadStats,
 }
 
+/// Stack of the engine's worker threads. DataFusion's planner and
+/// Ballista's clients recurse deeply; tokio's 2 MiB default overflowed in
+/// an unoptimised build (the tests' profile `engines`).
+pub const ENGINE_THREAD_STACK: usize = 8 << 20;
+
 /// Sessionizes `input` into `output` on DataFusion.
 pub fn sessionize_with_datafusion(
     input: &Path,
@@ -150,6 +155,7 @@ pub fn sessionize_with_datafusion(
     let stats = canonical_copy(input, &requests, policy)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(engine.threads.max(1))
+        .thread_stack_size(ENGINE_THREAD_STACK)
         .enable_all()
         .build()?;
     let (sessions, spilled_bytes) =

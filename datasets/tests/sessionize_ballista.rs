@@ -24,6 +24,7 @@ use engine_logs::{generated_log, hand_made_logs, sessionize_through};
 fn start_cluster(executors: usize) -> (tokio::runtime::Runtime, String) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(datasets::engine::ENGINE_THREAD_STACK)
         .enable_all()
         .build()
         .unwrap();
