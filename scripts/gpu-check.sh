@@ -24,6 +24,7 @@ cd "$(dirname "$0")/.."
 out="${1:-target/gpu-check}"
 mkdir -p "$out"
 start=$SECONDS
+# Runs a named step with its output in OUT/NAME.txt; returns its status.
 step() {
   local name="$1"
   shift
@@ -47,7 +48,9 @@ if [ -n "${GPU_PACK:-}" ]; then
   pack=target/gpu-prebuilt
   rm -rf "$pack"
   mkdir -p "$pack"
-  tar -C "$pack" -xJf "$GPU_PACK"
+  # Python's tarfile, not tar: a GPU machine's image may lack xz.
+  "$PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
+    "$GPU_PACK" "$pack"
   tee "$out/built.txt" <"$pack/built"
   # fit_export reads the datasets config through the path it was built in.
   root="$(cat "$pack/build-root")"
@@ -57,7 +60,7 @@ if [ -n "${GPU_PACK:-}" ]; then
   fi
   libraries="$(wheel_libraries)"
   export LD_LIBRARY_PATH="$libraries:${LD_LIBRARY_PATH:-}"
-  step weights "$PYTHON" bench/baselines/random_weights.py "$pack/model"
+  step weights "$PYTHON" bench/baselines/random_weights.py "$pack/model" || exit
   base_model="$pack/model"
   encoder_test=("$pack/bin/models-cuda")
   fit_test=("$pack/bin/train-fit_export" a_short_fit_on_cuda)
@@ -76,18 +79,24 @@ else
   fi
   # Apart from the CPU build, so that neither rebuilds the other.
   build=(--release --target-dir target/gpu)
-  step build cargo build "${build[@]}" -p train --features cuda --bin bench-model
+  step build cargo build "${build[@]}" -p train --features cuda --bin bench-model || exit
   base_model=sentence-transformers/all-MiniLM-L6-v2
   encoder_test=(cargo test "${build[@]}" -p models --features cuda --test cuda)
   fit_test=(cargo test "${build[@]}" -p train --features cuda --test fit_export a_short_fit_on_cuda)
   bench_model=target/gpu/release/bench-model
 fi
 
-step test-encoder "${encoder_test[@]}"
-step test-fit "${fit_test[@]}"
+# One failing check does not stop the others: a GPU machine is lent briefly.
+failed=()
+step test-encoder "${encoder_test[@]}" || failed+=(test-encoder)
+step test-fit "${fit_test[@]}" || failed+=(test-fit)
 bench=("$bench_model" --device cuda:0 --steps 20 --base-model "$base_model")
 if [ -n "${PYTHON:-}" ]; then
   bench+=(--torch-python "$PYTHON")
 fi
-step bench-model "${bench[@]}"
+step bench-model "${bench[@]}" || failed+=(bench-model)
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "GPU check FAILED (${failed[*]}) after $((SECONDS - start)) s; outputs in $out" | tee "$out/summary.txt"
+  exit 1
+fi
 echo "GPU check passed in $((SECONDS - start)) s; outputs in $out" | tee "$out/summary.txt"
