@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proves that the workspace builds with `--features cuda` on a machine
-# without a GPU (docs/cuda.md; ../shared/spec/cuda-build.md has the facts):
+# without a GPU (docs/cuda.md):
 # installs nvcc and the CUDA headers from PyPI into a local folder, then
 # compiles candle's CUDA kernels for compute capability 9.0 (H100/H200)
 # and builds every target of models, train and serve (libraries, binaries,

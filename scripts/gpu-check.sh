@@ -23,7 +23,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/gpu-check}"
 mkdir -p "$out"
+rm -f "$out/summary.txt"
 start=$SECONDS
+summary() {
+  echo "GPU check $* after $((SECONDS - start)) s; outputs in $out" | tee "$out/summary.txt"
+}
+trap 'status=$?; [ -e "$out/summary.txt" ] || summary "stopped (exit $status) before its checks ran"' EXIT
 # Runs a named step with its output in OUT/NAME.txt; returns its status.
 step() {
   local name="$1"
@@ -56,17 +61,21 @@ if [ -n "${GPU_PACK:-}" ]; then
   root="$(cat "$pack/build-root")"
   if [ ! -e "$root" ]; then
     mkdir -p "$(dirname "$root")"
-    ln -s "$PWD" "$root"
+    ln -sfn "$PWD" "$root"
   fi
   libraries="$(wheel_libraries)"
-  export LD_LIBRARY_PATH="$libraries:${LD_LIBRARY_PATH:-}"
+  export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   step weights "$PYTHON" bench/baselines/random_weights.py "$pack/model" || exit
   base_model="$pack/model"
   encoder_test=("$pack/bin/models-cuda")
   fit_test=("$pack/bin/train-fit_export" a_short_fit_on_cuda)
   bench_model="$pack/bin/bench-model"
 else
-  if ! command -v nvcc >/dev/null; then
+  if command -v nvcc >/dev/null; then
+    # candle-kernels links the CUDA runtime: the linker needs its folder.
+    cuda="$(dirname "$(dirname "$(command -v nvcc)")")"
+    export LIBRARY_PATH="$cuda/lib64:$cuda/lib:$cuda/targets/x86_64-linux/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+  else
     # shellcheck source=cuda-toolkit.sh
     source scripts/cuda-toolkit.sh
   fi
@@ -75,7 +84,7 @@ else
   # cuBLAS, cuRAND and NVRTC: the system's CUDA, or PYTHON's wheels.
   if [ -n "${PYTHON:-}" ]; then
     libraries="$(wheel_libraries)"
-    export LD_LIBRARY_PATH="$libraries:${LD_LIBRARY_PATH:-}"
+    export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   fi
   # Apart from the CPU build, so that neither rebuilds the other.
   build=(--release --target-dir target/gpu)
@@ -96,7 +105,7 @@ if [ -n "${PYTHON:-}" ]; then
 fi
 step bench-model "${bench[@]}" || failed+=(bench-model)
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "GPU check FAILED (${failed[*]}) after $((SECONDS - start)) s; outputs in $out" | tee "$out/summary.txt"
+  summary "FAILED (${failed[*]})"
   exit 1
 fi
-echo "GPU check passed in $((SECONDS - start)) s; outputs in $out" | tee "$out/summary.txt"
+summary passed

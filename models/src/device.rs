@@ -44,7 +44,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
 #[cfg(feature = "cuda")]
 fn missing_cuda_library() -> Option<&'static str> {
     use candle_core::cuda::cudarc;
-    let libraries: [(&'static str, unsafe fn() -> bool); 4] = [
+    /// A library's name, and whether cudarc can open it.
+    type Library = (&'static str, unsafe fn() -> bool);
+    let libraries: [Library; 4] = [
         (
             "the driver's libcuda.so.1",
             cudarc::driver::sys::is_culib_present,
