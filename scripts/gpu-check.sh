@@ -63,8 +63,6 @@ if [ -n "${GPU_PACK:-}" ]; then
     mkdir -p "$(dirname "$root")"
     ln -sfn "$PWD" "$root"
   fi
-  libraries="$(wheel_libraries)"
-  export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   step weights "$PYTHON" bench/baselines/random_weights.py "$pack/model" || exit
   base_model="$pack/model"
   encoder_test=("$pack/bin/models-cuda")
@@ -81,11 +79,6 @@ else
   fi
   cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d .)"
   export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-$cap}"
-  # cuBLAS, cuRAND and NVRTC: the system's CUDA, or PYTHON's wheels.
-  if [ -n "${PYTHON:-}" ]; then
-    libraries="$(wheel_libraries)"
-    export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  fi
   # Apart from the CPU build, so that neither rebuilds the other.
   build=(--release --target-dir target/gpu)
   step build cargo build "${build[@]}" -p train --features cuda --bin bench-model || exit
@@ -93,6 +86,13 @@ else
   encoder_test=(cargo test "${build[@]}" -p models --features cuda --test cuda)
   fit_test=(cargo test "${build[@]}" -p train --features cuda --test fit_export a_short_fit_on_cuda)
   bench_model=target/gpu/release/bench-model
+fi
+
+# The CUDA runtime, cuBLAS, cuRAND and NVRTC: PYTHON's NVIDIA wheels (with
+# GPU_PACK, PyTorch's), else the system's CUDA.
+if [ -n "${PYTHON:-}" ]; then
+  libraries="$(wheel_libraries)"
+  export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
 # One failing check does not stop the others: a GPU machine is lent briefly.
