@@ -134,9 +134,9 @@ pub struct EngineRun {
     pub read: ReadStats,
 }
 
-/// Stack of the engine's worker threads. DataFusion's planner and
-/// Ballista's clients recurse deeply; tokio's 2 MiB default overflowed in
-/// an unoptimised build (the tests' profile `engines`).
+/// Stack of the engine's worker threads: tokio's 2 MiB default overflowed
+/// in an unoptimised build (the tests' profile `engines`), where frames
+/// are larger, during a query on a Ballista cluster; 4 MiB passed.
 pub const ENGINE_THREAD_STACK: usize = 8 << 20;
 
 /// Sessionizes `input` into `output` on DataFusion.
