@@ -12,7 +12,7 @@ use models::{BertEncoder, Mode};
 
 mod common;
 
-use common::{batch, tiny_config};
+use common::{batch, max_abs_diff, tiny_config};
 
 /// The encoder on `device` with the weights saved at `weights` (none: the
 /// random initialisation, then saved there).
@@ -25,12 +25,6 @@ fn encoder_on(device: &Device, weights: &std::path::Path) -> (VarMap, BertEncode
         false => varmap.save(weights).unwrap(),
     }
     (varmap, encoder)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let b = b.to_device(a.device()).unwrap();
-    let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-    diff.max(0).unwrap().to_scalar().unwrap()
 }
 
 /// The pooled embedding in `mode`, and in training every variable's

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap};
 mod common;
 
-use common::{batch, tiny_config};
+use common::{batch, max_abs_diff, tiny_config};
 use models::tiny::{seeded_values, seeded_var_builder};
 use models::{checkpoint::load_into, BertConfig, BertEncoder, Mode, Precision};
 
@@ -31,19 +31,6 @@ fn build(cfg: &BertConfig, seed: u64) -> (VarMap, BertEncoder) {
         }
     }
     (varmap, encoder)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 #[test]

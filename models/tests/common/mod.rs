@@ -1,4 +1,5 @@
-//! What the encoder's test files share: a tiny config and a batch.
+//! What the encoder's test files share: a tiny config, a batch and a
+//! comparison.
 
 use candle_core::{Device, Tensor};
 use models::{BertConfig, HiddenAct};
@@ -32,4 +33,12 @@ pub fn batch(device: &Device) -> (Tensor, Tensor) {
     );
     let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]], device);
     (ids.unwrap(), mask.unwrap())
+}
+
+/// The largest absolute difference between `a` and `b` (`b` moved to
+/// `a`'s device first).
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let b = b.to_device(a.device()).unwrap();
+    let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+    diff.max(0).unwrap().to_scalar().unwrap()
 }
